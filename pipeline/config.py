@@ -1,0 +1,52 @@
+"""Where the library lives and the user's settings (backend choices, offline switches)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+APP_NAME = "voice-weaver"
+
+
+def weaver_home() -> Path:
+    """The library folder: $WEAVER_HOME, else the platform's user data dir."""
+    env = os.environ.get("WEAVER_HOME")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+@dataclass
+class Settings:
+    """User settings stored as settings.json beside the database. Defaults keep everything offline."""
+
+    backends: dict[str, str] = field(default_factory=dict)  # stage -> backend name ("" = best available)
+    asr_model: str = "tiny.en"
+    channel_mode: str = "auto"  # auto (centre when the track has one) | centre | mix
+    cloud_enabled: bool = False  # cloud adapters (voice isolation, TTS) stay off unless the user opts in
+    chat_provider: str = "embedded"
+    ollama_host: str = "http://127.0.0.1:11434"
+    openai_base_url: str = "http://127.0.0.1:1234/v1"
+    buffer_minutes: float = 10.0
+    notice_accepted: bool = False
+
+    @classmethod
+    def load(cls, home: Path | None = None) -> "Settings":
+        path = (home or weaver_home()) / "settings.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return cls()
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def save(self, home: Path | None = None) -> None:
+        home = home or weaver_home()
+        home.mkdir(parents=True, exist_ok=True)
+        tmp = home / "settings.json.part"
+        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+        os.replace(tmp, home / "settings.json")

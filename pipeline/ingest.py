@@ -1,0 +1,217 @@
+"""Import a media file into the library as a resumable job: decode → subtitles → commit.
+
+Validation (probe, subtitle parsing) happens before any row or file is written, so bad input leaves the
+library exactly as it was. Work in progress lives in the job's work folder; the commit stage inserts every
+row in one transaction and moves the files into ``media/<id>/`` inside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import media as media_io
+from .errors import BadInputError, StorageError, WeaverError
+from .jobs import JobRunner, Stage, StageContext
+from .store import Library, dumps, now
+from .types import Line, line_from_dict
+
+
+@dataclass
+class IngestRequest:
+    path: str
+    subtitles: str | None = None
+    audio_track: int | None = None
+    channel_mode: str = "auto"  # auto | centre | mix
+    title: str | None = None
+    kind: str = "file"
+
+    def key(self, fingerprint: str) -> str:
+        extra = f"{self.subtitles}|{self.audio_track}|{self.channel_mode}"
+        return f"ingest:{fingerprint}:{hashlib.sha1(extra.encode()).hexdigest()[:10]}"
+
+
+def validate(req: IngestRequest) -> tuple[media_io.MediaInfo, str]:
+    """Probe the media and parse sidecar subtitles; raise BadInputError before anything is written."""
+    path = Path(req.path).expanduser()
+    info = media_io.probe(path)
+    media_io._pick_stream(info, req.audio_track)
+    if req.channel_mode not in ("auto", "centre", "mix"):
+        raise BadInputError(f"unknown channel mode '{req.channel_mode}' (auto, centre, mix)")
+    if req.subtitles:
+        from .subtitles import read_subtitle_file
+
+        read_subtitle_file(req.subtitles)
+    return info, media_io.fingerprint(path)
+
+
+def existing_media(lib: Library, fingerprint: str) -> int | None:
+    row = list(lib.db.query("SELECT id FROM media WHERE fingerprint = ?", [fingerprint]))
+    return row[0]["id"] if row else None
+
+
+def channel_layout(info: media_io.MediaInfo, req: IngestRequest) -> tuple[media_io.AudioStream, str, str]:
+    """(stream, channel_mode actually used, channels argument for media.iter_audio)."""
+    stream = media_io._pick_stream(info, req.audio_track)
+    mode = req.channel_mode
+    if mode == "auto":
+        mode = "centre" if stream.has_centre else "mix"
+    if mode == "centre" and not stream.has_centre:
+        raise BadInputError(f"audio track {stream.index} ({stream.layout or stream.channels} ch) has no centre channel; use --channels mix")
+    if mode == "centre":
+        return stream, mode, "centre"
+    return stream, mode, ("stereo" if stream.channels >= 2 else "mono")
+
+
+def stage_decode(req: IngestRequest, info: media_io.MediaInfo):
+    def run(ctx: StageContext) -> dict:
+        import soundfile as sf
+
+        stream, mode, channels = channel_layout(info, req)
+        out = ctx.work_dir / "files"
+        out.mkdir(parents=True, exist_ok=True)
+        dialogue = out / "dialogue.flac"
+        tmp = out / "dialogue.flac.part"
+        n = 0
+        nch = 1 if channels in ("mono", "centre") else 2
+        try:
+            with sf.SoundFile(str(tmp), "w", samplerate=stream.sample_rate, channels=nch, format="FLAC", subtype="PCM_16") as f:
+                for block in media_io.iter_audio(req.path, sample_rate=stream.sample_rate, audio_track=stream.index,
+                                                 channels=channels, progress=lambda fr, m: ctx.progress(0.85 * fr, m),
+                                                 cancel=ctx.cancel):
+                    f.write(np.clip(block, -1, 1))
+                    n += len(block)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"cannot write decoded audio ({e.strerror or e}); the library is unchanged") from None
+        if n == 0:
+            raise BadInputError(f"no audio could be decoded from {Path(req.path).name} (truncated or damaged?)")
+        os.replace(tmp, dialogue)
+        ctx.progress(0.9, "making 16 kHz analysis copy")
+        analysis = media_io.load_audio(dialogue, media_io.ANALYSIS_RATE)
+        media_io.write_audio(out / "analysis.flac", analysis, media_io.ANALYSIS_RATE)
+        return {"channel_mode": mode, "audio_track": stream.index, "dialogue_rate": stream.sample_rate,
+                "duration": n / stream.sample_rate}
+
+    return Stage("decode", run, weight=5.0, label="decoding audio")
+
+
+def stage_subtitles(req: IngestRequest, info: media_io.MediaInfo):
+    def run(ctx: StageContext) -> dict:
+        from .subtitles import extract_embedded_subtitles, read_subtitle_file
+
+        if req.subtitles:
+            doc = read_subtitle_file(req.subtitles)
+            track = {"source": "sidecar", "path": str(Path(req.subtitles).resolve()), "stream_index": None}
+        else:
+            text_streams = [s for s in info.subtitles if s.text_based]
+            if not text_streams:
+                return {"track": None, "lines": []}
+            pick = next((s for s in text_streams if (s.language or "").startswith("en")), text_streams[0])
+            try:
+                doc = extract_embedded_subtitles(req.path, pick.index)
+            except WeaverError as e:
+                return {"track": None, "lines": [], "warning": f"embedded subtitles unreadable: {e}"}
+            track = {"source": "embedded", "path": None, "stream_index": pick.stream_index, "language": pick.language}
+        track.update({"format": doc.format, "encoding": doc.encoding})
+        ctx.progress(1.0, f"{len(doc.lines)} subtitle lines")
+        return {"track": track, "lines": [ln.to_dict() for ln in doc.lines]}
+
+    return Stage("subtitles", run, weight=0.5, label="reading subtitles")
+
+
+def stage_commit(req: IngestRequest, info: media_io.MediaInfo, fingerprint: str):
+    def run(ctx: StageContext) -> dict:
+        lib = ctx.library
+        dec = ctx.results["decode"]
+        subs = ctx.results["subtitles"]
+        files = ctx.work_dir / "files"
+        with lib.atomic() as db:
+            if existing_media(lib, fingerprint):
+                raise BadInputError(f"{Path(req.path).name} is already in the library")
+            db["media"].insert({
+                "kind": req.kind, "title": req.title or Path(req.path).stem,
+                "source_path": str(Path(req.path).resolve()), "fingerprint": fingerprint,
+                "duration": info.duration or dec["duration"], "container": info.format,
+                "has_video": int(info.video), "width": info.width, "height": info.height, "fps": info.fps,
+                "audio_track": dec["audio_track"], "channel_mode": dec["channel_mode"],
+                "dialogue_rate": dec["dialogue_rate"], "created_at": now(), "meta": dumps({}),
+            })
+            media_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            rel = f"media/{media_id}"
+            db.execute("UPDATE media SET analysis_path=?, dialogue_path=? WHERE id=?",
+                       [f"{rel}/analysis.flac", f"{rel}/dialogue.flac", media_id])
+            db["audio_tracks"].insert_all([
+                {"media_id": media_id, "idx": a.index, "stream_index": a.stream_index, "codec": a.codec,
+                 "channels": a.channels, "layout": a.layout, "sample_rate": a.sample_rate,
+                 "language": a.language, "title": a.title, "is_default": int(a.default)} for a in info.audio])
+            if subs.get("track"):
+                insert_subtitle_track(db, media_id, subs["track"], [line_from_dict(d) for d in subs["lines"]], primary=True)
+            target = lib.media_dir(media_id)
+            if target.exists():  # leftover of a crashed earlier commit with the same id
+                shutil.rmtree(target)
+            os.replace(files, target)
+        ctx.progress(1.0, f"imported as item {media_id}")
+        return {"media_id": media_id}
+
+    return Stage("commit", run, weight=0.5, label="saving to library")
+
+
+def insert_subtitle_track(db, media_id: int, track: dict, lines: list[Line], *, primary: bool) -> int:
+    """Insert a subtitle track with its lines and (for the primary track) segments + clips per dialogue line."""
+    if primary:
+        db.execute("UPDATE subtitle_tracks SET is_primary = 0 WHERE media_id = ?", [media_id])
+    db["subtitle_tracks"].insert({"media_id": media_id, "source": track["source"], "stream_index": track.get("stream_index"),
+                                  "path": track.get("path"), "format": track.get("format"), "encoding": track.get("encoding"),
+                                  "language": track.get("language"), "is_primary": int(primary)})
+    track_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+    for i, ln in enumerate(lines):
+        db.execute("INSERT INTO lines (media_id, track_id, idx, start, end, text, speaker_cue, tags) VALUES (?,?,?,?,?,?,?,?)",
+                   [media_id, track_id, i, ln.start, ln.end, ln.text, ln.speaker_cue, dumps(ln.tags)])
+        line_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+        if primary and ln.text.strip():
+            insert_segment(db, media_id, ln, line_id=line_id, origin="subtitle")
+    return track_id
+
+
+def insert_segment(db, media_id: int, ln: Line, *, line_id: int | None, origin: str, idx: int | None = None) -> int:
+    """Insert one dialogue segment (with its words) and its clip row."""
+    if idx is None:
+        idx = db.execute("SELECT coalesce(max(idx) + 1, 0) FROM segments WHERE media_id = ?", [media_id]).fetchone()[0]
+    db.execute(
+        "INSERT INTO segments (media_id, line_id, idx, start, end, text, origin, confidence, speaker_cue, tags)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?)",
+        [media_id, line_id, idx, ln.start, ln.end, ln.text, origin, ln.confidence, ln.speaker_cue, dumps(ln.tags)])
+    seg_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+    for j, w in enumerate(ln.words):
+        db.execute("INSERT INTO words (segment_id, idx, start, end, text, probability) VALUES (?,?,?,?,?,?)",
+                   [seg_id, j, w.start, w.end, w.text, w.probability])
+    db.execute("INSERT INTO clips (media_id, segment_id) VALUES (?, ?)", [media_id, seg_id])
+    return seg_id
+
+
+def plan(lib: Library, req: IngestRequest, extra_stages: list[Stage] | None = None) -> tuple[int, list[Stage], bool]:
+    """Validate the request and return (job id, stages, resumed?), resuming an interrupted import of the same file."""
+    info, fp = validate(req)
+    runner = JobRunner(lib)
+    key = req.key(fp)
+    if (active := runner.find_active(key)) is not None:
+        raise WeaverError(f"{Path(req.path).name} is already being imported by job {active}")
+    resumed = runner.find_resumable(key)
+    if resumed is None and (mid := existing_media(lib, fp)) is not None:
+        raise AlreadyImported(mid)
+    job_id = resumed or runner.create("ingest", {"path": str(Path(req.path).resolve()), "subtitles": req.subtitles,
+                                                 "audio_track": req.audio_track, "channel_mode": req.channel_mode}, key=key)
+    stages = [stage_decode(req, info), stage_subtitles(req, info), stage_commit(req, info, fp)] + list(extra_stages or [])
+    return job_id, stages, resumed is not None
+
+
+class AlreadyImported(WeaverError):
+    def __init__(self, media_id: int):
+        self.media_id = media_id
+        super().__init__(f"already in the library as item {media_id}")

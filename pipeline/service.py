@@ -1,0 +1,572 @@
+"""The one facade every face (CLI, panel API, tray) calls. It wires sources, store, jobs and stages."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import ingest as ingest_mod
+from . import media as media_io
+from .config import Settings
+from .errors import BadInputError, NotFoundError, WeaverError
+from .jobs import JobRunner, ProgressListener
+from .progress import CancelToken
+from .store import Library, dumps, now
+
+
+@dataclass
+class JobOutcome:
+    job_id: int
+    result: dict
+    resumed: bool = False
+
+
+@dataclass
+class PreparedJob:
+    """A validated job: ``run(service, listener, cancel)`` executes it (any thread, its own Service)."""
+
+    job_id: int
+    resumed: bool
+    run: Callable
+
+
+def safe_child(root: Path, name: str) -> Path:
+    """Resolve a user-given relative name under root; reject traversal ('..', absolute paths)."""
+    candidate = (root / name).resolve()
+    if not str(candidate).startswith(str(root.resolve()) + os.sep) and candidate != root.resolve():
+        raise BadInputError(f"path escapes its folder: {name}")
+    return candidate
+
+
+def slug(text: str, n: int = 40) -> str:
+    s = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+    return (s[:n] or "clip").lower()
+
+
+class Service:
+    """Operations on one library. Open one per thread (SQLite connections are per thread)."""
+
+    def __init__(self, library: Library | None = None, home: str | os.PathLike | None = None):
+        self.lib = library or Library(home)
+        self.runner = JobRunner(self.lib)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.load(self.lib.home)
+
+    # -- import --------------------------------------------------------------------------------
+    def prepare_ingest(self, path: str, *, subtitles: str | None = None, audio_track: int | None = None,
+                       channel_mode: str | None = None, title: str | None = None, script: str | None = None,
+                       analyze: bool = True, analysis: "AnalysisOptions | None" = None) -> "PreparedJob":
+        """Validate an import (raising BadInputError before anything is written) and create or resume its job.
+
+        Returns a PreparedJob whose ``run(listener, cancel)`` does the work (in this thread or a worker)."""
+        from .analysis import AnalysisOptions, analysis_stages
+
+        req = ingest_mod.IngestRequest(str(path), subtitles=subtitles, audio_track=audio_track,
+                                       channel_mode=channel_mode or self.settings.channel_mode, title=title)
+        opts = analysis or AnalysisOptions()
+        if script and not str(script).isdigit():
+            from .scripts import parse_script
+
+            parse_script(script)  # validate before anything is written
+        extra = analysis_stages(opts) if analyze else []
+        job_id, stages, resumed = ingest_mod.plan(self.lib, req, extra)
+        if script:
+            opts.script_id = int(script) if str(script).isdigit() else self.add_script(script)["id"]
+
+        def run(svc: "Service", listener=None, cancel=None) -> JobOutcome:
+            results = svc.runner.run(job_id, stages, listener=listener, cancel=cancel)
+            media_id = results["commit"]["media_id"]
+            svc._link_job(job_id, media_id, opts)
+            extra_res = {"analysis": results["save"]} if "save" in results else {}
+            return JobOutcome(job_id, {**results["commit"], **extra_res}, resumed)
+
+        return PreparedJob(job_id, resumed, run)
+
+    def ingest(self, path: str, *, listener: ProgressListener | None = None, cancel: CancelToken | None = None,
+               **kwargs) -> JobOutcome:
+        """Import a media file and (by default) run the analysis chain, as one resumable job."""
+        prepared = self.prepare_ingest(path, **kwargs)
+        return prepared.run(self, listener, cancel)
+
+    def _link_job(self, job_id: int, media_id: int, opts) -> None:
+        with self.lib.atomic() as db:
+            db.execute("UPDATE jobs SET media_id = ? WHERE id = ?", [media_id, job_id])
+            if opts.script_id:
+                db.execute("UPDATE media SET script_id = ? WHERE id = ?", [opts.script_id, media_id])
+
+    def prepare_analyze(self, media_id: int, *, options: "AnalysisOptions | None" = None) -> "PreparedJob":
+        """Create (or resume) an analysis job for an item already in the library."""
+        from .analysis import AnalysisOptions, analysis_stages
+
+        m = self.lib.media(media_id)
+        opts = options or AnalysisOptions(script_id=m.get("script_id"))
+        key = f"analyze:{media_id}"
+        resumed = self.runner.find_resumable(key)
+        if (active := self.runner.find_active(key)) is not None:
+            raise WeaverError(f"item {media_id} is already being analysed by job {active}")
+        job_id = resumed or self.runner.create("analyze", {"media_id": media_id}, key=key, media_id=media_id)
+        stages = analysis_stages(opts)
+
+        def run(svc: "Service", listener=None, cancel=None) -> JobOutcome:
+            results = svc.runner.run(job_id, stages, listener=listener, cancel=cancel)
+            return JobOutcome(job_id, results["save"], resumed is not None)
+
+        return PreparedJob(job_id, resumed is not None, run)
+
+    def analyze(self, media_id: int, *, options: "AnalysisOptions | None" = None,
+                listener: ProgressListener | None = None, cancel: CancelToken | None = None) -> JobOutcome:
+        """(Re)run the analysis chain on an item already in the library."""
+        return self.prepare_analyze(media_id, options=options).run(self, listener, cancel)
+
+    # -- library -------------------------------------------------------------------------------
+    def list_media(self) -> list[dict]:
+        rows = list(self.lib.db.query(
+            "SELECT m.id, m.kind, m.title, m.source_path, m.duration, m.has_video, m.created_at,"
+            " (SELECT count(*) FROM segments s WHERE s.media_id = m.id) AS segments,"
+            " (SELECT state FROM jobs j WHERE j.media_id = m.id ORDER BY j.id DESC LIMIT 1) AS job_state"
+            " FROM media m ORDER BY m.id"))
+        return rows
+
+    def show_media(self, media_id: int) -> dict:
+        m = self.lib.media(media_id)
+        m["meta"] = json.loads(m["meta"] or "{}")
+        m["audio_tracks"] = list(self.lib.db.query("SELECT * FROM audio_tracks WHERE media_id = ? ORDER BY idx", [media_id]))
+        m["subtitle_tracks"] = list(self.lib.db.query("SELECT * FROM subtitle_tracks WHERE media_id = ? ORDER BY id", [media_id]))
+        for t in m["subtitle_tracks"]:
+            t["sync"] = json.loads(t["sync"]) if t["sync"] else None
+            t["lines"] = self.lib.db.execute("SELECT count(*) FROM lines WHERE track_id = ?", [t["id"]]).fetchone()[0]
+        m["segments"] = self.lib.db.execute("SELECT count(*) FROM segments WHERE media_id = ?", [media_id]).fetchone()[0]
+        m["jobs"] = list(self.lib.db.query(
+            "SELECT id, kind, state, progress, stage, error FROM jobs WHERE media_id = ? ORDER BY id", [media_id]))
+        return m
+
+    def remove_media(self, media_id: int) -> None:
+        self.lib.remove_media(media_id)
+
+    def lines(self, media_id: int) -> list[dict]:
+        """Subtitle lines of the primary track (falls back to segments when there is none)."""
+        self.lib.media(media_id)
+        rows = list(self.lib.db.query(
+            "SELECT l.idx, l.start, l.end, l.text, l.speaker_cue, l.tags FROM lines l JOIN subtitle_tracks t ON t.id = l.track_id"
+            " WHERE l.media_id = ? AND t.is_primary = 1 ORDER BY l.idx", [media_id]))
+        for r in rows:
+            r["tags"] = json.loads(r["tags"] or "[]")
+        return rows
+
+    def segments(self, media_id: int, *, character: str | None = None) -> list[dict]:
+        """Dialogue segments with their clip edits, speaker and character names."""
+        self.lib.media(media_id)
+        sql = ("SELECT s.id, s.idx, s.start, s.end, s.text, s.origin, s.confidence, s.attribution_source, s.overlap,"
+               " s.speaker_cue, sp.label AS speaker, coalesce(sp.name, NULL) AS speaker_name, c.name AS character,"
+               " cl.id AS clip_id, cl.trim_start, cl.trim_end, cl.status"
+               " FROM segments s LEFT JOIN speakers sp ON sp.id = s.speaker_id"
+               " LEFT JOIN characters c ON c.id = s.character_id LEFT JOIN clips cl ON cl.segment_id = s.id"
+               " WHERE s.media_id = ?")
+        args: list = [media_id]
+        if character is not None:
+            sql += " AND lower(c.name) = lower(?)"
+            args.append(character)
+        return list(self.lib.db.query(sql + " ORDER BY s.start, s.idx", args))
+
+    # -- clips ---------------------------------------------------------------------------------
+    def export_clips(self, media_id: int, out_dir: str | os.PathLike, *, character: str | None = None,
+                     video: bool = False, isolate: bool = False, fmt: str = "wav", include_rejected: bool = False,
+                     listener: Callable[[float, str], None] | None = None, cancel: CancelToken | None = None) -> Path:
+        """Write one audio clip (and optionally a video clip) per dialogue segment plus metadata.csv."""
+        m = self.lib.media(media_id)
+        segs = self.segments(media_id, character=character)
+        if character is not None and not segs:
+            names = [r["name"] for r in self.lib.db.query("SELECT name FROM characters WHERE media_id = ?", [media_id])]
+            raise NotFoundError(f"no lines for character '{character}' in item {media_id}"
+                                + (f" (characters: {', '.join(names)})" if names else ""))
+        if not include_rejected:
+            segs = [s for s in segs if s["status"] != "rejected"]
+        if fmt not in ("wav", "flac"):
+            raise BadInputError("clip format must be wav or flac")
+        source = Path(m["source_path"]) if m["source_path"] else None
+        if video and (not m["has_video"] or source is None or not source.exists()):
+            raise BadInputError(f"item {media_id} has no video to cut (source file {'missing' if m['has_video'] else 'has no video stream'})")
+        out = Path(out_dir)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise BadInputError(f"cannot create {out}: {e.strerror}") from None
+        dialogue = self.lib.abspath(m["dialogue_path"])
+        separator = None
+        if isolate:
+            from .stages import get_backend
+
+            separator = get_backend("separation", self.settings.backends.get("separation") or None)
+        rows = []
+        for i, s in enumerate(segs):
+            if cancel:
+                cancel.check()
+            start = max(0.0, s["start"] + (s["trim_start"] or 0))
+            end = min(m["duration"] or 1e9, s["end"] + (s["trim_end"] or 0))
+            if end <= start:
+                continue
+            audio, rate = media_io.read_audio_span(dialogue, start, end)
+            if separator is not None:
+                audio = separator.isolate(audio, rate)
+            name = f"{i + 1:04d}_{slug(s['character'] or s['speaker'] or 'line', 16)}_{slug(s['text'], 32)}"
+            audio_path = media_io.write_audio(out / f"{name}.{fmt}", audio, rate)
+            row = {"file": audio_path.name, "text": s["text"], "start": round(start, 3), "end": round(end, 3),
+                   "confidence": None if s["confidence"] is None else round(s["confidence"], 3),
+                   "source": s["attribution_source"] or s["origin"], "character": s["character"] or "",
+                   "speaker": s["speaker"] or "", "overlap": int(s["overlap"] or 0)}
+            if video:
+                vpath = media_io.cut_video(source, start, end, out / f"{name}.mp4", audio=audio_path)
+                row["video"] = vpath.name
+            rows.append(row)
+            if listener:
+                listener((i + 1) / max(1, len(segs)), f"clip {i + 1}/{len(segs)}")
+        fields = ["file", "text", "start", "end", "confidence", "source", "character", "speaker", "overlap"] + (["video"] if video else [])
+        with open(out / "metadata.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(rows)
+        return out
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def jobs(self, limit: int = 50) -> list[dict]:
+        return self.runner.list(limit)
+
+    def job(self, job_id: int) -> dict:
+        return self.runner.get(job_id)
+
+    def cancel_job(self, job_id: int) -> dict:
+        self.runner.request_cancel(job_id)
+        return self.runner.get(job_id)
+
+    # -- models --------------------------------------------------------------------------------
+    def models(self) -> list[dict]:
+        """Every stage's backends with availability, needed model files and the command to fetch them."""
+        from .models import model_report
+
+        return model_report()
+
+    # -- scripts (the screenplay library) ---------------------------------------------------------
+    def add_script(self, path: str, *, title: str | None = None, year: int | None = None) -> dict:
+        """Parse a screenplay/subtitle file and store it with full-text search; returns the script row."""
+        from .media import fingerprint
+        from .scripts import parse_script
+
+        script = parse_script(path)
+        fp = fingerprint(path)
+        existing = list(self.lib.db.query("SELECT * FROM scripts WHERE fingerprint = ?", [fp]))
+        if existing:
+            return existing[0]
+        with self.lib.atomic() as db:
+            db["scripts"].insert({"title": title or script.title or Path(path).stem, "year": year,
+                                  "path": str(Path(path).resolve()), "format": script.format,
+                                  "fingerprint": fp, "created_at": now()})
+            sid = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            db["script_lines"].insert_all([
+                {"script_id": sid, "idx": ln.index, "scene": ln.scene, "character": ln.character, "text": ln.text,
+                 "parenthetical": ln.parenthetical, "extension": ln.extension} for ln in script.lines])
+        return self.lib.row("scripts", sid, "script")
+
+    def search_scripts(self, query: str, limit: int = 50) -> list[dict]:
+        """Full-text search over titles, character names and dialogue."""
+        q = " ".join(f'"{t}"' for t in re.findall(r"\w+", query)) or '""'
+        hits = list(self.lib.db.query(
+            "SELECT s.id AS script_id, s.title, s.year, l.idx, l.character, l.text, l.scene"
+            " FROM script_lines_fts f JOIN script_lines l ON l.rowid = f.rowid JOIN scripts s ON s.id = l.script_id"
+            " WHERE script_lines_fts MATCH ? ORDER BY rank LIMIT ?", [q, limit]))
+        titles = list(self.lib.db.query(
+            "SELECT s.id AS script_id, s.title, s.year FROM scripts_fts f JOIN scripts s ON s.rowid = f.rowid"
+            " WHERE scripts_fts MATCH ?", [q]))
+        return [{"match": "title", **t} for t in titles] + [{"match": "line", **h} for h in hits]
+
+    def show_script(self, script_id: int) -> dict:
+        row = self.lib.row("scripts", script_id, "script")
+        row["lines"] = list(self.lib.db.query(
+            "SELECT idx, scene, character, text, parenthetical, extension FROM script_lines WHERE script_id = ? ORDER BY idx",
+            [script_id]))
+        chars: dict[str, int] = {}
+        for ln in row["lines"]:
+            chars[ln["character"]] = chars.get(ln["character"], 0) + 1
+        row["characters"] = [{"name": k, "lines": v} for k, v in chars.items()]
+        return row
+
+    def list_scripts(self) -> list[dict]:
+        return list(self.lib.db.query(
+            "SELECT s.id, s.title, s.year, s.format, (SELECT count(*) FROM script_lines l WHERE l.script_id = s.id) AS lines"
+            " FROM scripts s ORDER BY s.id"))
+
+    # -- characters and speakers -----------------------------------------------------------------
+    def characters(self, media_id: int) -> list[dict]:
+        """Characters of an item with line count and total speech time (seconds)."""
+        self.lib.media(media_id)
+        return list(self.lib.db.query(
+            "SELECT c.id, c.name, count(s.id) AS lines, round(sum(s.end - s.start), 3) AS seconds,"
+            " round(avg(s.confidence), 3) AS confidence"
+            " FROM characters c JOIN segments s ON s.character_id = c.id"
+            " WHERE c.media_id = ? GROUP BY c.id ORDER BY lines DESC, c.name", [media_id]))
+
+    def speakers(self, media_id: int) -> list[dict]:
+        """Speaker clusters with their name (user label or matched voiceprint), match score and segments."""
+        self.lib.media(media_id)
+        out = []
+        for sp in self.lib.db.query("SELECT id, label, name, match_score FROM speakers WHERE media_id = ? ORDER BY label", [media_id]):
+            segs = [[round(r["start"], 3), round(r["end"], 3)] for r in self.lib.db.query(
+                "SELECT start, end FROM segments WHERE speaker_id = ? ORDER BY start", [sp["id"]])]
+            chars = [r["name"] for r in self.lib.db.query(
+                "SELECT c.name, count(*) n FROM segments s JOIN characters c ON c.id = s.character_id"
+                " WHERE s.speaker_id = ? GROUP BY c.name ORDER BY n DESC", [sp["id"]])]
+            out.append({"id": sp["id"], "speaker": sp["label"], "name": sp["name"] or None,
+                        "match_score": sp["match_score"], "character": chars[0] if chars else None, "segments": segs})
+        return out
+
+    # -- labelling (undoable) ----------------------------------------------------------------------
+    def _snapshot(self, media_id: int) -> dict:
+        q = lambda sql: list(self.lib.db.query(sql, [media_id]))  # noqa: E731
+        return {
+            "characters": q("SELECT * FROM characters WHERE media_id = ?"),
+            "speakers": [{**r, "embedding": r["embedding"].hex() if r["embedding"] else None}
+                         for r in q("SELECT * FROM speakers WHERE media_id = ?")],
+            "segments": q("SELECT * FROM segments WHERE media_id = ?"),
+            "words": q("SELECT w.* FROM words w JOIN segments s ON s.id = w.segment_id WHERE s.media_id = ?"),
+            "clips": q("SELECT * FROM clips WHERE media_id = ?"),
+        }
+
+    @contextmanager
+    def _edit(self, media_id: int, action: dict):
+        """Run a labelling edit in one transaction, recording the state before it for undo."""
+        self.lib.media(media_id)
+        before = self._snapshot(media_id)
+        with self.lib.atomic() as db:
+            yield db
+            db["edits"].insert({"media_id": media_id, "action": dumps(action), "undo": dumps(before), "created_at": now()})
+
+    def _character_id(self, db, media_id: int, name: str) -> int:
+        name = name.strip()
+        if not name:
+            raise BadInputError("a character name cannot be empty")
+        row = list(db.query("SELECT id FROM characters WHERE media_id = ? AND name = ?", [media_id, name]))
+        if row:
+            return row[0]["id"]
+        db.execute("INSERT INTO characters (media_id, name) VALUES (?, ?)", [media_id, name])
+        return db.execute("SELECT last_insert_rowid()").fetchone()[0]
+
+    def _speaker(self, media_id: int, label: str) -> dict:
+        rows = list(self.lib.db.query("SELECT * FROM speakers WHERE media_id = ? AND (label = ? OR name = ?)", [media_id, label, label]))
+        if not rows:
+            raise NotFoundError(f"speaker '{label}' not found in item {media_id}")
+        return rows[0]
+
+    def label_speaker(self, media_id: int, speaker: str, name: str, *, enroll: bool = True) -> dict:
+        """Name a speaker cluster: every line of that cluster gets the character (user labels win);
+        the cluster's voice is enrolled as a voiceprint so the name is recognised in later recordings."""
+        sp = self._speaker(media_id, speaker)
+        with self._edit(media_id, {"op": "label", "speaker": sp["label"], "name": name}) as db:
+            cid = self._character_id(db, media_id, name)
+            db.execute("UPDATE speakers SET name = ? WHERE id = ?", [name, sp["id"]])
+            db.execute("UPDATE segments SET character_id = ?, attribution_source = 'user', confidence = 1.0"
+                       " WHERE speaker_id = ? AND coalesce(attribution_source, '') != 'user-line'", [cid, sp["id"]])
+            if enroll and sp["embedding"]:
+                db["voiceprints"].insert({"name": name, "embedding": sp["embedding"],
+                                          "source": f"label:item {media_id}/{sp['label']}", "created_at": now()})
+            self._drop_unused_characters(db, media_id)
+        return {"speaker": sp["label"], "name": name}
+
+    def merge_speakers(self, media_id: int, source: str, target: str) -> dict:
+        """Move every line of speaker `source` into speaker `target` (same character when target has one)."""
+        a, b = self._speaker(media_id, source), self._speaker(media_id, target)
+        if a["id"] == b["id"]:
+            raise BadInputError("cannot merge a speaker into itself")
+        with self._edit(media_id, {"op": "merge", "from": a["label"], "into": b["label"]}) as db:
+            char = list(db.query("SELECT character_id, count(*) n FROM segments WHERE speaker_id = ? AND character_id IS NOT NULL"
+                                 " GROUP BY character_id ORDER BY n DESC LIMIT 1", [b["id"]]))
+            db.execute("UPDATE segments SET speaker_id = ? WHERE speaker_id = ?", [b["id"], a["id"]])
+            if char:
+                db.execute("UPDATE segments SET character_id = ?, attribution_source = 'user' WHERE speaker_id = ?"
+                           " AND coalesce(attribution_source,'') != 'user-line'", [char[0]["character_id"], b["id"]])
+            db.execute("DELETE FROM speakers WHERE id = ?", [a["id"]])
+            self._drop_unused_characters(db, media_id)
+        return {"merged": a["label"], "into": b["label"]}
+
+    def reassign_line(self, segment_id: int, character: str) -> dict:
+        """Give one line to a character (a user label for that line only)."""
+        seg = self.lib.row("segments", segment_id, "line")
+        with self._edit(seg["media_id"], {"op": "reassign", "segment": segment_id, "character": character}) as db:
+            cid = self._character_id(db, seg["media_id"], character)
+            db.execute("UPDATE segments SET character_id = ?, attribution_source = 'user-line', confidence = 1.0 WHERE id = ?",
+                       [cid, segment_id])
+            self._drop_unused_characters(db, seg["media_id"])
+        return {"segment": segment_id, "character": character}
+
+    def split_line(self, segment_id: int, at: float) -> dict:
+        """Split a line at a time (seconds from media start) into two lines with their own clips."""
+        from .ingest import insert_segment
+        from .types import Line, Word
+
+        seg = self.lib.row("segments", segment_id, "line")
+        if not seg["start"] < at < seg["end"]:
+            raise BadInputError(f"split time {at:.2f} s is outside line {segment_id} ({seg['start']:.2f}–{seg['end']:.2f} s)")
+        words = list(self.lib.db.query("SELECT * FROM words WHERE segment_id = ? ORDER BY idx", [segment_id]))
+        left = [w for w in words if (w["start"] + w["end"]) / 2 < at]
+        right = [w for w in words if (w["start"] + w["end"]) / 2 >= at]
+        if words:
+            text_a, text_b = " ".join(w["text"] for w in left), " ".join(w["text"] for w in right)
+        else:  # no word times: split the text proportionally to time
+            toks = seg["text"].split()
+            k = round(len(toks) * (at - seg["start"]) / (seg["end"] - seg["start"]))
+            text_a, text_b = " ".join(toks[:k]), " ".join(toks[k:])
+        with self._edit(seg["media_id"], {"op": "split", "segment": segment_id, "at": at}) as db:
+            db.execute("UPDATE segments SET end = ?, text = ? WHERE id = ?", [at, text_a, segment_id])
+            db.execute("DELETE FROM words WHERE segment_id = ? AND start >= ?", [segment_id, at])
+            new = Line(start=at, end=seg["end"], text=text_b, confidence=seg["confidence"] or 1.0,
+                       words=[Word(w["start"], w["end"], w["text"], w["probability"] or 1.0) for w in right])
+            new_id = insert_segment(db, seg["media_id"], new, line_id=None, origin=seg["origin"], idx=seg["idx"])
+            db.execute("UPDATE segments SET speaker_id = ?, character_id = ?, attribution_source = ? WHERE id = ?",
+                       [seg["speaker_id"], seg["character_id"], seg["attribution_source"], new_id])
+        return {"segment": segment_id, "new_segment": new_id}
+
+    def undo(self, media_id: int) -> dict | None:
+        """Undo the item's latest labelling edit; returns the undone action or None when nothing is left."""
+        rows = list(self.lib.db.query("SELECT * FROM edits WHERE media_id = ? AND undone = 0 ORDER BY id DESC LIMIT 1", [media_id]))
+        if not rows:
+            return None
+        edit = rows[0]
+        snap = json.loads(edit["undo"])
+        with self.lib.atomic() as db:
+            db.execute("DELETE FROM segments WHERE media_id = ?", [media_id])
+            db.execute("DELETE FROM speakers WHERE media_id = ?", [media_id])
+            db.execute("DELETE FROM characters WHERE media_id = ?", [media_id])
+            for table in ("characters", "speakers", "segments", "words", "clips"):
+                rows_ = snap[table]
+                if table == "speakers":
+                    rows_ = [{**r, "embedding": bytes.fromhex(r["embedding"]) if r["embedding"] else None} for r in rows_]
+                if rows_:
+                    db[table].insert_all(rows_, replace=True)
+            db.execute("UPDATE edits SET undone = 1 WHERE id = ?", [edit["id"]])
+        return json.loads(edit["action"])
+
+    def edits(self, media_id: int) -> list[dict]:
+        return [{**r, "action": json.loads(r["action"])} for r in self.lib.db.query(
+            "SELECT id, action, created_at, undone FROM edits WHERE media_id = ? ORDER BY id", [media_id])]
+
+    @staticmethod
+    def _drop_unused_characters(db, media_id: int) -> None:
+        db.execute("DELETE FROM characters WHERE media_id = ? AND id NOT IN"
+                   " (SELECT character_id FROM segments WHERE media_id = ? AND character_id IS NOT NULL)", [media_id, media_id])
+
+    # -- clip editing ----------------------------------------------------------------------------
+    def clip(self, clip_id: int) -> dict:
+        c = self.lib.row("clips", clip_id, "clip")
+        seg = self.lib.row("segments", c["segment_id"], "line")
+        words = list(self.lib.db.query("SELECT start, end, text FROM words WHERE segment_id = ? ORDER BY idx", [seg["id"]]))
+        return {**c, "segment_start": seg["start"], "segment_end": seg["end"], "text": seg["text"],
+                "start": seg["start"] + c["trim_start"], "end": seg["end"] + c["trim_end"], "words": words}
+
+    def trim_clip(self, clip_id: int, *, start: float | None = None, end: float | None = None,
+                  relative: bool = True, snap: bool = False) -> dict:
+        """Move a clip's edges (relative seconds, or absolute media times) and optionally snap them to word edges."""
+        c = self.clip(clip_id)
+        m = self.lib.media(c["media_id"])
+        new_start = c["start"] if start is None else (c["start"] + start if relative else start)
+        new_end = c["end"] if end is None else (c["end"] + end if relative else end)
+        if snap:
+            near = list(self.lib.db.query(
+                "SELECT w.start, w.end FROM words w JOIN segments s ON s.id = w.segment_id WHERE s.media_id = ?"
+                " AND w.end > ? AND w.start < ?", [c["media_id"], new_start - 2.0, new_end + 2.0]))
+            if near:
+                if start is not None or True:
+                    new_start = min((w["start"] for w in near), key=lambda t: abs(t - new_start))
+                new_end = min((w["end"] for w in near), key=lambda t: abs(t - new_end))
+        new_start = max(0.0, new_start)
+        new_end = min(m["duration"] or new_end, new_end)
+        if new_end - new_start < 0.05:
+            raise BadInputError(f"clip would be empty ({new_start:.2f}–{new_end:.2f} s)")
+        with self.lib.atomic() as db:
+            db.execute("UPDATE clips SET trim_start = ?, trim_end = ? WHERE id = ?",
+                       [new_start - c["segment_start"], new_end - c["segment_end"], clip_id])
+        return self.clip(clip_id)
+
+    def set_clip_status(self, clip_id: int, status: str) -> dict:
+        if status not in ("pending", "kept", "rejected"):
+            raise BadInputError("clip status must be pending, kept or rejected")
+        self.lib.row("clips", clip_id, "clip")
+        with self.lib.atomic() as db:
+            db.execute("UPDATE clips SET status = ? WHERE id = ?", [status, clip_id])
+        return self.clip(clip_id)
+
+    def clip_audio(self, clip_id: int, *, pad: float = 0.0) -> tuple:
+        """(audio, rate) of a clip from the full-quality dialogue track, for playback."""
+        c = self.clip(clip_id)
+        m = self.lib.media(c["media_id"])
+        return media_io.read_audio_span(self.lib.abspath(m["dialogue_path"]), max(0.0, c["start"] - pad), c["end"] + pad)
+
+    # -- voiceprints -----------------------------------------------------------------------------
+    def enroll_voiceprint(self, name: str, audio_path: str, *, start: float | None = None, end: float | None = None) -> int:
+        """Store a named voiceprint from a recording (optionally a time window of it)."""
+        from .stages import voiceprint as vp
+
+        audio = media_io.load_audio(audio_path, media_io.ANALYSIS_RATE, start=start or 0.0, end=end)
+        if len(audio) < media_io.ANALYSIS_RATE * 1.0:
+            raise BadInputError(f"need at least 1 s of speech to enroll a voiceprint (got {len(audio) / media_io.ANALYSIS_RATE:.2f} s)")
+        emb = np.asarray(vp.embed(audio, media_io.ANALYSIS_RATE), dtype=np.float32)
+        with self.lib.atomic() as db:
+            db["voiceprints"].insert({"name": name, "embedding": emb.tobytes(), "source": str(audio_path), "created_at": now()})
+            return db.execute("SELECT last_insert_rowid()").fetchone()[0]
+
+    def voiceprints(self) -> list[dict]:
+        return list(self.lib.db.query("SELECT id, name, source, created_at FROM voiceprints ORDER BY id"))
+
+    # -- one-off analysis on a file or item --------------------------------------------------------
+    def audio_for(self, source: str) -> np.ndarray:
+        """16 kHz mono audio of a library item (by id) or of any media file path."""
+        if str(source).isdigit() and not Path(str(source)).exists():
+            from .analysis import analysis_audio
+
+            return analysis_audio(self.lib, int(source))
+        return media_io.load_audio(source, media_io.ANALYSIS_RATE)
+
+    def transcribe(self, source: str, *, backend: str | None = None, model: str | None = None,
+                   listener: Callable[[float, str], None] | None = None, cancel: CancelToken | None = None):
+        """Transcribe an item or file with word times; returns a pipeline.types.Transcript."""
+        from .stages import get_backend
+
+        audio = self.audio_for(source)
+        asr = get_backend("asr", backend or self.settings.backends.get("asr") or None, model=model or self.settings.asr_model)
+        return asr.transcribe(audio, media_io.ANALYSIS_RATE, progress=listener or (lambda f, m="": None), cancel=cancel)
+
+    def diarize(self, source: str, *, backend: str | None = None, num_speakers: int | None = None,
+                listener: Callable[[float, str], None] | None = None, cancel: CancelToken | None = None):
+        """Diarize an item or file; returns a pipeline.types.Diarization."""
+        from .stages import get_backend
+
+        audio = self.audio_for(source)
+        dia = get_backend("diarize", backend or self.settings.backends.get("diarize") or None)
+        return dia.diarize(audio, media_io.ANALYSIS_RATE, num_speakers=num_speakers,
+                           progress=listener or (lambda f, m="": None), cancel=cancel)
+
+    # -- frames ------------------------------------------------------------------------------------
+    def frame_at(self, media_id: int, t: float, *, width: int = 320) -> bytes | None:
+        """A JPEG of what was on screen at time t: the video frame of a file, or the nearest captured frame."""
+        m = self.lib.media(media_id)
+        if m["frames_path"]:
+            folder = self.lib.abspath(m["frames_path"])
+            frames = sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.webp"))
+            if frames:
+                def stamp(p: Path) -> float:
+                    try:
+                        return float(p.stem.split("_")[-1])
+                    except ValueError:
+                        return 0.0
+                return min(frames, key=lambda p: abs(stamp(p) - t)).read_bytes()
+        source = Path(m["source_path"]) if m["source_path"] else None
+        if not m["has_video"] or source is None or not source.exists():
+            return None
+        return media_io.video_frame_jpeg(source, t, width=width)

@@ -1,0 +1,352 @@
+"""FastAPI app for the panel: every route calls pipeline.service; auth by a per-launch token.
+
+Security: bound to 127.0.0.1; every /api and /v1 request needs the launch token (Authorization: Bearer,
+the `weaver_token` cookie the page gets from its ?token= URL, or ?token=); a request whose Origin is not
+this server gets 403; file names in parameters are resolved under their folder and rejected (400) if they
+escape it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import secrets
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+
+from pipeline.errors import BadInputError, NotFoundError, WeaverError
+from pipeline.service import Service, safe_child
+
+from .jobs import BackgroundJobs
+
+STATIC = Path(__file__).parent / "static"
+PUBLIC_PATHS = {"/favicon.ico"}
+
+
+@dataclass
+class ServerState:
+    token: str
+    home: Path | None
+    port: int = 0
+
+
+def create_app(*, home: str | os.PathLike | None = None, token: str | None = None) -> FastAPI:
+    """Build the panel app for a library folder (default: WEAVER_HOME / user data dir)."""
+    state = ServerState(token=token or secrets.token_urlsafe(24), home=Path(home) if home else None)
+    app = FastAPI(title="Voice Weaver panel API", version="0.1.0",
+                  description="Local API of the Voice Weaver panel. Every call needs the launch token.")
+    app.state.weaver = state
+    local = threading.local()
+
+    def svc() -> Service:
+        s = getattr(local, "svc", None)
+        if s is None:
+            s = local.svc = Service(home=state.home)
+        return s
+
+    jobs = BackgroundJobs(lambda: Service(home=state.home))
+    app.state.jobs = jobs
+    app.state.service = svc
+
+    # -- security ------------------------------------------------------------------------------
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        path = request.url.path
+        origin = request.headers.get("origin")
+        if origin is not None:
+            host = request.headers.get("host", "")
+            allowed = {f"http://{host}", f"http://127.0.0.1:{state.port}", f"http://localhost:{state.port}"}
+            if origin not in allowed:
+                return JSONResponse({"error": "foreign origin"}, status_code=403)
+        if path.startswith(("/api", "/v1", "/docs", "/openapi.json", "/media-files")) or path == "/":
+            supplied = _token_of(request)
+            if not supplied or not secrets.compare_digest(supplied, state.token):
+                if path == "/":
+                    return HTMLResponse("<h1>Voice Weaver</h1><p>Open the panel with the URL (including its token) "
+                                        "that <code>weaver serve</code> printed.</p>", status_code=401)
+                return JSONResponse({"error": "missing or wrong token"}, status_code=401)
+        response = await call_next(request)
+        if path == "/" and request.query_params.get("token"):
+            response.set_cookie("weaver_token", state.token, httponly=True, samesite="strict")
+        return response
+
+    @app.exception_handler(WeaverError)
+    async def weaver_error(request: Request, exc: WeaverError):
+        code = 404 if isinstance(exc, NotFoundError) else 400 if isinstance(exc, BadInputError) else 409
+        return JSONResponse({"error": str(exc)}, status_code=code)
+
+    # -- page ----------------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    @app.get("/static/{name:path}", include_in_schema=False)
+    def static(name: str):
+        path = safe_child(STATIC, name)
+        if not path.is_file():
+            raise HTTPException(404)
+        return FileResponse(path)
+
+    # -- library -------------------------------------------------------------------------------
+    @app.get("/api/health")
+    def health():
+        return {"ok": True, "version": "0.1.0"}
+
+    @app.get("/api/media")
+    def list_media():
+        return svc().list_media()
+
+    @app.post("/api/media")
+    def import_media(body: dict = Body(...)):
+        """Import a local file by path (the panel's picker or drag-drop gives one); runs as a background job."""
+        path = body.get("path")
+        if not path:
+            raise BadInputError("path is required")
+        prepared = svc().prepare_ingest(path, subtitles=body.get("subtitles") or None, script=body.get("script") or None,
+                                        audio_track=body.get("audio_track"), analyze=body.get("analyze", True))
+        jobs.submit(f"job-{prepared.job_id}", lambda s, cancel: prepared.run(s, None, cancel))
+        return {"job_id": prepared.job_id, "resumed": prepared.resumed}
+
+    @app.post("/api/upload")
+    async def upload(request: Request, name: str):
+        """Receive a dropped file's bytes into the library's uploads folder; returns its path for /api/media."""
+        home = svc().lib.home
+        target = safe_child(home / "uploads", Path(name).name or "upload.bin")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        with open(tmp, "wb") as f:
+            async for chunk in request.stream():
+                f.write(chunk)
+        os.replace(tmp, target)
+        return {"path": str(target)}
+
+    @app.get("/api/media/{media_id}")
+    def show_media(media_id: int):
+        return svc().show_media(media_id)
+
+    @app.delete("/api/media/{media_id}")
+    def remove_media(media_id: int):
+        svc().remove_media(media_id)
+        return {"removed": media_id}
+
+    @app.get("/api/media/{media_id}/lines")
+    def lines(media_id: int):
+        return svc().lines(media_id)
+
+    @app.get("/api/media/{media_id}/segments")
+    def segments(media_id: int, character: str | None = None):
+        return svc().segments(media_id, character=character)
+
+    @app.get("/api/media/{media_id}/characters")
+    def characters(media_id: int):
+        return svc().characters(media_id)
+
+    @app.get("/api/media/{media_id}/speakers")
+    def speakers(media_id: int):
+        return svc().speakers(media_id)
+
+    @app.post("/api/media/{media_id}/analyze")
+    def analyze(media_id: int):
+        prepared = svc().prepare_analyze(media_id)
+        jobs.submit(f"job-{prepared.job_id}", lambda s, cancel: prepared.run(s, None, cancel))
+        return {"job_id": prepared.job_id}
+
+    @app.post("/api/media/{media_id}/speakers/{speaker}/label")
+    def label_speaker(media_id: int, speaker: str, body: dict = Body(...)):
+        return svc().label_speaker(media_id, speaker, str(body.get("name", "")))
+
+    @app.post("/api/media/{media_id}/speakers/merge")
+    def merge(media_id: int, body: dict = Body(...)):
+        return svc().merge_speakers(media_id, str(body["source"]), str(body["target"]))
+
+    @app.post("/api/segments/{segment_id}/reassign")
+    def reassign(segment_id: int, body: dict = Body(...)):
+        return svc().reassign_line(segment_id, str(body.get("character", "")))
+
+    @app.post("/api/segments/{segment_id}/split")
+    def split(segment_id: int, body: dict = Body(...)):
+        return svc().split_line(segment_id, float(body["at"]))
+
+    @app.post("/api/media/{media_id}/undo")
+    def undo(media_id: int):
+        return {"undone": svc().undo(media_id)}
+
+    @app.get("/api/media/{media_id}/edits")
+    def edits(media_id: int):
+        return svc().edits(media_id)
+
+    @app.post("/api/media/{media_id}/export")
+    def export(media_id: int, body: dict = Body(default={})):
+        """Export clips into <library>/exports/<name> (name must stay inside that folder)."""
+        s = svc()
+        name = body.get("name") or f"item-{media_id}-{body.get('character') or 'all'}"
+        out = safe_child(s.lib.home / "exports", name)
+        path = s.export_clips(media_id, out, character=body.get("character") or None, video=bool(body.get("video")),
+                              isolate=bool(body.get("isolate")))
+        return {"path": str(path), "files": sorted(p.name for p in Path(path).iterdir())}
+
+    # -- clips ---------------------------------------------------------------------------------
+    @app.get("/api/clips/{clip_id}")
+    def clip(clip_id: int):
+        return svc().clip(clip_id)
+
+    @app.patch("/api/clips/{clip_id}")
+    def edit_clip(clip_id: int, body: dict = Body(...)):
+        s = svc()
+        if "status" in body:
+            s.set_clip_status(clip_id, body["status"])
+        if "start" in body or "end" in body:
+            s.trim_clip(clip_id, start=body.get("start"), end=body.get("end"),
+                        relative=bool(body.get("relative", False)), snap=bool(body.get("snap", False)))
+        return s.clip(clip_id)
+
+    @app.get("/api/clips/{clip_id}/audio")
+    def clip_audio(clip_id: int, pad: float = 0.0):
+        from pipeline.voices_codec import encode_wav
+
+        audio, rate = svc().clip_audio(clip_id, pad=min(max(pad, 0.0), 5.0))
+        return Response(encode_wav(audio, rate), media_type="audio/wav")
+
+    @app.get("/api/clips/{clip_id}/waveform")
+    def clip_waveform(clip_id: int, points: int = 200, pad: float = 1.0):
+        import numpy as np
+
+        s = svc()
+        c = s.clip(clip_id)
+        pad = min(max(pad, 0.0), 5.0)
+        audio, rate = s.clip_audio(clip_id, pad=pad)
+        mono = audio.mean(axis=1) if audio.ndim > 1 else audio
+        points = max(10, min(points, 2000))
+        chunks = np.array_split(np.abs(mono), points) if len(mono) else [np.zeros(1)] * points
+        start = max(0.0, c["start"] - pad)
+        return {"start": start, "end": start + len(mono) / rate, "clip_start": c["start"], "clip_end": c["end"],
+                "peaks": [round(float(ch.max()) if len(ch) else 0.0, 4) for ch in chunks], "words": c["words"]}
+
+    @app.get("/api/clips/{clip_id}/frame")
+    def clip_frame(clip_id: int):
+        s = svc()
+        c = s.clip(clip_id)
+        data = s.frame_at(c["media_id"], (c["start"] + c["end"]) / 2)
+        if data is None:
+            raise HTTPException(404, "no video frame for this clip")
+        return Response(data, media_type="image/jpeg")
+
+    # -- jobs ----------------------------------------------------------------------------------
+    @app.get("/api/jobs")
+    def list_jobs(limit: int = 50):
+        return svc().jobs(limit)
+
+    @app.get("/api/jobs/{job_id}")
+    def job(job_id: int):
+        return svc().job(job_id)
+
+    @app.post("/api/jobs/{job_id}/cancel")
+    def cancel_job(job_id: int):
+        return svc().cancel_job(job_id)
+
+    @app.get("/api/events")
+    async def events(request: Request):
+        """Server-sent events: a 'jobs' event whenever any job's state/progress changes."""
+
+        async def stream():
+            last = None
+            s = Service(home=state.home)
+            try:
+                while not await request.is_disconnected():
+                    rows = await asyncio.to_thread(lambda: [
+                        {k: j[k] for k in ("id", "kind", "state", "progress", "stage", "message", "eta", "error", "media_id")}
+                        for j in s.jobs(20)])
+                    payload = json.dumps(rows)
+                    if payload != last:
+                        last = payload
+                        yield f"event: jobs\ndata: {payload}\n\n"
+                    await asyncio.sleep(0.4)
+            finally:
+                s.lib.close()
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    # -- settings, models ----------------------------------------------------------------------
+    @app.get("/api/models")
+    def models():
+        return svc().models()
+
+    @app.get("/api/settings")
+    def get_settings():
+        return asdict(svc().settings)
+
+    @app.put("/api/settings")
+    def put_settings(body: dict = Body(...)):
+        from pipeline.config import Settings
+
+        s = svc()
+        current = asdict(s.settings)
+        current.update({k: v for k, v in body.items() if k in current})
+        Settings(**current).save(s.lib.home)
+        return current
+
+    for register in EXTRA_ROUTES:
+        register(app, svc, jobs)
+    return app
+
+
+EXTRA_ROUTES: list = []  # capture, voices and chat add their routes here: register(app, svc, jobs)
+
+
+def _token_of(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.query_params.get("token") or request.cookies.get("weaver_token")
+
+
+# -- running ---------------------------------------------------------------------------------------
+class PanelServer:
+    """uvicorn in a background thread on 127.0.0.1 (free port by default)."""
+
+    def __init__(self, *, port: int = 0, home: str | os.PathLike | None = None, token: str | None = None):
+        import socket
+
+        import uvicorn
+
+        self.app = create_app(home=home, token=token)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        self.port = sock.getsockname()[1]
+        self.app.state.weaver.port = self.port
+        self._sock = sock
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True, name="weaver-http")
+
+    @property
+    def token(self) -> str:
+        return self.app.state.weaver.token
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/?token={self.token}"
+
+    def start(self, timeout: float = 15.0) -> "PanelServer":
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise WeaverError("the panel server did not start")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.app.state.jobs.shutdown()
+        self.thread.join(timeout=10)
