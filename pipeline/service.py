@@ -65,14 +65,14 @@ class Service:
     # -- import --------------------------------------------------------------------------------
     def prepare_ingest(self, path: str, *, subtitles: str | None = None, audio_track: int | None = None,
                        channel_mode: str | None = None, title: str | None = None, script: str | None = None,
-                       analyze: bool = True, analysis: "AnalysisOptions | None" = None) -> "PreparedJob":
+                       analyze: bool = True, analysis: "AnalysisOptions | None" = None, kind: str = "file") -> "PreparedJob":
         """Validate an import (raising BadInputError before anything is written) and create or resume its job.
 
         Returns a PreparedJob whose ``run(listener, cancel)`` does the work (in this thread or a worker)."""
         from .analysis import AnalysisOptions, analysis_stages
 
         req = ingest_mod.IngestRequest(str(path), subtitles=subtitles, audio_track=audio_track,
-                                       channel_mode=channel_mode or self.settings.channel_mode, title=title)
+                                       channel_mode=channel_mode or self.settings.channel_mode, title=title, kind=kind)
         opts = analysis or AnalysisOptions()
         if script and not str(script).isdigit():
             from .scripts import parse_script

@@ -55,27 +55,8 @@ def create_app(*, home: str | os.PathLike | None = None, token: str | None = Non
     app.state.jobs = jobs
     app.state.service = svc
 
-    # -- security ------------------------------------------------------------------------------
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        path = request.url.path
-        origin = request.headers.get("origin")
-        if origin is not None:
-            host = request.headers.get("host", "")
-            allowed = {f"http://{host}", f"http://127.0.0.1:{state.port}", f"http://localhost:{state.port}"}
-            if origin not in allowed:
-                return JSONResponse({"error": "foreign origin"}, status_code=403)
-        if path.startswith(("/api", "/v1", "/docs", "/openapi.json", "/media-files")) or path == "/":
-            supplied = _token_of(request)
-            if not supplied or not secrets.compare_digest(supplied, state.token):
-                if path == "/":
-                    return HTMLResponse("<h1>Voice Weaver</h1><p>Open the panel with the URL (including its token) "
-                                        "that <code>weaver serve</code> printed.</p>", status_code=401)
-                return JSONResponse({"error": "missing or wrong token"}, status_code=401)
-        response = await call_next(request)
-        if path == "/" and request.query_params.get("token"):
-            response.set_cookie("weaver_token", state.token, httponly=True, samesite="strict")
-        return response
+    # -- security (pure ASGI middleware: no extra buffering of responses) ------------------------
+    app.add_middleware(TokenOriginGuard, state=state)
 
     @app.exception_handler(WeaverError)
     async def weaver_error(request: Request, exc: WeaverError):
@@ -141,8 +122,9 @@ def create_app(*, home: str | os.PathLike | None = None, token: str | None = Non
         return svc().lines(media_id)
 
     @app.get("/api/media/{media_id}/segments")
-    def segments(media_id: int, character: str | None = None):
-        return svc().segments(media_id, character=character)
+    def segments(media_id: int, character: str | None = None, offset: int = 0, limit: int = 5000):
+        rows = svc().segments(media_id, character=character)[max(0, offset): max(0, offset) + max(1, min(limit, 20000))]
+        return fast_json(rows)
 
     @app.get("/api/media/{media_id}/characters")
     def characters(media_id: int):
@@ -300,11 +282,60 @@ def create_app(*, home: str | os.PathLike | None = None, token: str | None = Non
 EXTRA_ROUTES: list = []  # capture, voices and chat add their routes here: register(app, svc, jobs)
 
 
-def _token_of(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
+def fast_json(value: Any) -> Response:
+    """Serialise plain rows with json.dumps (FastAPI's generic encoder is slow on thousands of rows)."""
+    return Response(json.dumps(value, ensure_ascii=False, separators=(",", ":")), media_type="application/json")
+
+
+GUARDED_PREFIXES = ("/api", "/v1", "/docs", "/redoc", "/openapi.json")
+
+
+class TokenOriginGuard:
+    """401 without the launch token, 403 for a foreign Origin; sets the token cookie when the page opens."""
+
+    def __init__(self, app, state: ServerState):
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        from starlette.requests import HTTPConnection
+
+        conn = HTTPConnection(scope)
+        path = scope["path"]
+        origin = conn.headers.get("origin")
+        if origin is not None:
+            host = conn.headers.get("host", "")
+            port = self.state.port
+            if origin not in {f"http://{host}", f"http://127.0.0.1:{port}", f"http://localhost:{port}"}:
+                return await JSONResponse({"error": "foreign origin"}, status_code=403)(scope, receive, send)
+        if path.startswith(GUARDED_PREFIXES) or path == "/":
+            supplied = _token_of(conn)
+            if not supplied or not secrets.compare_digest(supplied, self.state.token):
+                if path == "/":
+                    page = HTMLResponse("<h1>Voice Weaver</h1><p>Open the panel with the URL (including its token) that "
+                                        "<code>weaver serve</code> printed.</p>", status_code=401)
+                    return await page(scope, receive, send)
+                return await JSONResponse({"error": "missing or wrong token"}, status_code=401)(scope, receive, send)
+        if path == "/" and conn.query_params.get("token"):
+            cookie = f"weaver_token={self.state.token}; HttpOnly; SameSite=Strict; Path=/"
+
+            async def send_with_cookie(message):
+                if message["type"] == "http.response.start":
+                    message.setdefault("headers", [])
+                    message["headers"] = list(message["headers"]) + [(b"set-cookie", cookie.encode())]
+                await send(message)
+
+            return await self.app(scope, receive, send_with_cookie)
+        return await self.app(scope, receive, send)
+
+
+def _token_of(conn) -> str | None:
+    auth = conn.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
-    return request.query_params.get("token") or request.cookies.get("weaver_token")
+    return conn.query_params.get("token") or conn.cookies.get("weaver_token")
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -319,6 +350,9 @@ class PanelServer:
         self.app = create_app(home=home, token=token)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # accepted connections inherit TCP_NODELAY: h11 writes headers and body separately, and with Nagle
+        # each response would wait for the client's delayed ACK (+40 ms)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", port))
         self.port = sock.getsockname()[1]
         self.app.state.weaver.port = self.port

@@ -1,0 +1,139 @@
+"""Capture sessions wired into the library: the process-wide capture manager the tray, panel and CLI share.
+
+`capture/` records chunk folders and knows nothing of the library; this module starts/stops its session,
+turns finished recordings (and saved buffer windows) into media items, and recovers recordings a crash left
+open. The analysis pipeline can then be queued on them like on any file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .errors import BadInputError, WeaverError
+from .store import Library
+
+_LOCK = threading.Lock()
+_MANAGERS: dict[str, "CaptureManager"] = {}
+
+
+def manager_for(home: Path) -> "CaptureManager":
+    """The single capture manager of this process for a library folder."""
+    key = str(Path(home).resolve())
+    with _LOCK:
+        if key not in _MANAGERS:
+            _MANAGERS[key] = CaptureManager(Path(home))
+        return _MANAGERS[key]
+
+
+class CaptureManager:
+    def __init__(self, home: Path):
+        self.home = home
+        self.root = home / "captures"
+        self.session = None
+        self.last_error: str | None = None
+        self.last_media_id: int | None = None
+
+    # -- session -------------------------------------------------------------------------------
+    def start(self, *, source: str = "loopback", device_id: str | None = None, frames: bool = False,
+              buffer_minutes: float = 10.0, frame_interval: float = 1.0, record: bool = False) -> dict:
+        """Start listening into the rolling buffer (and optionally recording to chunks at once)."""
+        from capture.session import CaptureSession
+
+        if buffer_minutes <= 0:
+            raise BadInputError("buffer must be longer than 0 minutes")
+        if self.session is not None and self.status().get("running"):
+            raise WeaverError("a capture is already running; stop it first")
+        self.root.mkdir(parents=True, exist_ok=True)
+        session = CaptureSession(source=source, device_id=device_id, buffer_seconds=buffer_minutes * 60,
+                                 frames=frames, frame_interval=frame_interval, out_root=self.root)
+        session.start()
+        self.session = session
+        if record:
+            session.start_recording()
+        return self.status()
+
+    def record(self) -> dict:
+        self._require()
+        self.session.start_recording()
+        return self.status()
+
+    def stop(self, *, analyze: bool = False) -> int | None:
+        """Stop recording (if recording) and the session; the recording becomes a media item, whose id is returned."""
+        self._require()
+        media_id = None
+        st = self.session.status()
+        if st.recording:
+            info = self.session.stop_recording()
+            media_id = self.import_recording(Path(info.folder), analyze=analyze)
+        self.session.close()
+        self.session = None
+        return media_id
+
+    def save_last(self, minutes: float, *, analyze: bool = False) -> int:
+        """Save the last N minutes of the rolling buffer as a new media item; returns its id."""
+        self._require()
+        if minutes <= 0:
+            raise BadInputError("save at least a few seconds (minutes > 0)")
+        info = self.session.save_last(minutes * 60, self.root)
+        return self.import_recording(Path(info.folder), analyze=analyze)
+
+    def status(self) -> dict:
+        if self.session is None:
+            return {"running": False, "recording": False, "error": self.last_error, "last_media_id": self.last_media_id}
+        st = asdict(self.session.status())
+        st["running"] = st.get("running", True)
+        st["last_media_id"] = self.last_media_id
+        return st
+
+    def _require(self) -> None:
+        if self.session is None:
+            raise WeaverError("no capture is running; start one first")
+
+    # -- library -------------------------------------------------------------------------------
+    def import_recording(self, folder: Path, *, analyze: bool = False) -> int:
+        """Join a recording's chunks into one FLAC and import it as a 'capture' item (frames kept beside it)."""
+        from capture.chunks import concat_chunks, recover
+
+        from .service import Service
+
+        info = recover(folder)
+        if not info.chunks if hasattr(info, "chunks") else info.duration <= 0:
+            raise WeaverError(f"recording {folder.name} holds no audio")
+        audio_path = folder / "recording.flac"
+        concat_chunks(folder, audio_path)
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(getattr(info, "started_at", None) or time.time()))
+        svc = Service(Library(self.home))
+        try:
+            outcome = svc.ingest(str(audio_path), title=f"Capture {stamp}", kind="capture", analyze=analyze)
+            media_id = outcome.result["media_id"]
+            frames = folder / "frames"
+            if frames.is_dir() and any(frames.iterdir()):
+                target = svc.lib.media_dir(media_id) / "frames"
+                shutil.move(str(frames), str(target))
+                with svc.lib.atomic() as db:
+                    db.execute("UPDATE media SET frames_path = ?, source_path = NULL WHERE id = ?",
+                               [f"media/{media_id}/frames", media_id])
+            else:
+                with svc.lib.atomic() as db:
+                    db.execute("UPDATE media SET source_path = NULL WHERE id = ?", [media_id])
+        finally:
+            svc.lib.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        self.last_media_id = media_id
+        return media_id
+
+    def recover_interrupted(self) -> list[int]:
+        """Import recordings a crash or kill left open (called at app start). Returns the new item ids."""
+        ids = []
+        if not self.root.is_dir():
+            return ids
+        for folder in sorted(p for p in self.root.iterdir() if (p / "manifest.json").exists()):
+            try:
+                ids.append(self.import_recording(folder))
+            except WeaverError as e:
+                self.last_error = f"could not recover {folder.name}: {e}"
+        return ids

@@ -1,0 +1,97 @@
+"""Tray + native panel windows (pywebview, Qt backend on Linux). The panel is the same page the server serves."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pipeline.config import weaver_home
+
+from .actions import AppActions
+from .app import write_runtime
+
+
+class PanelBridge:
+    """JS → Python calls available to the page inside the native window (window.pywebview.api)."""
+
+    def __init__(self, actions: AppActions):
+        self._actions = actions
+
+    def ping(self) -> str:
+        return "pong"
+
+    def state(self) -> str:
+        return self._actions.state()
+
+    def pick_file(self) -> str | None:
+        import webview
+
+        win = webview.active_window()
+        result = win.create_file_dialog(webview.OPEN_DIALOG) if win else None
+        return result[0] if result else None
+
+
+def run_desktop(debug: bool = False) -> int:
+    """Start the server, the tray icon and the panel window; closing the window hides it, Quit ends the app."""
+    import webview
+
+    from pipeline.recordings import manager_for
+    from web_ui.server import PanelServer
+
+    if sys.platform.startswith("linux"):
+        os.environ.setdefault("PYSTRAY_BACKEND", "xorg")
+        if os.geteuid() == 0:
+            os.environ.setdefault("QTWEBENGINE_CHROMIUM_FLAGS", "--no-sandbox")
+    home = weaver_home()
+    server = PanelServer().start()
+    runtime = write_runtime(home, server.port, server.token)
+    print(server.url, flush=True)
+    manager_for(home).recover_interrupted()
+    actions = AppActions(home=home)
+    bridge = PanelBridge(actions)
+    panel = webview.create_window("Voice Weaver", server.url, js_api=bridge, width=1200, height=800, hidden=False)
+    quick = {"win": None}
+    quitting = {"now": False}
+
+    def hide_instead_of_close(window):
+        def on_closing():
+            if quitting["now"]:
+                return True
+            window.hide()
+            return False
+        window.events.closing += on_closing
+
+    hide_instead_of_close(panel)
+
+    def open_panel():
+        panel.show()
+
+    def open_quick_chat():
+        if quick["win"] is None:
+            quick["win"] = webview.create_window("Quick chat", server.url + "#chat?quick=1", js_api=bridge, width=420, height=560)
+            hide_instead_of_close(quick["win"])
+        else:
+            quick["win"].show()
+
+    def quit_app():
+        quitting["now"] = True
+        for w in list(webview.windows):
+            w.destroy()
+
+    actions.open_panel, actions.open_quick_chat, actions.quit_app = open_panel, open_quick_chat, quit_app
+    tray = None
+    try:
+        from .tray import Tray
+
+        tray = Tray(actions)
+        tray.run_detached()
+    except Exception as e:  # no tray host (e.g. a bare X server): the window still works
+        print(f"tray icon unavailable: {e}", file=sys.stderr, flush=True)
+    try:
+        webview.start(gui="qt" if sys.platform.startswith("linux") else None, debug=debug)
+    finally:
+        if tray is not None:
+            tray.icon.stop()
+        server.stop()
+        runtime.unlink(missing_ok=True)
+    return 0

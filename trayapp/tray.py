@@ -1,0 +1,90 @@
+"""The pystray icon: its picture shows the state (idle / capturing / processing); its menu calls AppActions."""
+
+from __future__ import annotations
+
+import threading
+
+from PIL import Image, ImageDraw
+
+from .actions import AppActions
+
+STATE_COLOURS = {"idle": (106, 169, 255), "capturing": (230, 60, 60), "processing": (240, 180, 60)}
+
+
+def icon_image(state: str, size: int = 64) -> Image.Image:
+    """A round badge: blue idle, red capturing, amber processing."""
+    img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    colour = STATE_COLOURS.get(state, STATE_COLOURS["idle"])
+    d.ellipse((4, 4, size - 4, size - 4), fill=colour + (255,))
+    d.ellipse((size * 0.36, size * 0.22, size * 0.64, size * 0.62), fill=(255, 255, 255, 230))  # a microphone head
+    d.rectangle((size * 0.47, size * 0.6, size * 0.53, size * 0.78), fill=(255, 255, 255, 230))
+    return img
+
+
+class Tray:
+    """Owns the pystray icon and refreshes its picture/menu from AppActions.state()."""
+
+    def __init__(self, actions: AppActions):
+        import pystray
+
+        self.actions = actions
+        self.state = "idle"
+        self._stop = threading.Event()
+        item = pystray.MenuItem
+        self.icon = pystray.Icon(
+            "voice-weaver", icon_image("idle"), "Voice Weaver",
+            menu=pystray.Menu(
+                item(lambda _: "Stop capture" if self.state == "capturing" else "Start capture",
+                     lambda icon, _: self._bg(actions.toggle_capture)),
+                item("Save last 5 minutes", lambda icon, _: self._bg(actions.save_last, 5.0)),
+                item("Open panel", lambda icon, _: actions.open_panel(), default=True),
+                item("Quick chat…", lambda icon, _: actions.open_quick_chat()),
+                item("Recent items", pystray.Menu(lambda: self._recent_menu())),
+                pystray.Menu.SEPARATOR,
+                item("Quit", lambda icon, _: self.quit()),
+            ))
+
+    def _recent_menu(self):
+        import pystray
+
+        items = self.actions.recent_items()
+        if not items:
+            return [pystray.MenuItem("(library is empty)", None, enabled=False)]
+        return [pystray.MenuItem(f"{m['id']}: {m['title']}", lambda icon, _: self.actions.open_panel()) for m in items]
+
+    def _bg(self, fn, *args):
+        t = threading.Thread(target=lambda: (fn(*args), self.refresh()), daemon=True)
+        t.start()
+        return t
+
+    def refresh(self) -> str:
+        """Re-read the state and update the picture; returns the state."""
+        state = self.actions.state()
+        if state != self.state:
+            self.state = state
+            self.icon.icon = icon_image(state)
+            self.icon.title = f"Voice Weaver — {state}"
+            try:
+                self.icon.update_menu()
+            except Exception:
+                pass
+        return state
+
+    def _poll(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self.refresh()
+            except Exception:
+                pass
+
+    def run_detached(self) -> None:
+        """Show the icon without blocking (the GUI loop of the panel window owns the main thread)."""
+        self.icon.run_detached()
+        self.icon.visible = True
+        threading.Thread(target=self._poll, daemon=True, name="tray-poll").start()
+
+    def quit(self) -> None:
+        self._stop.set()
+        self.actions.quit_app()
+        self.icon.stop()
