@@ -274,12 +274,14 @@ def create_app(*, home: str | os.PathLike | None = None, token: str | None = Non
         Settings(**current).save(s.lib.home)
         return current
 
-    for register in EXTRA_ROUTES:
+    from . import routes_capture
+
+    for register in (routes_capture.register, *EXTRA_ROUTES):
         register(app, svc, jobs)
     return app
 
 
-EXTRA_ROUTES: list = []  # capture, voices and chat add their routes here: register(app, svc, jobs)
+EXTRA_ROUTES: list = []  # more route groups: register(app, svc, jobs)
 
 
 def fast_json(value: Any) -> Response:

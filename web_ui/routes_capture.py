@@ -1,0 +1,44 @@
+"""Capture routes: the panel and `weaver capture …` (through the running app) drive the same capture manager."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fastapi import Body
+
+from pipeline.recordings import manager_for
+
+
+def register(app, svc, jobs) -> None:
+    def manager():
+        return manager_for(svc().lib.home)
+
+    @app.get("/api/capture/devices")
+    def devices():
+        from capture.devices import list_devices
+
+        return [asdict(d) for d in list_devices()]
+
+    @app.get("/api/capture/status")
+    def status():
+        return manager().status()
+
+    @app.post("/api/capture/start")
+    def start(body: dict = Body(default={})):
+        return manager().start(source=body.get("source", "loopback"), device_id=body.get("device_id") or None,
+                               frames=bool(body.get("frames")), buffer_minutes=float(body.get("buffer_minutes", 10)),
+                               frame_interval=float(body.get("frame_interval", 1.0)), record=bool(body.get("record")))
+
+    @app.post("/api/capture/record")
+    def record():
+        return manager().record()
+
+    @app.post("/api/capture/stop")
+    def stop(body: dict = Body(default={})):
+        media_id = manager().stop(analyze=bool(body.get("analyze")))
+        return {"media_id": media_id, **manager().status()}
+
+    @app.post("/api/capture/save")
+    def save(body: dict = Body(default={})):
+        media_id = manager().save_last(float(body.get("minutes", 5)), analyze=bool(body.get("analyze")))
+        return {"media_id": media_id}
