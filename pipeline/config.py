@@ -32,6 +32,7 @@ class Settings:
     ollama_host: str = "http://127.0.0.1:11434"
     openai_base_url: str = "http://127.0.0.1:1234/v1"
     buffer_minutes: float = 10.0
+    voice_base_model: str = "unsloth/orpheus-3b-0.1-ft"  # hub name (from the local cache) or a local folder
     notice_accepted: bool = False
 
     @classmethod

@@ -176,7 +176,7 @@ def _plugin_migration(module: str) -> Callable[[sqlite_utils.Database], None]:
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_sql(SCHEMA_V1),
     _migration_scripts_fts,
-    # later: _plugin_migration("pipeline.voices.schema"), _plugin_migration("pipeline.chat.schema")
+    _plugin_migration("pipeline.voices.schema"),
 ]
 
 

@@ -98,3 +98,35 @@ def build_snac(folder: Path, *, decoder_dim: int = 64, seed: int = 0) -> Path:
 def build_all(root: Path) -> tuple[Path, Path]:
     """Base model folder and SNAC folder under ``root``."""
     return build_base_model(Path(root) / "base"), build_snac(Path(root) / "snac")
+
+
+def espeak_clip(path: Path, text: str, voice: str = "en+m3") -> Path:
+    """Write an espeak-ng WAV (22050 Hz mono) saying ``text``."""
+    import subprocess
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True, capture_output=True)
+    return path
+
+
+def sox(*args: str) -> None:
+    import subprocess
+
+    subprocess.run(["sox", *args], check=True, capture_output=True)
+
+
+def speech_clips(folder: Path, n: int = 6) -> list[tuple[Path, str]]:
+    """n clean espeak-ng clips (2.5-4.5 s each) with their texts."""
+    out = []
+    for i, text in enumerate(SENTENCES[:n]):
+        out.append((espeak_clip(Path(folder) / f"clean{i}.wav", text, "en+m3" if i % 2 == 0 else "en+f3"), text))
+    return out
+
+
+def tiny_dataset(root: Path, n: int = 6):
+    """A built dataset of n clean clips under root/dataset (returns the DatasetSummary)."""
+    from pipeline.voices.dataset import ClipSample, build_dataset
+
+    clips = speech_clips(Path(root) / "clips", n)
+    return build_dataset([ClipSample(p, t) for p, t in clips], Path(root) / "dataset", val_fraction=0.0)

@@ -191,10 +191,10 @@ def create_app(*, home: str | os.PathLike | None = None, token: str | None = Non
 
     @app.get("/api/clips/{clip_id}/audio")
     def clip_audio(clip_id: int, pad: float = 0.0):
-        from pipeline.voices_codec import encode_wav
+        from pipeline.voices.synth import encode_audio
 
         audio, rate = svc().clip_audio(clip_id, pad=min(max(pad, 0.0), 5.0))
-        return Response(encode_wav(audio, rate), media_type="audio/wav")
+        return Response(encode_audio(audio, rate, "wav"), media_type="audio/wav")
 
     @app.get("/api/clips/{clip_id}/waveform")
     def clip_waveform(clip_id: int, points: int = 200, pad: float = 1.0):
@@ -274,9 +274,9 @@ def create_app(*, home: str | os.PathLike | None = None, token: str | None = Non
         Settings(**current).save(s.lib.home)
         return current
 
-    from . import routes_capture
+    from . import routes_capture, routes_voices
 
-    for register in (routes_capture.register, *EXTRA_ROUTES):
+    for register in (routes_capture.register, routes_voices.register, *EXTRA_ROUTES):
         register(app, svc, jobs)
     return app
 

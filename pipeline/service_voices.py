@@ -1,0 +1,207 @@
+"""Voices on the service facade: character clips → dataset → LoRA training job → synthesis."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .errors import BadInputError, NotFoundError
+from .jobs import ProgressListener, Stage, StageContext
+from .progress import CancelToken
+from .store import dumps, now
+
+
+class VoicesMixin:
+    """Mixed into pipeline.service.Service (uses self.lib, self.runner, self.segments)."""
+
+    @property
+    def voices_dir(self) -> Path:
+        return self.lib.home / "voices"
+
+    def build_voice_dataset(self, media_id: int, character: str, *, min_s: float = 2.0, max_s: float = 15.0,
+                            listener: Callable[[float, str], None] | None = None, cancel: CancelToken | None = None) -> dict:
+        """Build a training dataset from a character's kept and pending clips; returns the dataset row + summary."""
+        from .voices.dataset import ClipSample, build_dataset
+
+        m = self.lib.media(media_id)
+        segs = [s for s in self.segments(media_id, character=character) if s["status"] != "rejected"]
+        if not segs:
+            raise BadInputError(f"character '{character}' has no clips in item {media_id} to build a dataset from")
+        dialogue = self.lib.abspath(m["dialogue_path"])
+        samples = [ClipSample(audio_path=dialogue, text=s["text"], start=s["start"] + (s["trim_start"] or 0),
+                              end=s["end"] + (s["trim_end"] or 0), confidence=s["confidence"] if s["confidence"] is not None else 1.0,
+                              overlap=bool(s["overlap"]), clip_id=s["clip_id"]) for s in segs]
+        char_id = self.lib.db.execute("SELECT id FROM characters WHERE media_id = ? AND lower(name) = lower(?)",
+                                      [media_id, character]).fetchone()[0]
+        out = self.lib.home / "datasets" / f"item{media_id}-{_slug(character)}-{int(time.time())}"
+        summary = build_dataset(samples, out, min_s=min_s, max_s=max_s, progress=listener or (lambda f, m="": None),
+                                cancel=cancel)
+        with self.lib.atomic() as db:
+            db["datasets"].insert({"character_id": char_id, "path": self.lib.relpath(out),
+                                   "summary_json": dumps(summary.to_dict()), "created_at": now()})
+            ds_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+        return {"id": ds_id, "path": str(out), "character": character, "summary": summary.to_dict()}
+
+    def datasets(self) -> list[dict]:
+        rows = list(self.lib.db.query(
+            "SELECT d.id, d.path, d.summary_json, d.created_at, c.name AS character, c.media_id FROM datasets d"
+            " LEFT JOIN characters c ON c.id = d.character_id ORDER BY d.id"))
+        for r in rows:
+            s = json.loads(r.pop("summary_json") or "{}")
+            r["summary"] = {k: s.get(k) for k in ("kept", "rejected", "minutes_kept", "train", "val", "warning", "loudness")}
+        return rows
+
+    def prepare_training(self, name: str, dataset_id: int, *, backend: str = "auto", steps: int = 60,
+                         base_model: str | None = None, snac_dir: str | None = None, save_every: int = 20,
+                         lora_r: int = 16) -> "PreparedJob":  # noqa: F821
+        """Validate and create (or resume) a training job for voice `name` on a stored dataset."""
+        from .service import PreparedJob
+        from .voices.synth import _NAME_RE
+        from .voices.train import TrainConfig
+
+        if not _NAME_RE.match(name or "") or name == "default":
+            raise BadInputError(f"invalid voice name {name!r}: use letters, digits, space, _ . - (and not 'default')")
+        ds = self.lib.row("datasets", dataset_id, "dataset")
+        base_model = base_model or self.settings.voice_base_model
+        cfg = TrainConfig(base_model=base_model, backend=backend, steps=steps, save_every=save_every, lora_r=lora_r,
+                          out_dir=str(self.lib.home / "training" / _slug(name)), snac_dir=snac_dir)
+        key = f"train:{name}:{dataset_id}"
+        resumed = self.runner.find_resumable(key)
+        if (active := self.runner.find_active(key)) is not None:
+            raise BadInputError(f"voice '{name}' is already training (job {active})")
+        with self.lib.atomic() as db:
+            existing = list(db.query("SELECT id FROM voices WHERE name = ?", [name]))
+            if existing and not resumed:
+                status = db.execute("SELECT status FROM voices WHERE id = ?", [existing[0]["id"]]).fetchone()[0]
+                if status == "ready":
+                    raise BadInputError(f"a voice named '{name}' already exists")
+            if not existing:
+                db["voices"].insert({"name": name, "character_id": ds["character_id"], "base_model": base_model,
+                                     "created_at": now(), "status": "training"})
+            voice_id = db.execute("SELECT id FROM voices WHERE name = ?", [name]).fetchone()[0]
+        job_id = resumed or self.runner.create("train", {"voice": name, "dataset_id": dataset_id, "backend": backend,
+                                                         "steps": steps}, key=key)
+        with self.lib.atomic() as db:
+            if not resumed:
+                db["training_runs"].insert({"voice_id": voice_id, "job_id": job_id,
+                                            "config_json": dumps({k: v for k, v in vars(cfg).items() if k != "target_modules"}),
+                                            "state": "running"})
+        dataset_dir = self.lib.abspath(ds["path"])
+        character = self.lib.db.execute("SELECT name FROM characters WHERE id = ?", [ds["character_id"]]).fetchone()
+
+        def train_stage(ctx: StageContext) -> dict:
+            from .voices.train import model_sizes, resolve_base_model, train_voice
+
+            losses_seen: list[float] = []
+            last = [0.0]
+
+            def on_step(step, total, loss, eta):
+                losses_seen.append(float(loss))
+                t = time.monotonic()
+                if t - last[0] > 0.5 or step == total:
+                    last[0] = t
+                    with ctx.library.atomic() as db:
+                        db.execute("UPDATE training_runs SET losses_json = ? WHERE job_id = ?", [dumps(losses_seen), job_id])
+                ctx.progress(step / max(1, total), f"step {step}/{total} loss {loss:.3f}")
+
+            result = train_voice(dataset_dir, cfg, progress=on_step, cancel=ctx.cancel)
+            sizes = model_sizes(result.adapter_dir, resolve_base_model(base_model))
+            return {"adapter_dir": str(result.adapter_dir), "losses": result.losses, "steps": result.steps,
+                    "adapter_bytes": sizes.adapter_bytes, "base_bytes": sizes.base_bytes, "backend": result.backend,
+                    "resumed_from": result.resumed_from}
+
+        def register_stage(ctx: StageContext) -> dict:
+            from .voices.synth import register_voice
+
+            tr = ctx.results["train"]
+            info = register_voice(self.voices_dir, name, tr["adapter_dir"], base_model=base_model,
+                                  character=character[0] if character else None, snac_dir=snac_dir, overwrite=True)
+            with ctx.library.atomic() as db:
+                db.execute("UPDATE voices SET status='ready', adapter_path=?, adapter_bytes=?, base_bytes=? WHERE id=?",
+                           [ctx.library.relpath(Path(info.path)), tr["adapter_bytes"], tr["base_bytes"], voice_id])
+                db.execute("UPDATE training_runs SET state='done', losses_json=? WHERE job_id=?", [dumps(tr["losses"]), job_id])
+            return {"voice": name, "adapter_bytes": tr["adapter_bytes"], "base_bytes": tr["base_bytes"]}
+
+        stages = [Stage("train", train_stage, weight=20.0, label="training voice"),
+                  Stage("register", register_stage, weight=0.2, label="saving voice")]
+
+        def run(svc, listener=None, cancel=None):
+            from .service import JobOutcome
+
+            try:
+                results = svc.runner.run(job_id, stages, listener=listener, cancel=cancel)
+            except BaseException:
+                state = svc.runner.get(job_id)["state"]
+                with svc.lib.atomic() as db:
+                    db.execute("UPDATE training_runs SET state = ? WHERE job_id = ?",
+                               ["cancelled" if state == "cancelled" else "failed", job_id])
+                    db.execute("UPDATE voices SET status = ? WHERE id = ? AND status != 'ready'",
+                               ["cancelled" if state == "cancelled" else "failed", voice_id])
+                raise
+            return JobOutcome(job_id, results["register"], resumed is not None)
+
+        return PreparedJob(job_id, resumed is not None, run)
+
+    def train_voice(self, name: str, dataset_id: int, *, listener: ProgressListener | None = None,
+                    cancel: CancelToken | None = None, **kwargs):
+        return self.prepare_training(name, dataset_id, **kwargs).run(self, listener, cancel)
+
+    def voices(self) -> list[dict]:
+        """Every voice (the built-in `default` first) with adapter size beside its base model's size."""
+        from .voices.synth import list_voices
+
+        rows = {r["name"]: r for r in self.lib.db.query("SELECT * FROM voices")}
+        out = []
+        for v in list_voices(self.voices_dir):
+            r = rows.get(v.name, {})
+            out.append({**v.to_dict(), "status": r.get("status", "ready"), "base_bytes": r.get("base_bytes"),
+                        "adapter_mb": round(v.adapter_bytes / 1e6, 2),
+                        "base_mb": round(r["base_bytes"] / 1e6, 1) if r.get("base_bytes") else None})
+        for name, r in rows.items():  # voices still training / failed
+            if not any(o["name"] == name for o in out):
+                out.append({"name": name, "status": r["status"], "base_model": r["base_model"], "adapter_bytes": 0,
+                            "builtin": False, "character": None})
+        return out
+
+    def training_runs(self) -> list[dict]:
+        rows = list(self.lib.db.query(
+            "SELECT t.id, t.job_id, t.state, t.losses_json, v.name AS voice, j.progress, j.eta, j.message"
+            " FROM training_runs t JOIN voices v ON v.id = t.voice_id LEFT JOIN jobs j ON j.id = t.job_id ORDER BY t.id DESC"))
+        for r in rows:
+            r["losses"] = json.loads(r.pop("losses_json") or "[]")
+        return rows
+
+    def say_stream(self, voice: str, text: str, *, cancel: CancelToken | None = None) -> Iterator[tuple[np.ndarray, int]]:
+        """Synthesise text in a voice, sentence chunk by chunk (any length)."""
+        from .voices.synth import synthesize_stream
+
+        return synthesize_stream(voice, text, voices_dir=self.voices_dir, cancel=cancel)
+
+    def say(self, voice: str, text: str, *, max_chars: int | None = None) -> tuple[np.ndarray, int]:
+        """Whole-text synthesis (refuses text over the per-request cap; use say_stream for more)."""
+        from .voices.synth import MAX_CHARS, synthesize
+
+        return synthesize(voice, text, voices_dir=self.voices_dir, max_chars=max_chars or MAX_CHARS)
+
+    def remove_voice(self, name: str) -> None:
+        import shutil
+
+        if name == "default":
+            raise BadInputError("the built-in default voice cannot be removed")
+        row = list(self.lib.db.query("SELECT id FROM voices WHERE name = ?", [name]))
+        folder = self.voices_dir / name
+        if not row and not folder.exists():
+            raise NotFoundError(f"no voice named '{name}'")
+        with self.lib.atomic() as db:
+            db.execute("DELETE FROM voices WHERE name = ?", [name])
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _slug(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "voice"

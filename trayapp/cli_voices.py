@@ -1,0 +1,91 @@
+"""`weaver dataset`, `weaver train`, `weaver voices`, `weaver say`."""
+
+from __future__ import annotations
+
+from .cli import EXTRA_PARSERS, command, err, out, out_json, progress_bar, service, simple_bar
+
+
+def add_parsers(sub) -> None:
+    s = sub.add_parser("dataset", help="build a TTS dataset from a character's clips (prints the dataset id)")
+    s.add_argument("item", type=int)
+    s.add_argument("--character", required=True)
+    s.add_argument("--min", type=float, default=2.0, help="shortest clip kept, seconds")
+    s.add_argument("--max", type=float, default=15.0, help="longest clip kept, seconds")
+    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("train", help="fine-tune a voice (LoRA adapter) on a dataset (prints the voice name)")
+    s.add_argument("name")
+    s.add_argument("--dataset", type=int, required=True)
+    s.add_argument("--backend", choices=["auto", "unsloth", "cpu"], default="auto")
+    s.add_argument("--steps", type=int, default=60)
+    s.add_argument("--save-every", type=int, default=20)
+    s.add_argument("--base", help="base model folder or hub name (default: settings.voice_base_model)")
+    s.add_argument("--snac", help="SNAC codec folder")
+    s = sub.add_parser("voices", help="list voices with adapter size beside the base model size")
+    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("say", help="speak text in a voice into an audio file")
+    s.add_argument("voice")
+    s.add_argument("text")
+    s.add_argument("-o", "--output", required=True, help="output .wav/.flac/.mp3")
+
+
+EXTRA_PARSERS.append(add_parsers)
+
+
+@command("dataset")
+def cmd_dataset(a) -> int:
+    with simple_bar("building dataset") as listener:
+        res = service().build_voice_dataset(a.item, a.character, min_s=a.min, max_s=a.max, listener=listener)
+    s = res["summary"]
+    if a.json:
+        out_json(res)
+    else:
+        err(f"{s['kept']} clips kept ({s['minutes_kept']:.2f} min), rejected: "
+            + (", ".join(f"{k} {v}" for k, v in s["rejected"].items()) or "none") + f"; train {s['train']} / val {s['val']}")
+        if s.get("warning"):
+            err(f"warning: {s['warning']}")
+    out(str(res["id"]))
+    return 0
+
+
+@command("train")
+def cmd_train(a) -> int:
+    svc = service()
+    prepared = svc.prepare_training(a.name, a.dataset, backend=a.backend, steps=a.steps, base_model=a.base,
+                                    snac_dir=a.snac, save_every=a.save_every)
+    with progress_bar("training") as listener:
+        outcome = prepared.run(svc, listener, None)
+    r = outcome.result
+    err(f"voice '{r['voice']}': adapter {r['adapter_bytes'] / 1e6:.2f} MB on a {r['base_bytes'] / 1e6:.1f} MB base model")
+    out(r["voice"])
+    return 0
+
+
+@command("voices")
+def cmd_voices(a) -> int:
+    rows = service().voices()
+    if a.json:
+        out_json(rows)
+        return 0
+    for v in rows:
+        size = "built-in" if v.get("builtin") else f"adapter {v.get('adapter_mb') or 0} MB / base {v.get('base_mb') or '?'} MB"
+        out(f"{v['name']:20s} {v.get('status', ''):9s} {size}  {v.get('character') or ''}")
+    return 0
+
+
+@command("say")
+def cmd_say(a) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from pipeline.voices.synth import PAUSE_S, encode_audio
+
+    parts, rate = [], 24000
+    for audio, rate in service().say_stream(a.voice, a.text):
+        if parts:
+            parts.append(np.zeros(int(PAUSE_S * rate), dtype=np.float32))
+        parts.append(audio)
+    fmt = Path(a.output).suffix.lstrip(".").lower() or "wav"
+    Path(a.output).write_bytes(encode_audio(np.concatenate(parts), rate, fmt))
+    out(str(a.output))
+    return 0

@@ -1,0 +1,62 @@
+"""Voices routes, and the OpenAI-compatible speech endpoint (POST /v1/audio/speech) for other local apps."""
+
+from __future__ import annotations
+
+from fastapi import Body
+from fastapi.responses import Response, StreamingResponse
+
+from pipeline.errors import BadInputError
+
+MEDIA_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "opus": "audio/ogg", "aac": "audio/aac",
+               "pcm": "audio/L16"}
+
+
+def register(app, svc, jobs) -> None:
+    @app.get("/api/voices")
+    def voices():
+        return svc().voices()
+
+    @app.get("/api/voices/datasets")
+    def datasets():
+        return svc().datasets()
+
+    @app.post("/api/voices/datasets")
+    def build_dataset(body: dict = Body(...)):
+        return svc().build_voice_dataset(int(body["media_id"]), str(body["character"]))
+
+    @app.post("/api/voices/train")
+    def train(body: dict = Body(...)):
+        prepared = svc().prepare_training(str(body["name"]), int(body["dataset_id"]), backend=body.get("backend", "auto"),
+                                          steps=int(body.get("steps", 60)), base_model=body.get("base_model") or None,
+                                          snac_dir=body.get("snac_dir") or None)
+        jobs.submit(f"job-{prepared.job_id}", lambda s, cancel: prepared.run(s, None, cancel))
+        return {"job_id": prepared.job_id}
+
+    @app.get("/api/voices/training")
+    def training():
+        return svc().training_runs()
+
+    @app.delete("/api/voices/{name}")
+    def remove(name: str):
+        svc().remove_voice(name)
+        return {"removed": name}
+
+    @app.post("/v1/audio/speech")
+    def speech(body: dict = Body(...)):
+        """OpenAI-compatible text-to-speech: {model, voice, input, response_format}."""
+        from pipeline.voices.synth import encode_audio
+
+        text = body.get("input")
+        if not isinstance(text, str) or not text.strip():
+            raise BadInputError("'input' must be non-empty text")
+        fmt = (body.get("response_format") or "mp3").lower()
+        if fmt not in MEDIA_TYPES:
+            raise BadInputError(f"response_format must be one of {', '.join(MEDIA_TYPES)}")
+        voice = body.get("voice") or "default"
+        audio, rate = svc().say(voice, text)
+        return Response(encode_audio(audio, rate, fmt), media_type=MEDIA_TYPES[fmt])
+
+    @app.get("/v1/models")
+    def models():
+        return {"object": "list", "data": [{"id": v["name"], "object": "model", "owned_by": "voice-weaver"}
+                                           for v in svc().voices()]}

@@ -1,0 +1,55 @@
+// Voices view: datasets (from a character's clips), training jobs with loss curve and progress, test synthesis.
+import { $, api, el, play, registerView } from "./app.js";
+
+let timer = null;
+
+function lossCurve(losses) {
+  const c = el("canvas", { width: 320, height: 80, class: "loss" });
+  const ctx = c.getContext("2d");
+  ctx.fillStyle = "#101217"; ctx.fillRect(0, 0, c.width, c.height);
+  if (losses.length > 1) {
+    const lo = Math.min(...losses), hi = Math.max(...losses), span = hi - lo || 1;
+    ctx.strokeStyle = "#6adf8a"; ctx.beginPath();
+    losses.forEach((l, i) => { const x = (i / (losses.length - 1)) * c.width, y = c.height - 4 - ((l - lo) / span) * (c.height - 8); i ? ctx.lineTo(x, y) : ctx.moveTo(x, y); });
+    ctx.stroke();
+  }
+  return c;
+}
+
+async function render() {
+  const root = $("#voices");
+  const [voices, datasets, runs, media] = await Promise.all([api("/api/voices"), api("/api/voices/datasets"), api("/api/voices/training"), api("/api/media")]);
+  const itemSel = el("select", { id: "ds-item" }, ...media.map((m) => el("option", { value: m.id }, `${m.id}: ${m.title}`)));
+  const charSel = el("select", { id: "ds-character" });
+  const loadChars = async () => { if (!itemSel.value) return; const cs = await api(`/api/media/${itemSel.value}/characters`); charSel.replaceChildren(...cs.map((c) => el("option", { value: c.name }, `${c.name} (${c.lines})`))); };
+  itemSel.onchange = loadChars;
+  const say = el("input", { id: "say-text", value: "Hello! This is my voice now.", size: 40 });
+  const voiceSel = el("select", { id: "say-voice" }, ...voices.filter((v) => v.status === "ready").map((v) => el("option", { value: v.name }, v.name)));
+  root.replaceChildren(
+    el("h3", {}, "Voices"),
+    el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "name"), el("th", {}, "status"), el("th", {}, "character"), el("th", {}, "size on disk"))),
+      el("tbody", {}, ...voices.map((v) => el("tr", { "data-voice": v.name }, el("td", {}, v.name), el("td", {}, v.status || ""), el("td", {}, v.character || ""),
+        el("td", {}, v.builtin ? "built-in (espeak-ng)" : `adapter ${v.adapter_mb ?? 0} MB on a shared base model of ${v.base_mb ?? "?"} MB`))))),
+    el("div", { class: "row" }, "Test: ", voiceSel, say, el("button", { id: "say-play", onclick: async () => {
+      const res = await api("/v1/audio/speech", { method: "POST", body: { model: "weaver", voice: voiceSel.value, input: say.value, response_format: "wav" }, raw: true });
+      const url = URL.createObjectURL(await res.blob()); const p = $("#player"); p.src = url; p.play().catch(() => {});
+    } }, "▶ Say")),
+    el("h3", {}, "Datasets"),
+    el("div", { class: "row" }, "From ", itemSel, charSel, el("button", { id: "ds-build", onclick: async () => { await api("/api/voices/datasets", { method: "POST", body: { media_id: itemSel.value, character: charSel.value } }); render(); } }, "Build dataset")),
+    el("table", {}, el("tbody", {}, ...datasets.map((d) => el("tr", { "data-dataset": d.id },
+      el("td", {}, `#${d.id}`), el("td", {}, d.character || ""), el("td", {}, `${d.summary.kept} clips, ${(d.summary.minutes_kept || 0).toFixed(2)} min; rejected ${Object.entries(d.summary.rejected || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "none"}`),
+      el("td", { class: "muted" }, d.summary.warning || ""),
+      el("td", {}, el("input", { placeholder: "voice name", size: 12, class: "voice-name" }), el("button", { onclick: async (e) => {
+        const name = e.target.previousSibling.value.trim(); if (!name) return;
+        await api("/api/voices/train", { method: "POST", body: { name, dataset_id: d.id } }); render();
+      } }, "Train")))))),
+    el("h3", {}, "Training"),
+    ...runs.map((r) => el("div", { class: "row", "data-run": r.id }, el("strong", {}, r.voice), ` ${r.state} ${Math.round((r.progress || 0) * 100)}% ${r.message || ""}`, lossCurve(r.losses),
+      r.state === "running" ? el("button", { onclick: () => api(`/api/jobs/${r.job_id}/cancel`, { method: "POST" }) }, "Cancel") : "")),
+  );
+  loadChars();
+}
+
+registerView("voices", {
+  enter() { render(); clearInterval(timer); timer = setInterval(() => { if ($("#view-voices").classList.contains("active") && document.querySelector("[data-run]")) render(); }, 3000); },
+});
