@@ -192,7 +192,15 @@ def iter_audio(
         centre_idx = stream_meta.channel_names.index("FC") if want_centre else None
         if start > 0:
             c.seek(int(start / stream.time_base), stream=stream, backward=True, any_frame=False)
-        last_report = -1.0
+        last_report = [-1.0]
+
+        def report(t: float | None) -> None:
+            if t is not None and t - last_report[0] >= 1.0:
+                last_report[0] = t
+                if cancel is not None and cancel.cancelled:
+                    raise Cancelled()
+                progress(min(1.0, t / duration), "decoding")
+
         try:
             for packet in c.demux(stream):
                 for frame in _decode_safely(packet):
@@ -200,12 +208,11 @@ def iter_audio(
                     if end is not None and t is not None and t >= end:
                         return
                     if centre_idx is not None:
-                        plane = frame.to_ndarray()
-                        if frame.format.is_planar:
-                            mono = plane[centre_idx : centre_idx + 1]
-                        else:
-                            mono = plane.reshape(-1, frame.layout.nb_channels if hasattr(frame.layout, "nb_channels") else len(frame.layout.channels)).T[centre_idx : centre_idx + 1]
-                        mono = np.ascontiguousarray(mono.astype(np.float32) if mono.dtype.kind == "f" else _int_to_float(mono))
+                        mono = _channel(frame, centre_idx)
+                        if frame.sample_rate == out_rate:  # fast path: the channel as it is, no resampler
+                            yield _trim_block(mono.reshape(-1, 1), t, start, end, out_rate)
+                            report(t)
+                            continue
                         nf = av.AudioFrame.from_ndarray(mono, format="fltp", layout="mono")
                         nf.sample_rate = frame.sample_rate
                         nf.pts = frame.pts
@@ -214,16 +221,22 @@ def iter_audio(
                     for rf in resampler.resample(frame):
                         arr = rf.to_ndarray().reshape(-1, len(rf.layout.channels))
                         yield _trim_block(arr, t, start, end, out_rate)
-                    if t is not None and t - last_report >= 1.0:
-                        last_report = t
-                        if cancel is not None and cancel.cancelled:
-                            raise Cancelled()
-                        progress(min(1.0, t / duration), "decoding")
+                    report(t)
             for rf in resampler.resample(None):
                 yield rf.to_ndarray().reshape(-1, len(rf.layout.channels))
         except av.error.FFmpegError as e:
             raise BadInputError(f"could not decode {Path(path).name}: {e}") from None
     progress(1.0, "decoded")
+
+
+def _channel(frame, index: int) -> np.ndarray:
+    """One channel of a decoded frame as a contiguous float32 row of shape (1, samples)."""
+    plane = frame.to_ndarray()
+    if frame.format.is_planar:
+        mono = plane[index : index + 1]
+    else:
+        mono = plane.reshape(-1, len(frame.layout.channels)).T[index : index + 1]
+    return np.ascontiguousarray(mono.astype(np.float32) if mono.dtype.kind == "f" else _int_to_float(mono))
 
 
 def _int_to_float(a: np.ndarray) -> np.ndarray:
