@@ -40,7 +40,7 @@ def validate(req: IngestRequest) -> tuple[media_io.MediaInfo, str]:
     """Probe the media and parse sidecar subtitles; raise BadInputError before anything is written."""
     path = Path(req.path).expanduser()
     info = media_io.probe(path)
-    media_io._pick_stream(info, req.audio_track)
+    media_io.check_complete(path, info, req.audio_track)
     if req.channel_mode not in ("auto", "centre", "mix"):
         raise BadInputError(f"unknown channel mode '{req.channel_mode}' (auto, centre, mix)")
     if req.subtitles:
@@ -89,8 +89,10 @@ def stage_decode(req: IngestRequest, info: media_io.MediaInfo):
         except OSError as e:
             tmp.unlink(missing_ok=True)
             raise StorageError(f"cannot write decoded audio ({e.strerror or e}); the library is unchanged") from None
-        if n == 0:
-            raise BadInputError(f"no audio could be decoded from {Path(req.path).name} (truncated or damaged?)")
+        declared = info.duration or 0.0
+        if n == 0 or n / stream.sample_rate < 0.9 * declared - 1.0:
+            raise BadInputError(f"{Path(req.path).name} looks truncated or damaged: only {n / stream.sample_rate:.1f} s "
+                                f"of {declared:.1f} s could be decoded")
         os.replace(tmp, dialogue)
         ctx.progress(0.9, "making 16 kHz analysis copy")
         analysis = media_io.load_audio(dialogue, media_io.ANALYSIS_RATE)

@@ -360,3 +360,30 @@ def video_frame_jpeg(path: str | os.PathLike, t: float, *, width: int = 320) -> 
             img.save(buf, format="JPEG", quality=80)
             return buf.getvalue()
     return None
+
+
+def check_complete(path: str | os.PathLike, info: MediaInfo | None = None, audio_track: int | None = None) -> None:
+    """Cheaply check that audio near the declared end decodes; raise BadInputError for truncated files."""
+    import av
+
+    info = info or probe(path)
+    if info.duration < 3.0:
+        return
+    stream_meta = _pick_stream(info, audio_track)
+    target = max(0.0, info.duration - 3.0)
+    last_t = None
+    with _open(path) as c:
+        stream = c.streams[stream_meta.stream_index]
+        try:
+            c.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+            for packet in c.demux(stream):
+                for frame in _decode_safely(packet):
+                    if frame.pts is not None:
+                        last_t = float(frame.pts * frame.time_base)
+                if last_t is not None and last_t >= target - 5.0:
+                    break
+        except av.error.FFmpegError:
+            last_t = None
+    if last_t is None or last_t < target - 5.0:
+        raise BadInputError(f"{Path(path).name} looks truncated or damaged: no audio decodes near its end "
+                            f"({info.duration:.1f} s declared)")

@@ -139,6 +139,8 @@ def _bad_inputs(movie, tmp: Path) -> dict[str, list]:
     empty.write_bytes(b"")
     truncated = tmp / "truncated.mkv"
     truncated.write_bytes(movie.movie.read_bytes()[:4096])
+    half = tmp / "half.mkv"
+    half.write_bytes(movie.movie.read_bytes()[: movie.movie.stat().st_size // 3])
     text = tmp / "notes.mp4"
     text.write_text("this is not a video\n" * 50)
     malformed = tmp / "bad.srt"
@@ -146,6 +148,7 @@ def _bad_inputs(movie, tmp: Path) -> dict[str, list]:
     return {
         "empty file": [empty],
         "truncated mkv": [truncated],
+        "mkv cut at a third": [half],
         "text renamed .mp4": [text],
         "missing path": [tmp / "does-not-exist.mkv"],
         "malformed srt": [movie.movie, "--subtitles", malformed],
@@ -177,12 +180,13 @@ def test_non_utf8_subtitles_import_with_correct_text(movie, tmp_path):
 
 def test_kill_9_during_ingest_then_rerun_resumes_consistently(movie, tmp_path):
     """Kill the import right after decoding (a finished, cached stage), rerun: decode is not redone."""
-    from tests.fixtures.movie import generate_long_media
+    from tests.fixtures.movie import generate_long_media, long_media_paths
 
     long_file = generate_long_media(tmp_path / "long.mkv", 3.0, source=movie)
+    srt, _ = long_media_paths(long_file)
     home = tmp_path / "home"
     env = {**os.environ, "WEAVER_HOME": str(home), "WEAVER_TEST_STALL_AFTER": "decode"}
-    proc = subprocess.Popen([sys.executable, "-m", "trayapp", "ingest", str(long_file), "--no-analysis"], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "trayapp", "ingest", str(long_file), "--subtitles", str(srt), "--no-analysis"], cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout.readline().strip() == "stalled after decode"
     os.kill(proc.pid, signal.SIGKILL)
@@ -190,7 +194,7 @@ def test_kill_9_during_ingest_then_rerun_resumes_consistently(movie, tmp_path):
     lib = Library(home)
     decode_done = lib.db.execute("SELECT finished_at FROM job_stages WHERE name='decode'").fetchone()[0]
     assert lib.counts()["media"] == 0  # nothing half-imported
-    r = weaver(home, "ingest", long_file, "--no-analysis")
+    r = weaver(home, "ingest", long_file, "--subtitles", srt, "--no-analysis")
     assert "resumed" in r.stderr
     item = int(last_line(r))
     assert lib.db.execute("SELECT finished_at FROM job_stages WHERE name='decode'").fetchone()[0] == decode_done

@@ -142,14 +142,15 @@ def cmd_ingest(a) -> int:
     from pipeline.ingest import AlreadyImported
 
     svc = service()
-    try:
-        with progress_bar("importing") as listener:
-            outcome = svc.ingest(a.path, subtitles=a.subtitles, audio_track=a.audio_track, channel_mode=a.channels,
-                                 title=a.title, script=a.script, analyze=not a.no_analysis, listener=listener)
+    try:  # validation first, so bad input fails before any progress bar or write
+        prepared = svc.prepare_ingest(a.path, subtitles=a.subtitles, audio_track=a.audio_track, channel_mode=a.channels,
+                                      title=a.title, script=a.script, analyze=not a.no_analysis)
     except AlreadyImported as e:
         err(f"weaver: {e}")
         out(str(e.media_id))
         return 0
+    with progress_bar("importing") as listener:
+        outcome = prepared.run(svc, listener, None)
     if outcome.resumed:
         err(f"resumed interrupted job {outcome.job_id}")
     analysis = outcome.result.get("analysis") or {}

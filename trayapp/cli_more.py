@@ -117,8 +117,9 @@ def cmd_analyze(a) -> int:
     opts = AnalysisOptions(asr=a.asr)
     if a.script:
         opts.script_id = int(a.script) if a.script.isdigit() else svc.add_script(a.script)["id"]
+    prepared = svc.prepare_analyze(a.item, options=opts)
     with progress_bar("analysing") as listener:
-        outcome = svc.analyze(a.item, options=opts, listener=listener)
+        outcome = prepared.run(svc, listener, None)
     for w in outcome.result.get("warnings") or []:
         err(f"warning: {w}")
     err(f"characters: {', '.join(outcome.result['characters']) or '(none)'}")
