@@ -115,8 +115,7 @@ def stage_sync(opts: AnalysisOptions) -> Stage:
         duration = ctx.library.media(mid)["duration"]
         res = estimate_sync(lines, speech=regions, asr_words=words, duration=duration)
         ctx.progress(1.0, res.describe())
-        trivial = abs(res.offset) < 0.05 and abs(res.scale - 1.0) < 1e-4
-        applied = not trivial and res.score > 0
+        applied = res.reliable and not res.is_identity()
         new_lines = apply_sync(lines, res) if applied else lines
         return {"applied": applied, "sync": {**asdict(res), "description": res.describe()},
                 "lines": [ln.to_dict() for ln in new_lines]}

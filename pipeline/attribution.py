@@ -1,0 +1,483 @@
+"""Who says each line: screenplay alignment, SDH name cues, diarization clusters, voiceprints and user labels.
+
+Script alignment (:func:`align_script`) is an order-preserving dynamic programme over a subtitle × script-line
+similarity matrix (rapidfuzz partial ratio on normalised text). A subtitle cue may match part of a script line
+and consecutive cues may share one script line (subtitles split long speeches); script lines may be skipped
+(cut scenes) at a small cost per line; cues may stay unmatched (ad-libs, songs). The matrix is filled sparsely:
+first pairs sharing a distinctive word, then every pair in a window around the first alignment.
+
+Precedence in :func:`attribute`, strongest first — every signal is a weighted vote for a name, cluster-level
+signals for the same name do not add up (the strongest one counts), line-level ones do:
+
+1. **user label** on the line: always wins (confidence 1.0).
+2. **user label propagated** to the line's diarization cluster (weight 3.0): beats everything below.
+3. **SDH name cue** on the line ("JOHN: …", weight 1.6) and a **strong script match** (weight 1.6 × match
+   quality; quality 1 = long line matched near-verbatim).
+4. **voiceprint** match naming the line's cluster (weight 1.3).
+5. **cluster majority** ("voice"): the names the other lines of the cluster got from script/SDH, weight up to 1.2
+   when ≥ 90 % of ≥ 4 named lines agree. It names unnamed lines and flips a *weak* script match (short line,
+   loose match) that disagrees — a flipped line gets a lower confidence.
+6. a weak script match on its own; otherwise no name (source "none").
+
+A script whose overall alignment score is below ``min_script_score`` is not used at all and a warning says so
+(``check_script_match`` raises instead). ``AttributionResult.overlaps`` holds lines that are not one clean voice:
+lines overlapping diarization turns of two or more clusters (the second for ≥ 0.3 s and ≥ 25 % of the line),
+SDH group cues ("ALL:"), and dash cues with two speakers. Line indices are positions in the ``lines`` list.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import BadInputError
+from .types import Attribution, Diarization, Line, Script
+
+DEFAULT_MIN_SCRIPT_SCORE = 0.25  # wrong movies score ≈0.0–0.05; a right one 0.4 (noisy ASR) to 1.0
+
+W_USER_CLUSTER = 3.0
+W_SDH = 1.6
+W_SCRIPT = 1.6
+W_VOICEPRINT = 1.3
+W_VOICE = 1.2
+
+_MATCH_MIN = 0.5  # a subtitle/script pair must score above this to be worth aligning
+_SKIP_COST = 0.02  # per skipped script line
+_FULL_MATRIX = 40_000  # below this many pairs, compare every subtitle line with every script line
+_GROUP_NAMES = {"ALL", "BOTH", "TOGETHER", "EVERYONE", "EVERYBODY", "CROWD", "VOICES", "SEVERAL", "OTHERS", "GROUP"}
+
+
+# ---------------------------------------------------------------------------------------------------- text
+
+
+def normalise_text(text: str) -> str:
+    """Lower-case words without accents, punctuation, SDH [tags], (parentheticals), <i> tags or 'NAME:' cues."""
+    t = re.sub(r"<[^>]+>|\{[^}]*\}|\[[^\]]*\]|\([^)]*\)|♪", " ", text or "")
+    t = re.sub(r"(^|\n)\s*-?\s*[A-Z][A-Z0-9 .'\-]{1,30}:\s", r"\1 ", t)  # SDH speaker cue
+    t = unicodedata.normalize("NFKD", t.replace("’", "'")).lower()
+    t = "".join(ch for ch in t if not unicodedata.combining(ch))
+    return " ".join(w.strip("'_") for w in re.findall(r"\w+(?:'\w+)*", t) if w.strip("'_"))
+
+
+def name_key(name: str | None) -> str | None:
+    """Canonical form of a character name: 'John (V.O.)', 'JOHN:' and 'john' all give 'JOHN'."""
+    if not name:
+        return None
+    n = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", name)
+    n = re.sub(r"\b(CONT'?D|V\.?O\.?|O\.?S\.?|O\.?C\.?)\b", " ", n, flags=re.I)
+    n = unicodedata.normalize("NFKC", n).strip(" :-.\t\n").upper()
+    n = re.sub(r"\s+", " ", n)
+    return n or None
+
+
+def is_group_name(name: str | None) -> bool:
+    k = name_key(name)
+    return bool(k) and (k in _GROUP_NAMES or " AND " in f" {k} " or "&" in k)
+
+
+def _two_speaker_cue(text: str) -> bool:
+    return sum(1 for row in (text or "").splitlines() if re.match(r"\s*(<[^>]+>)*\s*[-–]\s*\S", row)) >= 2
+
+
+# ------------------------------------------------------------------------------------------ script alignment
+
+
+@dataclass
+class ScriptAlignment:
+    """Per subtitle line: matched script line index (or None) and its similarity 0..1; plus an overall score."""
+
+    matches: list[int | None]
+    scores: list[float]
+    score: float  # length-weighted mean over subtitle lines of match quality (0 unmatched/loose, 1 verbatim)
+    script_coverage: float = 0.0  # share of script lines matched by at least one cue
+    quality: list[float] = field(default_factory=list)  # per line 0..1: how much to trust the match
+
+    @property
+    def n_matched(self) -> int:
+        return sum(m is not None for m in self.matches)
+
+
+def _sim(a: str, b: str) -> float:
+    """How well subtitle text ``a`` is contained in script text ``b`` (0..1): half character-level partial ratio,
+    half in-order word overlap (unrelated English lines share stopwords and letters, rarely word sequences)."""
+    from rapidfuzz import fuzz
+    from rapidfuzz.distance import LCSseq
+
+    if not a or not b:
+        return 0.0
+    if len(a) <= len(b):
+        chars = fuzz.partial_ratio(a, b) / 100.0
+    else:
+        chars = fuzz.partial_ratio(b, a) / 100.0 * (len(b) / len(a)) ** 0.5
+    wa = a.split()
+    words = LCSseq.similarity(wa, b.split()) / len(wa)
+    return 0.5 * chars + 0.5 * words
+
+
+def _weight(a: str) -> float:
+    return min(1.0, len(a) / 25.0) ** 0.5
+
+
+def align_script(lines: list[Line], script: Script) -> ScriptAlignment:
+    """Order-preserving fuzzy alignment of subtitle/transcript lines to screenplay lines (module docstring)."""
+    subs = [normalise_text(ln.text) for ln in lines]
+    scr = [normalise_text(sl.text) for sl in script.lines]
+    n, m = len(subs), len(scr)
+    if n == 0 or m == 0:
+        return ScriptAlignment([None] * n, [0.0] * n, 0.0, 0.0, [0.0] * n)
+    sim = np.zeros((n, m), dtype=np.float32)
+    done = np.zeros((n, m), dtype=bool)
+
+    def fill(i: int, js) -> None:
+        for j in js:
+            if not done[i, j]:
+                done[i, j] = True
+                sim[i, j] = _sim(subs[i], scr[j])
+
+    if n * m <= _FULL_MATRIX:
+        for i in range(n):
+            fill(i, range(m))
+    else:  # pass 1: only pairs sharing a word that is rare on both sides
+        sub_tok = [set(s.split()) for s in subs]
+        scr_tok = [set(s.split()) for s in scr]
+        df_sub: dict[str, int] = {}
+        df_scr: dict[str, int] = {}
+        for toks, df in [(t, df_sub) for t in sub_tok] + [(t, df_scr) for t in scr_tok]:
+            for t in toks:
+                df[t] = df.get(t, 0) + 1
+        lim_sub, lim_scr = max(3, int(0.01 * n)), max(3, int(0.01 * m))
+        where: dict[str, list[int]] = {}
+        for j, toks in enumerate(scr_tok):
+            for t in toks:
+                if len(t) >= 3 and df_scr[t] <= lim_scr and df_sub.get(t, 0) <= lim_sub:
+                    where.setdefault(t, []).append(j)
+        for i, toks in enumerate(sub_tok):
+            cand: set[int] = set()
+            for t in toks:
+                cand.update(where.get(t, ()))
+            fill(i, sorted(cand))
+    matches = _dp(sim, subs)
+
+    # pass 2: every pair in a window around the first path
+    anchors = [(i, j) for i, j in enumerate(matches) if j is not None]
+    if anchors:
+        ai = np.array([a[0] for a in anchors])
+        aj = np.array([a[1] for a in anchors])
+        for i in range(n):
+            k_prev = int(np.searchsorted(ai, i, side="left")) - 1  # last anchor before i
+            k_next = int(np.searchsorted(ai, i, side="right"))  # first anchor after i
+            lo = int(aj[k_prev]) if k_prev >= 0 else int(aj[0]) - 10
+            hi = int(aj[k_next]) if k_next < len(ai) else int(aj[-1]) + 10
+            lo, hi = max(0, lo - 2), min(m - 1, hi + 2)
+            if hi - lo > 60:
+                fill(i, range(lo, lo + 25))
+                fill(i, range(hi - 24, hi + 1))
+            else:
+                fill(i, range(lo, hi + 1))
+        matches = _dp(sim, subs)
+
+    scores = [float(sim[i, j]) if j is not None else 0.0 for i, j in enumerate(matches)]
+    w = np.array([_weight(s) for s in subs])
+    quality = [_quality(scores[i], subs[i]) if matches[i] is not None else 0.0 for i in range(n)]
+    total = float(w[[bool(s) for s in subs]].sum())
+    good = [float(np.clip((scores[i] - _MATCH_MIN) / (0.95 - _MATCH_MIN), 0.0, 1.0)) for i in range(n)]
+    score = float(sum(w[i] * good[i] for i in range(n)) / total) if total else 0.0
+    coverage = len({j for j in matches if j is not None}) / m
+    return ScriptAlignment(matches, scores, score, coverage, quality)
+
+
+def _quality(s: float, text: str) -> float:
+    return float(np.clip((s - _MATCH_MIN) / (0.95 - _MATCH_MIN), 0.0, 1.0) * min(1.0, 0.4 + len(text) / 30.0))
+
+
+def _dp(sim: np.ndarray, subs: list[str]) -> list[int | None]:
+    """Best monotone path. Column 0 = nothing matched yet; column c = script line c-1."""
+    n, m = sim.shape
+    neg = -1e9
+    cols = np.arange(m + 1)
+    M_prev = np.full(m + 1, neg)
+    U_prev = np.full(m + 1, neg)
+    U_prev[0] = 0.0
+    from_m = np.zeros((n, m + 1), dtype=bool)  # P[c] at row i came from M (else U)
+    prev_col = np.zeros((n, m + 1), dtype=np.int32)  # predecessor column of M[i, c]
+    for i in range(n):
+        P = np.maximum(M_prev, U_prev)
+        pm = M_prev >= U_prev
+        reward = np.full(m + 1, neg)
+        reward[1:] = _weight(subs[i]) * (sim[i] - _MATCH_MIN)
+        reward[1:][sim[i] <= _MATCH_MIN] = neg
+        g = P + _SKIP_COST * cols
+        g[0] = neg
+        gmax = np.maximum.accumulate(g)
+        garg = np.maximum.accumulate(np.where(g >= gmax, cols, 0))
+        jump = np.full(m + 1, neg)
+        jump[2:] = gmax[1:-1] - _SKIP_COST * (cols[2:] - 1)
+        jarg = np.zeros(m + 1, dtype=np.int64)
+        jarg[2:] = garg[1:-1]
+        best = P.copy()  # continue the same script line
+        arg = cols.copy()
+        better = jump > best
+        best[better], arg[better] = jump[better], jarg[better]
+        start = P[0]
+        better = start > best
+        best[better], arg[better] = start, 0
+        M = reward + best
+        M[0] = neg
+        M[M < neg / 2] = neg
+        prev_col[i] = arg
+        if i > 0:
+            from_m[i - 1] = pm
+        M_prev, U_prev = M, P
+    # backtrack
+    last_M, last_U = M_prev, U_prev
+    c = int(np.argmax(np.maximum(last_M, last_U)))
+    state_m = last_M[c] >= last_U[c]
+    out: list[int | None] = [None] * n
+    for i in range(n - 1, -1, -1):
+        if state_m:
+            out[i] = c - 1
+            c = int(prev_col[i, c])
+        if i > 0:
+            state_m = bool(from_m[i - 1, c])
+    return out
+
+
+def check_script_match(lines: list[Line], script: Script, min_score: float = DEFAULT_MIN_SCRIPT_SCORE) -> ScriptAlignment:
+    """Align and raise BadInputError when the screenplay does not fit these lines (wrong movie)."""
+    al = align_script(lines, script)
+    if al.score < min_score:
+        raise BadInputError(_mismatch_message(al.score))
+    return al
+
+
+def _mismatch_message(score: float) -> str:
+    return f"subtitles/transcript do not match this screenplay (score {score:.2f}) — wrong movie?"
+
+
+# ------------------------------------------------------------------------------------------------- clusters
+
+
+def cluster_for_line(line: Line, diarization: Diarization | None) -> str | None:
+    """The diarization speaker whose turns overlap the line longest (None when none overlaps)."""
+    if diarization is None:
+        return None
+    ov = _overlaps(line, diarization)
+    return max(ov, key=ov.get) if ov else None
+
+
+def _overlaps(line: Line, diarization: Diarization) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for t in diarization.turns:
+        d = min(line.end, t.end) - max(line.start, t.start)
+        if d > 0:
+            out[t.speaker] = out.get(t.speaker, 0.0) + d
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- attribution
+
+
+@dataclass
+class AttributionResult:
+    attributions: list[Attribution]
+    script_score: float | None = None
+    script_used: bool = False
+    warnings: list[str] = field(default_factory=list)
+    overlaps: set[int] = field(default_factory=set)  # lines that are not one clean voice
+    cluster_names: dict[str, str] = field(default_factory=dict)  # diarization cluster -> character
+    alignment: ScriptAlignment | None = None
+
+    def characters(self) -> dict[str, list[int]]:
+        """Character -> line indices."""
+        out: dict[str, list[int]] = {}
+        for a in self.attributions:
+            if a.character:
+                out.setdefault(a.character, []).append(a.line_index)
+        return out
+
+
+@dataclass
+class _Vote:
+    key: str
+    weight: float
+    source: str
+    conf: float
+
+
+def attribute(
+    lines: list[Line],
+    *,
+    script: Script | None = None,
+    diarization: Diarization | None = None,
+    line_speakers: list[str | None] | None = None,
+    voiceprint_names: dict[str, tuple[str, float]] | None = None,
+    user_labels: dict[int, str] | None = None,
+    min_script_score: float = DEFAULT_MIN_SCRIPT_SCORE,
+) -> AttributionResult:
+    """Name the speaker of every line from all available signals (precedence in the module docstring)."""
+    n = len(lines)
+    res = AttributionResult(attributions=[])
+    display: dict[str, tuple[int, str]] = {}  # key -> (priority, shown name); lower priority wins
+
+    def register(name: str, prio: int) -> str | None:
+        k = name_key(name)
+        if k and (k not in display or prio < display[k][0]):
+            display[k] = (prio, name.strip())
+        return k
+
+    user_labels = {i: v for i, v in (user_labels or {}).items() if 0 <= i < n and v and v.strip()}
+    line_votes: list[list[_Vote]] = [[] for _ in range(n)]
+
+    # line-level: script
+    if script is not None:
+        if not script.lines:
+            res.warnings.append("the screenplay has no dialogue lines; not used")
+        else:
+            al = align_script(lines, script)
+            res.alignment, res.script_score = al, round(al.score, 4)
+            if al.score < min_script_score:
+                res.warnings.append(_mismatch_message(al.score))
+            else:
+                res.script_used = True
+                for i, j in enumerate(al.matches):
+                    if j is None:
+                        continue
+                    who = script.lines[j].character
+                    if is_group_name(who):
+                        res.overlaps.add(i)
+                        continue
+                    q = al.quality[i]
+                    k = register(_script_display(who), 2)
+                    if k and q > 0:
+                        line_votes[i].append(_Vote(k, W_SCRIPT * q, "script", 0.5 + 0.45 * q))
+
+    # line-level: SDH cues and two-speaker cues
+    for i, ln in enumerate(lines):
+        if _two_speaker_cue(ln.text):
+            res.overlaps.add(i)
+        if ln.speaker_cue:
+            if is_group_name(ln.speaker_cue):
+                res.overlaps.add(i)
+            else:
+                k = register(_script_display(ln.speaker_cue), 3)
+                if k:
+                    line_votes[i].append(_Vote(k, W_SDH, "sdh", 0.9))
+
+    # clusters
+    clusters: list[str | None]
+    if line_speakers is not None:
+        if len(line_speakers) != n:
+            raise BadInputError(f"line_speakers has {len(line_speakers)} entries for {n} lines")
+        clusters = list(line_speakers)
+    elif diarization is not None:
+        clusters = [cluster_for_line(ln, diarization) for ln in lines]
+    else:
+        clusters = [None] * n
+    if diarization is not None:
+        for i, ln in enumerate(lines):
+            ov = sorted(_overlaps(ln, diarization).values(), reverse=True)
+            if len(ov) >= 2 and ov[1] >= 0.3 and ov[1] >= 0.25 * max(ln.end - ln.start, 1e-6):
+                res.overlaps.add(i)
+    members: dict[str, list[int]] = {}
+    for i, c in enumerate(clusters):
+        if c is not None:
+            members.setdefault(c, []).append(i)
+
+    cluster_votes: list[list[_Vote]] = [[] for _ in range(n)]
+    # user labels propagated to their clusters
+    user_cluster: dict[str, str] = {}
+    for c, idx in members.items():
+        tally: dict[str, int] = {}
+        for i in idx:
+            if i in user_labels:
+                k = register(user_labels[i], 0)
+                tally[k] = tally.get(k, 0) + 1
+        if not tally:
+            continue
+        top = max(tally, key=tally.get)
+        if tally[top] * 2 > sum(tally.values()):
+            user_cluster[c] = top
+            for i in idx:
+                cluster_votes[i].append(_Vote(top, W_USER_CLUSTER, "user", 0.9))
+        else:
+            names = ", ".join(display[k][1] for k in tally)
+            res.warnings.append(f"speaker cluster {c} has lines you labelled as different characters ({names}); not propagated")
+    # voiceprints
+    for c, (name, score) in (voiceprint_names or {}).items():
+        k = register(name, 1)
+        if not k or c not in members:
+            continue
+        for i in members[c]:
+            cluster_votes[i].append(_Vote(k, W_VOICEPRINT, "voiceprint", float(np.clip(score, 0.5, 0.95))))
+    # cluster majority of the line-level names (leave-one-out)
+    own = [max(v, key=lambda x: x.weight) if v else None for v in line_votes]
+    for c, idx in members.items():
+        tally: dict[str, float] = {}
+        count: dict[str, int] = {}
+        for i in idx:
+            if own[i] is not None:
+                tally[own[i].key] = tally.get(own[i].key, 0.0) + own[i].weight
+                count[own[i].key] = count.get(own[i].key, 0) + 1
+        for i in idx:
+            t = dict(tally)
+            cn = dict(count)
+            if own[i] is not None:
+                t[own[i].key] -= own[i].weight
+                cn[own[i].key] -= 1
+            total = sum(t.values())
+            if total <= 1e-9:
+                continue
+            top = max(t, key=t.get)
+            share = t[top] / total
+            strength = float(np.clip((share - 0.5) / 0.4, 0.0, 1.0)) * min(1.0, sum(cn.values()) / 4.0)
+            if strength > 0:
+                cluster_votes[i].append(_Vote(top, W_VOICE * strength, "voice", 0.4 + 0.5 * strength))
+
+    # decide
+    for i in range(n):
+        if i in user_labels:
+            k = register(user_labels[i], 0)
+            res.attributions.append(Attribution(i, display[k][1], 1.0, "user"))
+            continue
+        ev: dict[str, float] = {}
+        contrib: dict[str, list[_Vote]] = {}
+        for v in line_votes[i]:
+            ev[v.key] = ev.get(v.key, 0.0) + v.weight
+            contrib.setdefault(v.key, []).append(v)
+        best_cluster: dict[str, _Vote] = {}
+        for v in cluster_votes[i]:
+            if v.key not in best_cluster or v.weight > best_cluster[v.key].weight:
+                best_cluster[v.key] = v
+        for k, v in best_cluster.items():
+            ev[k] = ev.get(k, 0.0) + v.weight
+            contrib.setdefault(k, []).append(v)
+        if not ev:
+            res.attributions.append(Attribution(i, None, 0.0, "none"))
+            continue
+        ranked = sorted(ev.items(), key=lambda kv: kv[1], reverse=True)
+        k, e_win = ranked[0]
+        e_second = ranked[1][1] if len(ranked) > 1 else 0.0
+        votes = contrib[k]
+        main = max(votes, key=lambda v: v.weight)
+        conf = 1.0 - float(np.prod([1.0 - v.conf for v in votes]))
+        conf *= 0.5 + 0.5 * (e_win - e_second) / e_win
+        res.attributions.append(Attribution(i, display[k][1], round(min(conf, 0.99), 3), main.source))
+
+    # what each cluster ended up as (majority of its final names)
+    for c, idx in members.items():
+        names = [res.attributions[i].character for i in idx if res.attributions[i].character]
+        if names:
+            top = max(set(names), key=names.count)
+            if names.count(top) * 2 > len(idx):
+                res.cluster_names[c] = top
+    return res
+
+
+def _script_display(name: str) -> str:
+    """A script/SDH name without extensions or punctuation, e.g. 'ALICE (V.O.)' -> 'ALICE', 'Dr. Mo:' -> 'Dr. Mo'."""
+    n = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", name)
+    n = re.sub(r"\b(CONT'?D|V\.O\.|O\.S\.|O\.C\.)(?=\s|$)", " ", n, flags=re.I)
+    return re.sub(r"\s+", " ", n).strip(" :-\t\n") or name.strip()
