@@ -52,13 +52,19 @@ def progress_bar(label: str = "working"):
     console = Console(stderr=True)
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
                TextColumn("ETA"), TimeRemainingColumn(), TimeElapsedColumn(), TextColumn("{task.fields[message]}")]
-    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal and False) as bar:
+    # drawn only on a terminal: logs and pipes get the result lines, not bar frames
+    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as bar:
         task = bar.add_task(label, total=1.0, message="")
 
         def listener(p) -> None:
             bar.update(task, completed=p.fraction, description=p.stage or label, message=(p.message or "")[:40])
 
-        yield listener
+        try:
+            yield listener
+        except BaseException:
+            if console.is_terminal:
+                bar.live.transient = True  # an error leaves one line on stderr, not a half-drawn bar
+            raise
         bar.update(task, completed=1.0)
 
 
