@@ -53,6 +53,7 @@ class CaptureManager:
         session.start()
         self.session = session
         if record:
+            session.wait_for_audio(3.0)  # an idle sink can take ~2 s to deliver its first samples
             session.start_recording()
         return self.status()
 
@@ -66,7 +67,7 @@ class CaptureManager:
         self._require()
         media_id = None
         st = self.session.status()
-        if st.recording:
+        if st.recording or st.recording_folder:  # a recording an error ended is imported too
             info = self.session.stop_recording()
             media_id = self.import_recording(Path(info.folder), analyze=analyze)
         self.session.close()
@@ -101,7 +102,8 @@ class CaptureManager:
         from .service import Service
 
         info = recover(folder)
-        if not info.chunks if hasattr(info, "chunks") else info.duration <= 0:
+        if not info.chunks:
+            shutil.rmtree(folder, ignore_errors=True)
             raise WeaverError(f"recording {folder.name} holds no audio")
         audio_path = folder / "recording.flac"
         concat_chunks(folder, audio_path)
@@ -131,7 +133,10 @@ class CaptureManager:
         ids = []
         if not self.root.is_dir():
             return ids
+        live = self.session.status().recording_folder if self.session is not None else None
         for folder in sorted(p for p in self.root.iterdir() if (p / "manifest.json").exists()):
+            if live and Path(live).resolve() == folder.resolve():
+                continue
             try:
                 ids.append(self.import_recording(folder))
             except WeaverError as e:

@@ -37,10 +37,14 @@ def serve(port: int = 0, *, home: str | None = None) -> int:
     from pipeline.config import weaver_home
     from web_ui.server import PanelServer
 
+    from pipeline.recordings import manager_for
+
     server = PanelServer(port=port, home=home).start()
     home_path = Path(home) if home else weaver_home()
     rt = write_runtime(home_path, server.port, server.token)
     print(server.url, flush=True)
+    for media_id in manager_for(home_path).recover_interrupted():
+        print(f"recovered an interrupted recording as item {media_id}", file=sys.stderr, flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     try:

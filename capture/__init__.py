@@ -1,0 +1,28 @@
+"""Capture what the computer plays (and/or a microphone) into a rolling buffer and crash-safe chunk folders.
+
+A leaf package: it records to folders of FLAC chunks with a manifest and reports status; it knows nothing
+of the library (``pipeline.recordings`` wires it in). Heavy/optional imports (soundcard, mss, Pillow,
+soundfile) happen inside functions.
+
+Platforms
+- Linux: the loopback of an output is its PulseAudio/PipeWire ".monitor" source (PipeWire through its
+  pulse server). A sound server must be running.
+- Windows: soundcard records outputs through WASAPI loopback; pick the output's loopback from
+  `list_devices()` (kind "loopback").
+- macOS: there is no system loopback; install a virtual loopback device such as BlackHole, route the
+  output to it (a Multi-Output Device keeps the speakers audible) and capture it as a microphone
+  (source="mic", device_id=<BlackHole id>).
+
+Main entry points: :class:`CaptureSession`, :func:`list_devices`, :class:`RingBuffer`, :func:`recover`,
+:func:`concat_chunks`.
+"""
+
+from .chunks import ChunkInfo, ChunkWriter, FrameInfo, RecordingInfo, concat_chunks, read_manifest, recover
+from .devices import AudioBackendError, Device, DeviceNotFoundError, list_devices
+from .ring import RingBuffer, levels
+from .session import CaptureSession, CaptureStatus
+
+__all__ = [
+    "AudioBackendError", "CaptureSession", "CaptureStatus", "ChunkInfo", "ChunkWriter", "Device", "DeviceNotFoundError",
+    "FrameInfo", "RecordingInfo", "RingBuffer", "concat_chunks", "levels", "list_devices", "read_manifest", "recover",
+]
