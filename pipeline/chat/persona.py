@@ -1,0 +1,172 @@
+"""A character persona for chat: the system prompt, example lines and the model/voice settings.
+
+:func:`draft_persona` writes a first system prompt from the character's own lines: it cleans the subtitle
+text (SDH tags, name cues, dashes), drops duplicates, spreads the sample across the whole film (one pick per
+stretch of the dialogue), prefers long and distinctive lines and caps the total length. Everything in
+:class:`Persona` is a plain field the user can edit afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+from ..errors import BadInputError
+
+MAX_LINE_CHARS = 200  # one example line in the prompt
+MAX_EXAMPLES_CHARS = 2400  # all example lines together (≈600 tokens)
+DEFAULT_TEMPERATURE = 0.8
+
+
+@dataclass
+class Persona:
+    """Who the model plays and how: editable plain fields (stored by pipeline.chat.schema)."""
+
+    name: str
+    system_prompt: str
+    example_lines: list[str] = field(default_factory=list)
+    model: str | None = None
+    provider: str | None = None
+    temperature: float = DEFAULT_TEMPERATURE
+    options: dict = field(default_factory=dict)  # top_p, num_predict/max_tokens, seed, stop, ...
+    voice: str | None = None  # a voice name from pipeline.voices.synth (None: text only)
+    greeting: str = ""  # first message of a new conversation (a card's first_mes)
+    source_title: str | None = None
+    character_id: int | None = None
+    id: int | None = None
+    extra: dict = field(default_factory=dict)  # card fields we do not use, kept for a lossless re-export
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Persona":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if not str(known.get("name") or "").strip():
+            raise BadInputError("a persona needs a name")
+        known.setdefault("system_prompt", "")
+        return cls(**known)
+
+    def generation_options(self) -> dict:
+        """Options for ChatProvider.stream_chat: the persona's options with its temperature."""
+        opts = dict(self.options or {})
+        opts.setdefault("temperature", self.temperature)
+        return opts
+
+
+# -- cleaning the character's lines -------------------------------------------------------------------
+_TAG_RE = re.compile(r"\[[^\]]*\]|\([^)]*\)|\{[^}]*\}|<[^>]*>|[♪♫#]+")
+_CUE_RE = re.compile(r"^\s*[A-Z][A-Z0-9 .'\-]{1,30}:\s+")
+_DASH_RE = re.compile(r"^\s*[-–—]\s*")
+_WS_RE = re.compile(r"\s+")
+_WORD_RE = re.compile(r"[a-z0-9']+")
+_STOP = frozenset(
+    "the a an and or but so to of in on at for with is are was were be been am i you he she it we they me him "
+    "her us them my your his its our their this that these those what who how why when where there here not "
+    "no yes do did does don't i'm it's you're that's can can't will won't just oh okay ok well all have has had "
+    "get got go going know like".split()
+)
+
+
+def clean_line(text: str) -> str:
+    """A subtitle line as plain speech: no SDH tags, name cues, leading dashes, markup or extra spaces."""
+    parts = []
+    for part in str(text).replace("\\N", "\n").splitlines():
+        part = _TAG_RE.sub(" ", part)
+        part = _DASH_RE.sub("", part)
+        part = _CUE_RE.sub("", part)
+        part = _WS_RE.sub(" ", part).strip()
+        if part:
+            parts.append(part)
+    return " ".join(parts)
+
+
+def _key(text: str) -> str:
+    return " ".join(_WORD_RE.findall(text.lower()))
+
+
+def _cap(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:- ") + "…"
+
+
+def select_lines(lines: list[str], sample: int = 30, seed: int = 0) -> list[str]:
+    """A representative sample: deduplicated, spread across the film, most distinctive first, length-capped."""
+    import random
+
+    rng = random.Random(seed)
+    cleaned: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(lines):
+        text = clean_line(raw)
+        key = _key(text)
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        cleaned.append((i, text))
+    if not cleaned or sample <= 0:
+        return []
+
+    # distinctiveness: length (capped) + how rare the line's content words are in this character's speech
+    docs = [set(_WORD_RE.findall(t.lower())) - _STOP for _, t in cleaned]
+    df = Counter(w for d in docs for w in d)
+    n = len(docs)
+
+    def score(k: int) -> float:
+        words = len(cleaned[k][1].split())
+        rare = sum(math.log((1 + n) / (1 + df[w])) for w in docs[k]) / max(1, len(docs[k]))
+        short_penalty = 4.0 if words < 3 else 0.0
+        return min(words, 24) + 3.0 * rare - short_penalty + rng.random() * 0.01
+
+    scores = [score(k) for k in range(n)]
+    picks: list[int] = []
+    buckets = min(sample, n)
+    for b in range(buckets):  # one pick per stretch of the film, in order
+        lo, hi = b * n // buckets, (b + 1) * n // buckets
+        if hi > lo:
+            picks.append(max(range(lo, hi), key=lambda k: scores[k]))
+    picks.sort(key=lambda k: -scores[k])
+
+    out: list[str] = []
+    total = 0
+    for k in picks:
+        text = _cap(cleaned[k][1], MAX_LINE_CHARS)
+        if total + len(text) > MAX_EXAMPLES_CHARS:
+            continue
+        out.append(text)
+        total += len(text) + 4
+    return out
+
+
+def build_system_prompt(name: str, example_lines: list[str], title: str | None = None, description: str = "") -> str:
+    """The default system prompt: who to play, how to speak (short spoken replies), and the example lines."""
+    src = f" from {title}" if title else ""
+    parts = [
+        f"You are {name}{src}. Stay in character: answer as {name} would, in the first person, with "
+        f"{name}'s own vocabulary, rhythm and attitude.",
+        "Your replies are spoken aloud: keep them short and conversational (one to four sentences), "
+        "plain spoken dialogue with no stage directions, lists, emojis or narration.",
+        f"Never say you are an AI or a language model; if asked something {name} could not know, "
+        "react the way they would.",
+    ]
+    if description.strip():
+        parts.append(description.strip())
+    if example_lines:
+        where = f" in {title}" if title else ""
+        parts.append(f"Lines {name} actually said{where}, to match the voice:\n" + "\n".join(f'- "{t}"' for t in example_lines))
+    return "\n\n".join(parts)
+
+
+def draft_persona(character: str, lines: list[str], title: str | None = None, *, sample: int = 30, seed: int = 0,
+                  provider: str | None = None, model: str | None = None, voice: str | None = None) -> Persona:
+    """Draft a persona for ``character`` from the lines they speak (in film order) in ``title``."""
+    name = _WS_RE.sub(" ", str(character or "")).strip()
+    if not name:
+        raise BadInputError("the character needs a name to draft a persona")
+    examples = select_lines(list(lines or []), sample=sample, seed=seed)
+    return Persona(name=name, system_prompt=build_system_prompt(name, examples, title), example_lines=examples,
+                   provider=provider, model=model, voice=voice, source_title=title)

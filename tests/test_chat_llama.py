@@ -1,0 +1,248 @@
+"""Embedded llama.cpp and the OpenAI-compatible provider against a real `python -m llama_cpp.server`, both running
+a tiny random-weight GGUF built in code (tests/tiny_gguf.py). Asserts protocol, streaming and history, not wit."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+llama_cpp = pytest.importorskip("llama_cpp", reason='llama-cpp-python is not installed (pip install "voice-weaver[chat]")')
+
+from tiny_gguf import build_tiny_llama_gguf  # noqa: E402
+
+from pipeline.chat.conversation import Conversation, speakable  # noqa: E402
+from pipeline.chat.persona import draft_persona  # noqa: E402
+from pipeline.chat.providers import (  # noqa: E402
+    ChatModelMissingError, EmbeddedLlamaProvider, OpenAICompatProvider, ProviderStreamError, ProviderUnreachableError,
+    find_ollama_gguf_blobs,
+)
+
+MSGS = [{"role": "system", "content": "You are Rick."}, {"role": "user", "content": "Hello, who are you?"}]
+OPTS = {"seed": 11, "temperature": 0.8, "max_tokens": 48}
+
+
+def sine_tts(text: str):
+    t = np.arange(800) / 16000
+    return (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return build_tiny_llama_gguf(tmp_path_factory.mktemp("gguf") / "tiny-rick.gguf")
+
+
+@pytest.fixture(scope="module")
+def embedded(tiny):
+    p = EmbeddedLlamaProvider(tiny, n_ctx=1024, n_threads=1)
+    yield p
+    p.close()
+
+
+# -- embedded -------------------------------------------------------------------------------------------
+def test_embedded_streams_same_text_as_raw_llama_cpp(embedded, tiny):
+    deltas = list(embedded.stream_chat(None, MSGS, options=OPTS))
+    assert len(deltas) >= 10
+    assert list(embedded.stream_chat("tiny-rick", MSGS, options=OPTS)) == deltas  # same seed, same reply
+    assert "".join(embedded.stream_chat(None, MSGS, options={**OPTS, "seed": 12})) != "".join(deltas)
+    raw = llama_cpp.Llama(model_path=str(tiny), n_ctx=1024, n_threads=1, verbose=False)
+    out = raw.create_chat_completion(messages=MSGS, seed=11, temperature=0.8, max_tokens=48)
+    assert out["choices"][0]["message"]["content"] == "".join(deltas)
+    raw.close()
+
+
+def test_embedded_models_tokens_and_missing(embedded, tiny):
+    names = [m.name for m in embedded.list_models()]
+    assert names[0] == "tiny-rick" and embedded.list_models()[0].path == str(tiny)
+    assert embedded.is_reachable()[0]
+    assert embedded.context_length(None) == 1024
+    n = embedded.count_tokens("Hello there, who are you?")
+    assert 3 <= n <= 30
+    with pytest.raises(ChatModelMissingError, match="ollama pull llama9"):
+        embedded.resolve("llama9")
+    with pytest.raises(ChatModelMissingError, match="not found"):
+        embedded.resolve("/nowhere/x.gguf")
+
+
+def test_embedded_conversation_speaks_each_sentence(embedded):
+    persona = draft_persona("Rick", ["Here's looking at you, kid.", "We'll always have Paris."], "Casablanca")
+    persona.options = {"seed": 3, "max_tokens": 120}
+    spoken = []
+    conv = Conversation(embedded, persona, tts=sine_tts)
+    r = conv.send("Hello!", on_sentence_audio=lambda i, s, a, rate: spoken.append((i, s, a.size, rate)))
+    assert r.error is None and r.text and len(r.sentences) >= 2
+    assert "".join(r.sentences).replace(" ", "") == r.text.replace(" ", "")
+    speak = [s for s in r.sentences if speakable(s)]
+    assert [x[1] for x in spoken] == speak and all(x[2] == 800 for x in spoken)
+    assert [m["role"] for m in conv.history] == ["user", "assistant"]
+
+
+def test_embedded_history_is_trimmed_to_the_context(tiny):
+    prov = EmbeddedLlamaProvider(tiny, n_ctx=512, n_threads=1)
+    history = []
+    for i in range(30):
+        history += [{"role": "user", "content": f"question {i} about the road and the night"},
+                    {"role": "assistant", "content": f"answer {i}: the road is long and the night is cold"}]
+    persona = draft_persona("Rick", [], None)
+    persona.system_prompt = "You are Rick."  # the tiny vocabulary spells most words letter by letter
+    persona.options = {"seed": 1, "max_tokens": 64}
+    conv = Conversation(prov, persona, history=history)
+    messages, dropped = conv.build_messages("And now?")
+    r = conv.send("And now?")
+    assert r.error is None and r.dropped_messages == dropped > 0 and r.text
+    prompt = sum(prov.count_tokens(m["content"]) + prov.count_tokens(m["role"]) + 4 for m in messages)
+    assert prompt + 64 <= 512
+    with pytest.raises(Exception, match="context"):
+        Conversation(prov, persona).send("word " * 1200)
+    prov.close()
+
+
+def test_ollama_blobs_are_found_and_loaded(tiny, tmp_path):
+    root = tmp_path / "ollama-models"
+    digest = "a" * 64
+    (root / "blobs").mkdir(parents=True)
+    shutil.copy(tiny, root / "blobs" / f"sha256-{digest}")
+    (root / "blobs" / f"sha256-{'b' * 64}").write_text("{{ .Prompt }}")  # a template layer, not GGUF
+    manifest = {"schemaVersion": 2, "layers": [
+        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}", "size": tiny.stat().st_size},
+        {"mediaType": "application/vnd.ollama.image.template", "digest": f"sha256:{'b' * 64}", "size": 13}]}
+    for rel in ("registry.ollama.ai/library/tiny/latest", "registry.ollama.ai/someone/rick/q4",
+                "hf.co/org/model-GGUF/Q8_0"):
+        (root / "manifests" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / "manifests" / rel).write_text(json.dumps(manifest))
+    broken = root / "manifests/registry.ollama.ai/library/broken/latest"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(json.dumps({"layers": [{"mediaType": "application/vnd.ollama.image.model", "digest": "sha256:" + "c" * 64}]}))
+    found = dict(find_ollama_gguf_blobs(root))
+    assert set(found) == {"tiny:latest", "someone/rick:q4", "hf.co/org/model-GGUF:Q8_0"}
+    assert found["tiny:latest"] == root / "blobs" / f"sha256-{digest}"
+    os.environ["OLLAMA_MODELS"] = str(root)
+    try:
+        assert dict(find_ollama_gguf_blobs()) == found
+    finally:
+        del os.environ["OLLAMA_MODELS"]
+    prov = EmbeddedLlamaProvider(models_dir=root, n_ctx=512, n_threads=1)
+    assert "tiny:latest" in [m.name for m in prov.list_models()]
+    assert len(list(prov.stream_chat("tiny", MSGS, options=OPTS))) >= 10
+    prov.close()
+
+
+# -- OpenAI-compatible server ---------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_llama_server(model: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """Start `python -m llama_cpp.server` on a free port and wait until /v1/models answers."""
+    import httpx
+
+    port = _free_port()
+    out = open(log, "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
+         "--n_ctx", "2048", "--n_threads", "1"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(base + "/models", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("llama_cpp.server did not answer /v1/models within 90 s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tiny, tmp_path_factory):
+    proc, base = start_llama_server(tiny, tmp_path_factory.mktemp("srv") / "server.log")
+    yield base
+    stop(proc)
+
+
+def test_openai_compat_lists_and_streams(server):
+    prov = OpenAICompatProvider(server.removesuffix("/v1"))  # /v1 is added when the URL has no path
+    assert prov.base_url == server
+    ok, msg = prov.is_reachable()
+    assert ok and server in msg
+    models = prov.list_models()
+    assert models and models[0].provider == "openai"
+    deltas = list(prov.stream_chat(models[0].name, MSGS, options={**OPTS, "num_predict": 40}))
+    assert len(deltas) >= 10 and all(isinstance(d, str) for d in deltas)
+    assert list(prov.stream_chat(models[0].name, MSGS, options={**OPTS, "num_predict": 40})) == deltas
+    prov.close()
+
+
+def test_openai_compat_conversation_history(server):
+    persona = draft_persona("Rick", ["We'll always have Paris."], "Casablanca")
+    persona.options = {"seed": 5, "max_tokens": 30}
+    conv = Conversation(OpenAICompatProvider(server), persona, tts=sine_tts)
+    r1 = conv.send("Hi")
+    r2 = conv.send("Again")
+    assert r1.error is None and r2.error is None and r1.text and r2.text
+    assert [m["content"] for m in conv.history] == ["Hi", r1.text, "Again", r2.text]
+    assert r1.t_first_token <= r1.t_done
+
+
+def test_server_killed_mid_stream_keeps_partial(tiny, tmp_path):
+    proc, base = start_llama_server(tiny, tmp_path / "server.log")
+    try:
+        persona = draft_persona("Rick", [], None)
+        persona.options = {"seed": 2, "max_tokens": 1500}
+        conv = Conversation(OpenAICompatProvider(base), persona)
+        seen = []
+
+        def on_delta(d):
+            seen.append(d)
+            if len(seen) == 3:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+        r = conv.send("Talk for a long time.", on_delta=on_delta)
+        assert r.error and r.partial and not r.cancelled
+        assert r.text == "".join(seen) and len(seen) >= 3
+        assert conv.history[-1] == {"role": "assistant", "content": r.text, "partial": True}
+        proc.wait(10)
+        r2 = conv.send("Still there?")
+        assert r2.text == "" and "not reachable" in r2.error and len(conv.history) == 2
+        with pytest.raises(ProviderUnreachableError):
+            OpenAICompatProvider(base).list_models()
+    finally:
+        stop(proc)
+
+
+def test_stream_error_carries_partial(tiny, tmp_path):
+    proc, base = start_llama_server(tiny, tmp_path / "server.log")
+    got = []
+    try:
+        with pytest.raises(ProviderStreamError) as ei:
+            for d in OpenAICompatProvider(base).stream_chat("x", MSGS, options={"seed": 1, "max_tokens": 1500}):
+                got.append(d)
+                if len(got) == 2:
+                    os.killpg(proc.pid, signal.SIGKILL)
+        assert ei.value.partial == "".join(got)
+    finally:
+        stop(proc)
