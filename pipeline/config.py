@@ -28,7 +28,11 @@ class Settings:
     asr_model: str = "tiny.en"
     channel_mode: str = "auto"  # auto (centre when the track has one) | centre | mix
     cloud_enabled: bool = False  # cloud adapters (voice isolation, TTS) stay off unless the user opts in
-    chat_provider: str = "embedded"
+    chat_provider: str = "embedded"  # embedded (llama.cpp GGUF) | ollama | openai (LM Studio, llama.cpp server…)
+    chat_model: str | None = None  # model name for Ollama/OpenAI-compatible servers
+    chat_model_path: str | None = None  # GGUF file for the embedded provider (or a model Ollama pulled)
+    openai_api_key: str | None = None
+    last_persona_id: int | None = None  # Quick chat opens this one
     ollama_host: str = "http://127.0.0.1:11434"
     openai_base_url: str = "http://127.0.0.1:1234/v1"
     buffer_minutes: float = 10.0

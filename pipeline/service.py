@@ -19,6 +19,7 @@ from .config import Settings
 from .errors import BadInputError, NotFoundError, WeaverError
 from .jobs import JobRunner, ProgressListener
 from .progress import CancelToken
+from .service_chat import ChatMixin
 from .service_voices import VoicesMixin
 from .store import Library, dumps, now
 
@@ -52,7 +53,7 @@ def slug(text: str, n: int = 40) -> str:
     return (s[:n] or "clip").lower()
 
 
-class Service(VoicesMixin):
+class Service(VoicesMixin, ChatMixin):
     """Operations on one library. Open one per thread (SQLite connections are per thread)."""
 
     def __init__(self, library: Library | None = None, home: str | os.PathLike | None = None):

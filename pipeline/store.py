@@ -177,6 +177,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_sql(SCHEMA_V1),
     _migration_scripts_fts,
     _plugin_migration("pipeline.voices.schema"),
+    _plugin_migration("pipeline.chat.schema"),
 ]
 
 

@@ -285,7 +285,7 @@ def raise_usage(msg: str):
 def main(argv: list[str] | None = None) -> int:
     from pipeline.errors import Cancelled, WeaverError
 
-    from . import cli_capture, cli_more, cli_voices  # noqa: F401  (register more subcommands)
+    from . import cli_capture, cli_chat, cli_more, cli_voices  # noqa: F401  (register more subcommands)
 
     parser = build_parser()
     a = parser.parse_args(argv)

@@ -274,9 +274,9 @@ def create_app(*, home: str | os.PathLike | None = None, token: str | None = Non
         Settings(**current).save(s.lib.home)
         return current
 
-    from . import routes_capture, routes_voices
+    from . import routes_capture, routes_chat, routes_voices
 
-    for register in (routes_capture.register, routes_voices.register, *EXTRA_ROUTES):
+    for register in (routes_capture.register, routes_voices.register, routes_chat.register, *EXTRA_ROUTES):
         register(app, svc, jobs)
     return app
 

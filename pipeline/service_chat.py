@@ -1,0 +1,167 @@
+"""Chat on the service facade: personas drafted from a character's lines, conversations stored in SQLite,
+replies streamed sentence by sentence into the character's voice."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import numpy as np
+
+from .errors import BadInputError, NotFoundError
+from .progress import CancelToken
+
+_PROVIDERS: dict[tuple, object] = {}
+_PROVIDERS_LOCK = threading.Lock()
+
+
+def shared_provider(name: str, **cfg):
+    """One provider instance per configuration and process, so an embedded model stays loaded."""
+    from .chat.providers import get_provider
+
+    key = (name, tuple(sorted((k, str(v)) for k, v in cfg.items())))
+    with _PROVIDERS_LOCK:
+        if key not in _PROVIDERS:
+            _PROVIDERS[key] = get_provider(name, **cfg)
+        return _PROVIDERS[key]
+
+
+class ChatMixin:
+    """Mixed into pipeline.service.Service (uses self.lib, self.settings, self.segments)."""
+
+    def chat_models(self) -> list[dict]:
+        """Each provider: reachable or not (with the reason) and its models."""
+        from .chat.providers import describe_providers
+
+        return describe_providers(self.settings)
+
+    # -- personas ----------------------------------------------------------------------------------
+    def persona_for(self, media_id: int, character: str) -> dict:
+        """The character's persona, drafted from their own lines on first use (then editable)."""
+        from .chat.persona import draft_persona
+        from .chat.schema import list_personas, save_persona
+
+        m = self.lib.media(media_id)
+        row = self.lib.db.execute("SELECT id, name FROM characters WHERE media_id = ? AND lower(name) = lower(?)",
+                                  [media_id, character]).fetchone()
+        if row is None:
+            raise NotFoundError(f"no character '{character}' in item {media_id}")
+        existing = list_personas(self.lib.db, character_id=row[0])
+        if existing:
+            return existing[0].to_dict()
+        lines = [s["text"] for s in self.segments(media_id, character=row[1])]
+        voices = {v["name"]: v for v in self.voices()}
+        voice = next((n for n, v in voices.items() if (v.get("character") or "").lower() == row[1].lower()
+                      and v.get("status") == "ready"), "default")
+        persona = draft_persona(row[1].title(), lines, m["title"], voice=voice,
+                                provider=self.settings.chat_provider, model=self.settings.chat_model)
+        persona.character_id = row[0]
+        with self.lib.atomic() as db:
+            persona.id = save_persona(db, persona)
+        return persona.to_dict()
+
+    def personas(self) -> list[dict]:
+        from .chat.schema import list_personas
+
+        return [p.to_dict() for p in list_personas(self.lib.db)]
+
+    def persona(self, persona_id: int):
+        from .chat.schema import load_persona
+
+        return load_persona(self.lib.db, persona_id)
+
+    def update_persona(self, persona_id: int, changes: dict) -> dict:
+        """Edit a persona's prompt, model, provider, temperature, options or voice."""
+        from .chat.persona import Persona
+        from .chat.schema import save_persona
+
+        current = self.persona(persona_id).to_dict()
+        allowed = {"name", "system_prompt", "model", "provider", "temperature", "options", "voice", "greeting"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise BadInputError(f"cannot change {', '.join(sorted(unknown))} (editable: {', '.join(sorted(allowed))})")
+        current.update(changes)
+        if "temperature" in changes:
+            t = float(changes["temperature"])
+            if not 0.0 <= t <= 2.0:
+                raise BadInputError("temperature must be between 0 and 2")
+        persona = Persona.from_dict(current)
+        with self.lib.atomic() as db:
+            save_persona(db, persona)
+        return persona.to_dict()
+
+    def import_card(self, path: str) -> dict:
+        from .chat.cards import import_card
+        from .chat.schema import save_persona
+
+        persona = import_card(path)
+        persona.id = None
+        with self.lib.atomic() as db:
+            persona.id = save_persona(db, persona)
+        return persona.to_dict()
+
+    def export_card(self, persona_id: int, path: str) -> str:
+        from .chat.cards import export_card
+
+        return str(export_card(self.persona(persona_id), path))
+
+    # -- conversations -------------------------------------------------------------------------------
+    def start_conversation(self, persona_id: int) -> int:
+        from .chat.schema import append_message, create_conversation
+
+        persona = self.persona(persona_id)
+        with self.lib.atomic() as db:
+            cid = create_conversation(db, persona_id, title=persona.name)
+            if (persona.greeting or "").strip():
+                append_message(db, cid, "assistant", persona.greeting.strip())
+        s = self.settings
+        s.last_persona_id = persona_id
+        s.save(self.lib.home)
+        return cid
+
+    def conversation(self, conversation_id: int) -> list[dict]:
+        from .chat.schema import history
+
+        if not self.lib.db.execute("SELECT 1 FROM conversations WHERE id = ?", [conversation_id]).fetchone():
+            raise NotFoundError(f"conversation {conversation_id} does not exist")
+        return history(self.lib.db, conversation_id)
+
+    def _provider_for(self, persona):
+        from .chat.providers import provider_config
+
+        name = persona.provider or self.settings.chat_provider
+        return shared_provider(name, **{k: v for k, v in provider_config(self.settings).get(name, {}).items() if v})
+
+    def chat_send(self, conversation_id: int, text: str, *, speak: bool = False,
+                  on_delta: Callable[[str], None] | None = None,
+                  on_sentence_audio: Callable[[int, str, np.ndarray, int], None] | None = None,
+                  player: Callable[[np.ndarray, int], None] | None = None,
+                  cancel: CancelToken | None = None):
+        """Send a user message; the reply streams through on_delta and (with speak) each finished sentence is
+        synthesised in the persona's voice while the next is generated. Returns pipeline.chat.conversation.Reply."""
+        from .chat.conversation import Conversation, voice_tts
+        from .chat.schema import append_message, history
+
+        row = self.lib.db.execute("SELECT persona_id FROM conversations WHERE id = ?", [conversation_id]).fetchone()
+        if row is None:
+            raise NotFoundError(f"conversation {conversation_id} does not exist")
+        persona = self.persona(row[0])
+        lib = self.lib
+
+        def store(message: dict) -> None:
+            with lib.atomic() as db:
+                append_message(db, conversation_id, message["role"], message["content"], partial=message.get("partial", False))
+
+        tts = voice_tts(persona.voice or "default", self.voices_dir) if speak else None
+        conv = Conversation(self._provider_for(persona), persona, history(self.lib.db, conversation_id),
+                            model=persona.model or self.settings.chat_model, tts=tts, player=player, on_message=store)
+        return conv.send(text, on_delta=on_delta, on_sentence_audio=on_sentence_audio, cancel=cancel)
+
+    def listen(self, audio: np.ndarray, rate: int) -> str:
+        """Push-to-talk: the text of a short recording (the ASR stage)."""
+        from .chat.conversation import transcribe_utterance
+
+        text = transcribe_utterance(audio, rate)
+        if not text.strip():
+            raise BadInputError("no speech was recognised in the recording")
+        return text
