@@ -1,0 +1,147 @@
+"""Diarization on real conversations: DER of the offline backend against reference RTTM, plus the backend contract.
+
+DER is pyannote.metrics' DiarizationErrorRate with collar 0 (strict: boundary errors count) and overlapping
+reference speech scored (a single-label diarizer cannot get overlaps right), inside each file's UEM.
+Thresholds are a few points above what the backend measured when the tests were written (noted per case).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from data_paths import ami_dir, pyannote_sample, read_rttm, read_uem
+from pipeline import media
+from pipeline.errors import BackendUnavailableError, BadInputError, Cancelled
+from pipeline.progress import CancelToken
+from pipeline.stages import get_backend
+from pipeline.stages.diarize import PyannoteDiarizer, ResemblyzerDiarizer
+from pipeline.types import Region
+
+pytest.importorskip("resemblyzer")
+pytest.importorskip("pyannote.metrics")
+
+
+def der(turns, ref, uem, collar=0.0) -> float:
+    from pyannote.core import Annotation, Segment, Timeline
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    hyp, r = Annotation(), Annotation()
+    for t in turns:
+        hyp[Segment(t.start, t.end)] = t.speaker
+    for s, e, spk in ref:
+        r[Segment(s, e)] = spk
+    return DiarizationErrorRate(collar=collar)(r, hyp, uem=Timeline([Segment(*uem)]))
+
+
+def check_contract(d, duration):
+    turns = d.turns
+    assert turns, "no turns"
+    assert all(0 <= t.start < t.end <= duration + 1e-6 for t in turns)
+    assert all(a.end <= b.start + 1e-6 for a, b in zip(turns, turns[1:])), "offline turns must not overlap"
+    first_seen = []
+    for t in turns:
+        if t.speaker not in first_seen:
+            first_seen.append(t.speaker)
+    assert first_seen == [f"SPEAKER_{i:02d}" for i in range(len(first_seen))]
+    assert set(d.embeddings) == set(first_seen)
+    for v in d.embeddings.values():
+        assert len(v) == 256 and abs(np.linalg.norm(v) - 1) < 1e-4
+    assert d.backend == "resemblyzer"
+
+
+def test_pyannote_sample_two_speakers_der():
+    wav, rttm = pyannote_sample()
+    audio = media.load_audio(wav)
+    ref = read_rttm(rttm)["sample"]
+    seen = []
+    d = get_backend("diarize", "resemblyzer").diarize(audio, 16000, progress=lambda f, m="": seen.append(f))
+    check_contract(d, len(audio) / 16000)
+    assert len(d.speakers()) == 2
+    value = der(d.turns, ref, (0.0, 30.0))
+    assert value <= 0.22, f"DER {value:.3f} (measured 0.155)"
+    assert seen == sorted(seen) and seen[-1] == 1.0
+
+
+@pytest.mark.parametrize(
+    "uri, limit, measured",
+    [
+        ("trn05", 0.20, 0.121),  # 4 reference speakers (one holds ~90 % of the speech): the issue's ≤ 20 % target
+        ("trn03", 0.12, 0.064),  # 2 speakers
+    ],
+)
+def test_ami_excerpt_der(uri, limit, measured):
+    d = ami_dir()
+    audio = media.load_audio(d / f"{uri}.wav")
+    ref = read_rttm(d / "train.rttm")[uri]
+    uem = read_uem(d / "train.uem")[uri]
+    res = ResemblyzerDiarizer().diarize(audio, 16000)
+    check_contract(res, len(audio) / 16000)
+    value = der(res.turns, ref, uem)
+    assert value <= limit, f"{uri}: DER {value:.3f} (measured {measured})"
+
+
+def test_given_regions_fixed_count_and_bounds():
+    wav, rttm = pyannote_sample()
+    audio = media.load_audio(wav)
+    regions = [Region(6.5, 15.0), Region(17.9, 30.0)]
+    dia = ResemblyzerDiarizer()
+    d = dia.diarize(audio, 16000, regions=regions, num_speakers=2)
+    assert len(d.speakers()) == 2
+    for t in d.turns:  # turns stay inside the regions the caller gave
+        assert any(r.start - 1e-6 <= t.start and t.end <= r.end + 1e-6 for r in regions)
+    one = dia.diarize(audio, 16000, regions=regions, max_speakers=1)
+    assert one.speakers() == ["SPEAKER_00"]
+    # stereo input at another rate goes through the shared resampler
+    st = media.resample(np.stack([audio, audio], axis=1), 16000, 22050)
+    d2 = dia.diarize(st, 22050, regions=regions, num_speakers=2)
+    assert len(d2.speakers()) == 2
+    with pytest.raises(BadInputError):
+        dia.diarize(audio, 16000, regions=regions, min_speakers=3, max_speakers=2)
+
+
+def test_silence_gives_no_turns_and_cancel_stops():
+    dia = ResemblyzerDiarizer()
+    silent = dia.diarize(np.zeros(16000 * 3, np.float32), 16000)
+    assert silent.turns == [] and silent.embeddings == {}
+    wav, _ = pyannote_sample()
+    audio = media.load_audio(wav)
+    tok = CancelToken()
+
+    def progress(f, m=""):
+        if f > 0.2:
+            tok.cancel()
+
+    with pytest.raises(Cancelled):
+        dia.diarize(audio, 16000, progress=progress, cancel=tok)
+
+
+def test_pyannote_backend_gated_and_optional(monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_TOKEN", raising=False)
+    av = PyannoteDiarizer.availability()
+    assert not av.ok
+    # either the library is missing (install hint) or the token is (where to get one and which conditions to accept)
+    assert 'voice-weaver[pyannote]' in av.fix or ("HF_TOKEN" in av.fix and "hf.co/pyannote/" in av.fix)
+    with pytest.raises(BackendUnavailableError):
+        get_backend("diarize", "pyannote")
+    assert get_backend("diarize").name == "resemblyzer"  # best available falls back to the offline backend
+    msg = PyannoteDiarizer.token_message()
+    assert "set HF_TOKEN" in msg and "accept the model's conditions" in msg
+
+
+def test_pyannote_pipeline_on_sample():
+    """Real pretrained pipeline: needs pyannote.audio importable (torchaudio) and a token with accepted conditions."""
+    import os
+
+    try:
+        import pyannote.audio  # noqa: F401
+    except Exception as e:
+        pytest.skip(f"pyannote.audio does not import here ({type(e).__name__}: {e}); even with its dependencies it "
+                    "needs torchaudio, whose CUDA-only wheels fail beside torch 2.13 CPU (see /work/shared/ENVIRONMENT.md)")
+    if not os.environ.get("HF_TOKEN"):
+        pytest.skip("HF_TOKEN not set (gated pyannote model)")
+    wav, rttm = pyannote_sample()
+    audio = media.load_audio(wav)
+    d = PyannoteDiarizer().diarize(audio, 16000)
+    assert der(d.turns, read_rttm(rttm)["sample"], (0.0, 30.0)) <= 0.15
