@@ -31,6 +31,18 @@ class PanelBridge:
         return result[0] if result else None
 
 
+def hide_on_close(window, quitting=lambda: False) -> None:
+    """Make the window's close button hide it (the app lives on in the tray); once quitting() is true it closes."""
+
+    def on_closing():
+        if quitting():
+            return True
+        window.hide()
+        return False
+
+    window.events.closing += on_closing
+
+
 def run_desktop(debug: bool = False) -> int:
     """Start the server, the tray icon and the panel window; closing the window hides it, Quit ends the app."""
     import webview
@@ -54,12 +66,7 @@ def run_desktop(debug: bool = False) -> int:
     quitting = {"now": False}
 
     def hide_instead_of_close(window):
-        def on_closing():
-            if quitting["now"]:
-                return True
-            window.hide()
-            return False
-        window.events.closing += on_closing
+        hide_on_close(window, lambda: quitting["now"])
 
     hide_instead_of_close(panel)
 
@@ -91,7 +98,7 @@ def run_desktop(debug: bool = False) -> int:
         webview.start(gui="qt" if sys.platform.startswith("linux") else None, debug=debug)
     finally:
         if tray is not None:
-            tray.icon.stop()
+            tray.stop()
         server.stop()
         runtime.unlink(missing_ok=True)
     return 0

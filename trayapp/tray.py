@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from PIL import Image, ImageDraw
 
 from .actions import AppActions
 
+log = logging.getLogger(__name__)
 STATE_COLOURS = {"idle": (106, 169, 255), "capturing": (230, 60, 60), "processing": (240, 180, 60)}
 
 
@@ -31,6 +33,8 @@ class Tray:
         self.actions = actions
         self.state = "idle"
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._stale = False
         item = pystray.MenuItem
         self.icon = pystray.Icon(
             "voice-weaver", icon_image("idle"), "Voice Weaver",
@@ -54,21 +58,42 @@ class Tray:
         return [pystray.MenuItem(f"{m['id']}: {m['title']}", lambda icon, _: self.actions.open_panel()) for m in items]
 
     def _bg(self, fn, *args):
-        t = threading.Thread(target=lambda: (fn(*args), self.refresh()), daemon=True)
+        """Run a menu action off the tray's loop thread; whatever happens, refresh the picture after it."""
+
+        def run():
+            try:
+                fn(*args)
+            except Exception as e:  # AppActions reports WeaverErrors itself; keep anything else visible too
+                self.actions.last_error = f"{type(e).__name__}: {e}"
+                self.actions.notify(self.actions.last_error)
+            finally:
+                try:
+                    self.refresh()
+                except Exception:
+                    log.warning("tray refresh failed", exc_info=True)
+
+        t = threading.Thread(target=run, daemon=True, name="tray-action")
         t.start()
         return t
 
     def refresh(self) -> str:
         """Re-read the state and update the picture; returns the state."""
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> str:
         state = self.actions.state()
-        if state != self.state:
-            self.state = state
+        if state != self.state or self._stale:
+            self._stale = True  # stays set if an update below fails, so the next poll tries again
             self.icon.icon = icon_image(state)
-            self.icon.title = f"Voice Weaver — {state}"
+            # plain ASCII: pystray's xorg backend stores the title as a latin-1 WM_NAME (an em dash raised there)
+            self.icon.title = "Voice Weaver" if state == "idle" else f"Voice Weaver: {state}"
             try:
                 self.icon.update_menu()
             except Exception:
                 pass
+            self.state = state
+            self._stale = False
         return state
 
     def _poll(self) -> None:
@@ -76,13 +101,33 @@ class Tray:
             try:
                 self.refresh()
             except Exception:
-                pass
+                log.warning("tray refresh failed", exc_info=True)
 
     def run_detached(self) -> None:
         """Show the icon without blocking (the GUI loop of the panel window owns the main thread)."""
-        self.icon.run_detached()
-        self.icon.visible = True
+        if type(self.icon).__module__.endswith("._xorg"):
+            # pystray's xorg run_detached() starts a second, never-ending setup thread (non-daemon: the process
+            # cannot exit) and its setup may set `visible` before the loop thread is registered, which fails
+            # silently and leaves the icon undocked. Run the loop in our own daemon thread and retry the show.
+            threading.Thread(target=self.icon.run, kwargs={"setup": self._show_when_ready}, daemon=True,
+                             name="tray-loop").start()
+        else:
+            self.icon.run_detached()
         threading.Thread(target=self._poll, daemon=True, name="tray-poll").start()
+
+    def _show_when_ready(self, icon) -> None:
+        for _ in range(200):
+            try:
+                icon.visible = True
+                return
+            except AttributeError:  # the loop thread is not registered yet
+                if self._stop.wait(0.025):
+                    return
+
+    def stop(self) -> None:
+        """Remove the icon and end its threads (the app goes on)."""
+        self._stop.set()
+        self.icon.stop()
 
     def quit(self) -> None:
         self._stop.set()

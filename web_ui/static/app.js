@@ -50,8 +50,12 @@ export const colorFor = (label) => COLORS[Math.abs([...String(label || "")].redu
 
 // ---- views -------------------------------------------------------------------------------
 const views = {};
-export function registerView(name, hooks) { views[name] = hooks; }
+let currentView = null;
+// View modules load after this one (they import it), so a view may register after show() picked it
+// (e.g. a reload on #transcript): enter it then.
+export function registerView(name, hooks) { views[name] = hooks; if (currentView === name) hooks.enter?.(); }
 export function show(name) {
+  currentView = name;
   document.querySelectorAll(".view").forEach((v) => v.classList.toggle("active", v.id === `view-${name}`));
   document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("active", b.dataset.view === name));
   location.hash = name;
@@ -100,7 +104,7 @@ async function importPath(path) {
 $("#import-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const path = $("#import-path").value.trim();
-  if (path) await importPath(path);
+  if (path) { await importPath(path); e.target.reset(); }  // the job row now shows the import
 });
 async function uploadAndImport(file) {
   const r = await api(`/api/upload?name=${encodeURIComponent(file.name)}`, { method: "POST", body: file });
@@ -161,13 +165,11 @@ async function notice() {
 }
 
 // ---- start ----------------------------------------------------------------------------------
-import("./transcript.js");
-import("./characters.js");
-import("./capture.js").catch(() => {});
-import("./voices.js").catch(() => {});
-import("./chat.js").catch(() => {});
+// (not awaited here: they import this module, whose evaluation would then wait for itself)
+const viewModules = ["./transcript.js", "./characters.js", "./capture.js", "./voices.js", "./chat.js"].map((m) =>
+  import(m).catch((e) => { if (!["./voices.js", "./chat.js"].includes(m)) console.error(`${m}: ${e}`); }));
 connectEvents();
 notice();
 await refreshMedia();
 show((location.hash || "#library").slice(1) || "library");
-window.weaverReady = true;
+Promise.all(viewModules).then(() => { window.weaverReady = true; });
