@@ -123,19 +123,29 @@ def private_pulseaudio(sinks: tuple[str, ...] = ("vw_test",), rate: int = 48000,
                 reset_backend()
         yield pa
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(proc)
         if set_env:
-            if saved is None:
-                os.environ.pop("PULSE_SERVER", None)
-            else:
-                os.environ["PULSE_SERVER"] = saved
+            restore_env("PULSE_SERVER", saved)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    """Terminate a helper process, killing it if it does not exit within timeout."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+
+
+def restore_env(name: str, saved: str | None) -> None:
+    """Put an environment variable back as it was (removing it if it was unset)."""
+    if saved is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = saved
 
 
 @contextmanager
@@ -170,18 +180,9 @@ def xvfb_display(width: int = 640, height: int = 480, depth: int = 24, set_env: 
         yield display
     finally:
         os.close(r)
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(proc)
         if set_env:
-            if saved is None:
-                os.environ.pop("DISPLAY", None)
-            else:
-                os.environ["DISPLAY"] = saved
+            restore_env("DISPLAY", saved)
 
 
 def speech_wav(path: str | os.PathLike, text: str, voice: str = "en", speed: int = 160) -> Path:

@@ -21,6 +21,8 @@ from typing import Iterator
 
 import pytest
 
+from capture.pulse_env import stop_process
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -90,13 +92,7 @@ def trayer(display: str, timeout: float = 15.0) -> Iterator[subprocess.Popen]:
             time.sleep(0.05)
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(proc)
 
 
 def find_windows(display: str, name: str, *, prefix: bool = False) -> list[dict]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from capture.pulse_env import stop_process
 from tests.desktop_env import REPO, find_windows, need_binaries, need_modules, start_webview_child, trayer, wait_until
 
 pytestmark = [pytest.mark.desktop, pytest.mark.timeout(180)]
@@ -182,9 +183,4 @@ def test_weaver_desktop_app_starts(tmp_path):
             assert len(windows) == 2
             assert proc.poll() is None
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+            stop_process(proc, timeout=15)
