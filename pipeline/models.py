@@ -4,6 +4,7 @@ whether they are present, and the exact command to fetch them on a machine with 
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 from .stages.base import STAGE_MODULES, list_backends
 
@@ -20,3 +21,19 @@ def model_report() -> list[dict]:
                 "models": [asdict(m) for m in cls.models()],
             })
     return rows
+
+
+def hub_fetch_command(repo: str, local_dir: str | None = None) -> str:
+    """The command that downloads a Hugging Face model repo on a machine with internet."""
+    return f"hf download {repo}" + (f" --local-dir {local_dir}" if local_dir else "")
+
+
+def cached_hub_folder(repo: str, required_file: str) -> Path | None:
+    """The local Hugging Face cache snapshot of a repo if it holds required_file (never downloads)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        found = Path(snapshot_download(repo, local_files_only=True))
+    except Exception:
+        return None
+    return found if (found / required_file).is_file() else None

@@ -524,12 +524,9 @@ def _pdf_text(p: Path) -> str:
 
 def parse_script(path: str | os.PathLike) -> Script:
     """Parse a screenplay (.txt/.fountain/.pdf/.fdx) or subtitle file; BadInputError with a one-line reason."""
-    p = Path(path)
-    if not p.exists():
-        raise BadInputError(f"no such script file: {p}")
-    if p.is_dir():
-        raise BadInputError(f"is a directory, not a script file: {p}")
-    raw = p.read_bytes()
+    from .subtitles import read_user_file
+
+    p, raw = read_user_file(path, "script")
     if not raw.strip():
         raise BadInputError(f"empty file: {p.name}")
     suffix = p.suffix.lower()

@@ -396,14 +396,22 @@ def read_subtitle_text(text: str, format_hint: str | None = None, *, source: str
     return SubtitleDoc(lines=lines, format=fmt, encoding=encoding, source=source)
 
 
-def read_subtitle_file(path: str | os.PathLike) -> SubtitleDoc:
-    """Read a subtitle file in any encoding; BadInputError (one line, naming the file) when unusable."""
+def read_user_file(path: str | os.PathLike, what: str) -> tuple[Path, bytes]:
+    """(path, bytes) of a text file the user named; BadInputError when it is missing or a folder."""
     p = Path(path)
     if not p.exists():
-        raise BadInputError(f"no such subtitle file: {p}")
+        raise BadInputError(f"no such {what} file: {p}")
     if p.is_dir():
-        raise BadInputError(f"is a directory, not a subtitle file: {p}")
-    raw = p.read_bytes()
+        raise BadInputError(f"is a directory, not a {what} file: {p}")
+    try:
+        return p, p.read_bytes()
+    except OSError as e:
+        raise BadInputError(f"cannot read {p}: {e.strerror}") from None
+
+
+def read_subtitle_file(path: str | os.PathLike) -> SubtitleDoc:
+    """Read a subtitle file in any encoding; BadInputError (one line, naming the file) when unusable."""
+    p, raw = read_user_file(path, "subtitle")
     if not raw.strip():
         raise BadInputError(f"no subtitle lines in {p.name} (the file is empty)")
     text, enc = decode_text(raw, p.name)

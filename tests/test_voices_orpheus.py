@@ -80,7 +80,7 @@ def test_config_file_and_missing_snac(tmp_path, monkeypatch):
     assert load_tokens_config(tmp_path) == c
     assert load_tokens_config(tmp_path / "nothing") == OrpheusTokens()
     monkeypatch.delenv("WEAVER_SNAC_DIR", raising=False)
-    with pytest.raises(ModelMissingError, match="huggingface-cli download hubertsiuzdak/snac_24khz"):
+    with pytest.raises(ModelMissingError, match="hf download hubertsiuzdak/snac_24khz"):
         resolve_snac_dir(tmp_path / "no_snac")
 
 

@@ -195,5 +195,5 @@ def test_unsloth_without_gpu_says_use_cpu(stack, tmp_path):
 
 
 def test_missing_base_model(stack, tmp_path):
-    with pytest.raises(ModelMissingError, match="huggingface-cli download unsloth/orpheus-3b-0.1-ft"):
+    with pytest.raises(ModelMissingError, match="hf download unsloth/orpheus-3b-0.1-ft"):
         train_voice(stack["dataset"], _cfg(stack, tmp_path / "m", base_model="unsloth/orpheus-3b-0.1-ft"))

@@ -217,6 +217,9 @@ def audio_logits_processor(cfg: OrpheusTokens, prompt_len: int):
 
 
 # ---------------------------------------------------------------------------------------------- SNAC
+from ..models import cached_hub_folder, hub_fetch_command  # noqa: E402
+
+
 def resolve_snac_dir(snac_dir: str | os.PathLike | None = None) -> Path:
     """Find a local SNAC 24 kHz folder (config.json + pytorch_model.bin).
 
@@ -227,16 +230,11 @@ def resolve_snac_dir(snac_dir: str | os.PathLike | None = None) -> Path:
             p = Path(cand)
             if (p / "config.json").is_file() and (p / "pytorch_model.bin").is_file():
                 return p
-            raise ModelMissingError(SNAC_REPO, f"huggingface-cli download {SNAC_REPO} --local-dir {p}", f"{p} has no config.json + pytorch_model.bin")
-    try:
-        from huggingface_hub import snapshot_download
-
-        p = Path(snapshot_download(SNAC_REPO, local_files_only=True))
-        if (p / "pytorch_model.bin").is_file():
-            return p
-    except Exception:
-        pass
-    raise ModelMissingError(SNAC_REPO, f"huggingface-cli download {SNAC_REPO}")
+            raise ModelMissingError(SNAC_REPO, hub_fetch_command(SNAC_REPO, str(p)), f"{p} has no config.json + pytorch_model.bin")
+    found = cached_hub_folder(SNAC_REPO, "pytorch_model.bin")
+    if found is not None:
+        return found
+    raise ModelMissingError(SNAC_REPO, hub_fetch_command(SNAC_REPO))
 
 
 _SNAC_CACHE: dict[tuple[str, str], object] = {}

@@ -101,22 +101,20 @@ def dir_bytes(folder: str | os.PathLike, patterns: tuple[str, ...] = ("*",)) -> 
     return total
 
 
+from ..models import cached_hub_folder, hub_fetch_command  # noqa: E402
+
+
 def resolve_base_model(base_model: str) -> Path:
     """A local folder for the base model: the path itself, or the Hugging Face cache; else ModelMissingError."""
     p = Path(base_model).expanduser()
     if p.is_dir():
         if not (p / "config.json").is_file():
-            raise ModelMissingError(base_model, f"huggingface-cli download {DEFAULT_BASE} --local-dir {p}", "folder has no config.json")
+            raise ModelMissingError(base_model, hub_fetch_command(DEFAULT_BASE, str(p)), "folder has no config.json")
         return p
-    try:
-        from huggingface_hub import snapshot_download
-
-        found = Path(snapshot_download(base_model, local_files_only=True))
-        if (found / "config.json").is_file():
-            return found
-    except Exception:
-        pass
-    raise ModelMissingError(base_model, f"huggingface-cli download {base_model}")
+    found = cached_hub_folder(base_model, "config.json")
+    if found is not None:
+        return found
+    raise ModelMissingError(base_model, hub_fetch_command(base_model))
 
 
 def model_sizes(adapter_dir: str | os.PathLike, base_dir: str | os.PathLike | None) -> ModelSizes:
@@ -241,7 +239,7 @@ def _load_unsloth(base_dir: Path, cfg: TrainConfig):
     try:
         model, _tok = FastLanguageModel.from_pretrained(model_name=str(base_dir), max_seq_length=cfg.max_seq_len, dtype=None, load_in_4bit=cfg.load_in_4bit)
     except OSError as e:
-        raise ModelMissingError(cfg.base_model, f"huggingface-cli download {cfg.base_model}", str(e).splitlines()[0][:120]) from None
+        raise ModelMissingError(cfg.base_model, hub_fetch_command(cfg.base_model), str(e).splitlines()[0][:120]) from None
     model = FastLanguageModel.get_peft_model(
         model,
         r=cfg.lora_r,
