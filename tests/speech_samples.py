@@ -117,3 +117,12 @@ def librivox_clips() -> list[tuple[Path, str]] | None:
         if txt.exists():
             clips.append((wav, txt.read_text().strip()))
     return clips or None
+
+
+# known text for the espeak-ng speech used by the ASR and alignment tests
+SENTENCES = [
+    "The old lighthouse keeper walked down to the harbor every morning.",
+    "She counted the boats and wrote their names in a small notebook.",
+    "Nobody in the village knew why he kept doing it.",
+    "One winter night a storm pushed a strange ship onto the rocks.",
+]

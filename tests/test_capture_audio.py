@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.desktop_env import need_binaries
 import soundfile as sf
 
 from pipeline.errors import WeaverError
@@ -25,13 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
 
 
-def need(*tools):
-    missing = [t for t in tools if not shutil.which(t)]
-    if missing:
-        msg = f"missing tools: {', '.join(missing)}"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+need = need_binaries
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,14 @@ import time
 
 import numpy as np
 import pytest
+
+from tests.desktop_env import need_binaries
 from PIL import Image
 
 from capture.frames import FrameGrabber, grab_once
 
 
-def need(*tools):
-    missing = [t for t in tools if not shutil.which(t)]
-    if missing:
-        msg = f"missing tools: {', '.join(missing)}"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+need = need_binaries
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,7 @@ import speech_samples as ss
 import tiny_models
 
 RATE = 16000
-SENTENCES = [
-    "The old lighthouse keeper walked down to the harbor every morning.",
-    "She counted the boats and wrote their names in a small notebook.",
-    "Nobody in the village knew why he kept doing it.",
-    "One winter night a storm pushed a strange ship onto the rocks.",
-]
+SENTENCES = ss.SENTENCES
 
 
 def normalize(text: str) -> str:
