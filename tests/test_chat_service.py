@@ -105,3 +105,22 @@ def test_cli_chat_and_chat_models(library):
                                        text=True, env=env, cwd=REPO, timeout=120).stdout)
     ollama = next(m for m in models if m["provider"] == "ollama")
     assert ollama["reachable"] is False and "ollama serve" in ollama["message"]
+
+
+def test_push_to_talk_upload_is_transcribed(library, tmp_path):
+    """The panel's recorder posts any container ffmpeg reads; the ASR stage turns it into the message text."""
+    from web_ui.server import PanelServer
+
+    wav = tmp_path / "ptt.wav"
+    subprocess.run(["espeak-ng", "-v", "en+m3", "-w", str(wav), "Where is the lantern tonight?"], check=True)
+    ogg = tmp_path / "ptt.ogg"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(wav), "-c:a", "libopus", str(ogg)], check=True)
+    server = PanelServer(home=library[0]).start()
+    try:
+        auth = {"Authorization": f"Bearer {server.token}"}
+        r = httpx.post(f"http://127.0.0.1:{server.port}/api/chat/listen", content=ogg.read_bytes(), headers=auth, timeout=120)
+        assert r.status_code == 200 and "lantern" in r.json()["text"].lower()
+        empty = httpx.post(f"http://127.0.0.1:{server.port}/api/chat/listen", content=b"", headers=auth)
+        assert empty.status_code == 400
+    finally:
+        server.stop()
