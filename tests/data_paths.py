@@ -23,10 +23,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 def ami_dir() -> Path:
     """Folder of the AMI excerpts, or skip the test."""
-    d = Path(os.environ.get("WEAVER_AMI_DIR") or (REPO.parent / "shared" / "data" / "ami-train"))
-    if not (d / "train.rttm").is_file() or not (d / "trn00.wav").is_file():
-        pytest.skip(f"AMI test excerpts not found at {d} (shared test data; set WEAVER_AMI_DIR)")
-    return d
+    candidates = [os.environ.get("WEAVER_AMI_DIR"), REPO.parent / "shared" / "data" / "ami-train",
+                  "/work/shared/data/ami-train"]
+    for cand in candidates:
+        d = Path(cand) if cand else None
+        if d and (d / "train.rttm").is_file() and (d / "trn00.wav").is_file():
+            return d
+    msg = f"AMI test excerpts not found at {REPO.parent / 'shared' / 'data' / 'ami-train'} (shared test data; set WEAVER_AMI_DIR)"
+    if os.environ.get("CI"):  # CI always has shared/ beside the clone: absence there is a failure
+        pytest.fail(msg)
+    pytest.skip(msg)
 
 
 def pyannote_sample() -> tuple[Path, Path]:

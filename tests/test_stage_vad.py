@@ -25,11 +25,9 @@ SENTENCES = [
 
 
 def _shared_data() -> Path | None:
-    here = Path(__file__).resolve().parent.parent
-    for cand in (os.environ.get("VOICE_WEAVER_SHARED"), here.parent / "shared", "/work/shared"):
-        if cand and (Path(cand) / "data" / "ami-train" / "train.rttm").exists():
-            return Path(cand) / "data" / "ami-train"
-    return None
+    from tests.data_paths import ami_dir
+
+    return ami_dir()
 
 
 @pytest.fixture(scope="module")
