@@ -255,3 +255,16 @@ def test_kill_9_mid_decode_then_rerun_completes(movie, tmp_path):
     assert lib.counts()["media"] == 1
     assert sorted(lib.files()) == [f"media/{item}/analysis.flac", f"media/{item}/dialogue.flac"]
     assert not any((home / "work").iterdir())
+
+
+def test_models_lists_every_stage_with_presence_and_fetch_commands(tmp_path):
+    rows = json.loads(weaver(tmp_path, "models", "--json").stdout)
+    stages = {r["stage"] for r in rows}
+    assert {"separation", "vad", "asr", "align", "diarize", "voiceprint", "tts"} <= stages
+    fw = next(r for r in rows if r["stage"] == "asr" and r["backend"] == "faster-whisper")
+    assert fw["available"] and fw["models"][0]["present"]  # the bundled tiny.en
+    for r in rows:
+        if not r["available"]:
+            assert r["fix"] or any(m["fetch_command"] for m in r["models"]), r
+    text = weaver(tmp_path, "models").stdout
+    assert "fetch: " in text and "ready" in text
