@@ -27,7 +27,10 @@ class Settings:
     backends: dict[str, str] = field(default_factory=dict)  # stage -> backend name ("" = best available)
     asr_model: str = "tiny.en"
     channel_mode: str = "auto"  # auto (centre when the track has one) | centre | mix
-    cloud_enabled: bool = False  # cloud adapters (voice isolation, TTS) stay off unless the user opts in
+    cloud_enabled: bool = False  # cloud adapters and online sources stay off unless the user opts in
+    opensubtitles_api_key: str | None = None  # the user's own key, for `weaver scripts fetch --source opensubtitles`
+    screenplay_site_url: str | None = None  # a screenplay site (search page + <pre> script pages)
+    screenplay_site_consent: bool = False  # the user agreed to fetch from that site
     chat_provider: str = "embedded"  # embedded (llama.cpp GGUF) | ollama | openai (LM Studio, llama.cpp server…)
     chat_model: str | None = None  # model name for Ollama/OpenAI-compatible servers
     chat_model_path: str | None = None  # GGUF file for the embedded provider (or a model Ollama pulled)

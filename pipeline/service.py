@@ -572,3 +572,32 @@ class Service(VoicesMixin, ChatMixin):
         if not m["has_video"] or source is None or not source.exists():
             return None
         return media_io.video_frame_jpeg(source, t, width=width)
+
+    # -- online sources (off by default) -------------------------------------------------------------
+    def online_sources(self) -> list[dict]:
+        from .online_sources import list_sources
+
+        return list_sources(self.settings)
+
+    def search_online(self, source: str, query: str, *, year: int | None = None, transport=None) -> list[dict]:
+        from dataclasses import asdict
+
+        from .online_sources import get_source
+
+        return [asdict(h) for h in get_source(source, self.settings, transport).search(query, year=year)]
+
+    def fetch_online(self, source: str, query: str, *, year: int | None = None, pick: int = 0, transport=None) -> dict:
+        """Search a source and download hit number `pick`; screenplays are added to the script library."""
+        from .online_sources import get_source
+
+        src = get_source(source, self.settings, transport)
+        hits = src.search(query, year=year)
+        if not hits:
+            raise NotFoundError(f"{source}: nothing found for '{query}'")
+        if not 0 <= pick < len(hits):
+            raise BadInputError(f"--pick must be 0..{len(hits) - 1}")
+        path = src.download(hits[pick], self.lib.home / "downloads")
+        result = {"path": str(path), "kind": hits[pick].kind, "title": hits[pick].title}
+        if hits[pick].kind == "screenplay":
+            result["script_id"] = self.add_script(str(path), title=hits[pick].title, year=hits[pick].year)["id"]
+        return result

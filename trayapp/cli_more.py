@@ -61,6 +61,13 @@ def add_parsers(sub) -> None:
     sh.add_argument("--json", action="store_true")
     li = ssub.add_parser("list")
     li.add_argument("--json", action="store_true")
+    so = ssub.add_parser("sources", help="online sources (off by default) and what each needs")
+    so.add_argument("--json", action="store_true")
+    fe = ssub.add_parser("fetch", help="search an online source you enabled and download a result")
+    fe.add_argument("query")
+    fe.add_argument("--source", required=True, choices=["opensubtitles", "screenplay-site"])
+    fe.add_argument("--year", type=int)
+    fe.add_argument("--pick", type=int, default=0, help="which search result (0 = first)")
 
     s = sub.add_parser("label", help="label speakers: rename, merge, reassign, split, undo")
     lsub = s.add_subparsers(dest="label_action", required=True)
@@ -250,6 +257,17 @@ def cmd_scripts(a) -> int:
             out("characters: " + ", ".join(f"{c['name']} ({c['lines']})" for c in row["characters"]))
             for ln in row["lines"]:
                 out(f"  [{ln['scene']}] {ln['character']}: {ln['text']}")
+    elif a.script_action == "sources":
+        rows = svc.online_sources()
+        if a.json:
+            out_json(rows)
+        else:
+            for r in rows:
+                out(f"{r['name']:16s} {'ready' if r['available'] else 'off'}  needs {r['needs']}" + (f" — {r['reason']}" if r["reason"] else ""))
+    elif a.script_action == "fetch":
+        res = svc.fetch_online(a.source, a.query, year=a.year, pick=a.pick)
+        err(f"downloaded {res['kind']} '{res['title']}'")
+        out(str(res.get("script_id", res["path"])))
     else:
         rows = svc.list_scripts()
         if a.json:
