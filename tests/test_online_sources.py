@@ -130,3 +130,13 @@ def test_service_fetch_adds_the_screenplay_to_the_library(tmp_path):
     assert res["kind"] == "screenplay"
     found = svc.search_scripts("boots")
     assert any(r["match"] == "line" and r["character"] == "BORIS" for r in found)
+
+
+def test_quota_reached_at_the_download_step_is_one_line(tmp_path):
+    routes = opensubtitles_routes()
+    routes[("POST", "/download")] = httpx.Response(406, json={"message": "You have downloaded your allowed 5 subtitles for 24h"})
+    src = get_source("opensubtitles", Settings(cloud_enabled=True, opensubtitles_api_key="k"), httpx.MockTransport(Recorder(routes)))
+    hits = src.search("winter farm")
+    with pytest.raises(WeaverError, match="quota reached: You have downloaded") as e:
+        src.download(hits[0], tmp_path)
+    assert "\n" not in str(e.value) and not any(tmp_path.iterdir())
