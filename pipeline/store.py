@@ -278,6 +278,19 @@ class Library:
         shutil.rmtree(self.media_dir(media_id), ignore_errors=True)
 
 
+def replace_folder(built: Path, target: Path) -> None:
+    """Move a fully built folder into place; an existing target is swapped out first and removed only after."""
+    built, target = Path(built), Path(target)
+    if target.exists():
+        old = target.with_name(target.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(built, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(built, target)
+
+
 def dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import BadInputError, Cancelled, StorageError, WeaverError
 from ..progress import CancelToken, ProgressCallback, no_progress
+from ..store import replace_folder
 
 # Thresholds of the quality filter (tuned on espeak-ng speech vs the same speech with sox noise/music/clipping).
 CLIP_LEVEL = 0.985  # |sample| at or above this counts as "at full scale"
@@ -304,14 +305,7 @@ def build_dataset(
             items=kept,
         )
         (tmp / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
-        if out.exists():
-            old = out.with_name(out.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_folder(tmp, out)
         progress(1.0, f"{len(kept)} clips kept, {sum(rejected.values())} rejected")
         return summary
     except (Cancelled, WeaverError):

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import BadInputError, NotFoundError, StorageError
 from ..progress import CancelToken, ProgressCallback, no_progress
+from ..store import replace_folder
 from . import default_voice
 
 MAX_CHARS = 4096
@@ -119,9 +120,7 @@ def register_voice(
         if speaker:
             meta["speaker"] = speaker
         (tmp / "voice.json").write_text(json.dumps(meta, indent=2))
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
+        replace_folder(tmp, dest)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise StorageError(f"could not save voice '{name}': {e.strerror or e}") from None

@@ -25,6 +25,7 @@ from typing import Callable
 
 from ..errors import BackendUnavailableError, BadInputError, Cancelled, ModelMissingError, StorageError, WeaverError
 from ..progress import CancelToken
+from ..store import replace_folder
 
 DEFAULT_BASE = "unsloth/orpheus-3b-0.1-ft"
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -283,14 +284,7 @@ def _save_checkpoint(out: Path, step: int, model, opt, sched, losses: list[float
         torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, buf)
         writer(tmp / "optimizer.pt", buf.getvalue())
         writer(tmp / "state.json", json.dumps({"step": step, "losses": losses, "config": cfg.to_dict(), "time": time.time()}).encode())
-        if final.exists():
-            old = out / f"ckpt-{step}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        replace_folder(tmp, final)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         kept = f"; the previous checkpoint {previous[-1].name} is kept" if previous else ""
