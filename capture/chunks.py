@@ -19,8 +19,10 @@ import json
 import os
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -76,15 +78,12 @@ def frame_time(name: str) -> float | None:
         return None
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> int:
-    """Write bytes to path via `path.part` + rename; raises OSError (e.g. ENOSPC) leaving no .part behind."""
+@contextmanager
+def part_file(path: Path) -> Iterator[Path]:
+    """Yield `path.part` to write; rename it to path on success, remove it on any failure."""
     part = path.with_name(path.name + ".part")
     try:
-        with open(part, "wb") as f:
-            f.write(data)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
+        yield part
         os.replace(part, path)
     except BaseException:
         try:
@@ -92,6 +91,15 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> int:
         except OSError:
             pass
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> int:
+    """Write bytes to path via `path.part` + rename; raises OSError (e.g. ENOSPC) leaving no .part behind."""
+    with part_file(path) as part, open(part, "wb") as f:
+        f.write(data)
+        f.flush()
+        if fsync:
+            os.fsync(f.fileno())
     return len(data)
 
 
@@ -392,36 +400,25 @@ def concat_chunks(folder: str | os.PathLike, out_path: str | os.PathLike, *, fil
     rate, channels = info.rate, info.channels
     fmt = {".flac": "FLAC", ".wav": "WAV", ".ogg": "OGG"}.get(out.suffix.lower(), "FLAC")
     out.parent.mkdir(parents=True, exist_ok=True)
-    part = out.with_name(out.name + ".part")
-    step = rate * 10
-    try:
-        with sf.SoundFile(str(part), "w", samplerate=rate, channels=channels, format=fmt, subtype=subtype) as f:
-            pos = 0
-            for c in sorted(info.chunks, key=lambda c: c.start):
-                if c.start > pos and fill_gaps:
-                    left = c.start - pos
-                    while left > 0:
-                        n = min(step, left)
-                        f.write(np.zeros((n, channels), dtype=np.float32))
-                        left -= n
-                audio, _ = read_audio_file(folder / c.file)
-                audio = np.asarray(audio, dtype=np.float32).reshape(len(audio), -1)
-                if c.start < pos:  # overlapping chunk (should not happen): keep the new part only
-                    audio = audio[pos - c.start:]
-                f.write(audio)
-                pos = max(pos, c.start) + len(audio)
-            total = int(round(info.duration * rate))
-            if fill_gaps and total > pos:
-                left = total - pos
-                while left > 0:
-                    n = min(step, left)
-                    f.write(np.zeros((n, channels), dtype=np.float32))
-                    left -= n
-        os.replace(part, out)
-    except BaseException:
-        try:
-            part.unlink()
-        except OSError:
-            pass
-        raise
+    def silence(f, frames: int) -> None:  # in 10 s blocks, so a long gap costs no memory
+        while frames > 0:
+            n = min(rate * 10, frames)
+            f.write(np.zeros((n, channels), dtype=np.float32))
+            frames -= n
+
+    with part_file(out) as part, sf.SoundFile(str(part), "w", samplerate=rate, channels=channels, format=fmt,
+                                              subtype=subtype) as f:
+        pos = 0
+        for c in sorted(info.chunks, key=lambda c: c.start):
+            if c.start > pos and fill_gaps:
+                silence(f, c.start - pos)
+            audio, _ = read_audio_file(folder / c.file)
+            audio = np.asarray(audio, dtype=np.float32).reshape(len(audio), -1)
+            if c.start < pos:  # overlapping chunk (should not happen): keep the new part only
+                audio = audio[pos - c.start:]
+            f.write(audio)
+            pos = max(pos, c.start) + len(audio)
+        total = int(round(info.duration * rate))
+        if fill_gaps and total > pos:
+            silence(f, total - pos)
     return out
