@@ -331,6 +331,7 @@ class CaptureSession:
         self._t_first: float | None = None
         self._f_first = 0
         self._clock: tuple[int, float] | None = None  # (frames captured, monotonic time they arrived)
+        self._last_pos = 0  # last position _pos_at returned (keeps frame stamps monotonic)
         self._wall0 = time.time()
         self._dropped = 0
         self._queue_dropped = 0
@@ -514,7 +515,10 @@ class CaptureSession:
             if self._clock is None:
                 return None
             frames, at = self._clock
-        return int(round(frames + (t_mono - at + self._latency_hint) * self.rate))
+            # the clock estimate is refreshed per audio block and jitters; a later frame never gets an earlier time
+            pos = max(int(round(frames + (t_mono - at + self._latency_hint) * self.rate)), self._last_pos)
+            self._last_pos = pos
+        return pos
 
     # -- frames thread -----------------------------------------------------------------------------
     def _frame_loop(self) -> None:
