@@ -30,10 +30,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/setup.sh -n
   .venv/bin/python -m pip install -q "torch==2.13.0" ${TORCH_INDEX:+--index-url "$TORCH_INDEX"} >&2
   extras="all"; [ "$WITH_TEST" = 1 ] && extras="all,test"
   CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" .venv/bin/python -m pip install -q -e ".[$extras]" >&2
-  if [ "$WITH_TEST" = 1 ]; then
-    # pyannote.audio's wheel carries a real 2-speaker conversation used by the diarization tests; installed
-    # without dependencies (it cannot import here: torchaudio has only CUDA builds).
-    .venv/bin/python -m pip install -q --no-deps "pyannote.audio==4.0.7" >&2
-  fi
+  # whisperX pins torch 2.8 (a 7.5 GB CUDA build); its code runs on ours: install it without its pins
+  .venv/bin/python -m pip install -q --no-deps "whisperx==3.8.6" >&2
+  # PyPI's torchaudio is a CUDA build: beside CPU torch its compiled extension is moved aside (see the script)
+  .venv/bin/python scripts/torchaudio_cpu.py
   touch "$stamp"
 fi

@@ -127,15 +127,16 @@ def find_windows(display: str, name: str, *, prefix: bool = False) -> list[dict]
     return out
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
-    """Poll predicate() until it returns a truthy value (returned) or fail with `what`."""
+def wait_until(predicate, timeout: float, what, interval: float = 0.05):
+    """Poll predicate() until it returns a truthy value (returned) or fail with `what` (a str, or a callable
+    giving one at failure time, for a message showing the state it ended in)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
         time.sleep(interval)
 
 

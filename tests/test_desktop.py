@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -91,15 +92,19 @@ def test_tray_menu_starts_and_stops_capture(tmp_path, monkeypatch):
         tray = Tray(actions)
         tray.run_detached()
         try:
-            icon = wait_until(lambda: [w for w in find_windows(display, "Voice Weaver", prefix=True)
-                                       if w["mapped"] and not w["top_level"]], 15, "the icon docked in trayer")
+            icon = wait_until(lambda: tray.shown.is_set() and [w for w in find_windows(display, "Voice Weaver", prefix=True)
+                                                               if w["mapped"] and not w["top_level"]], 15,
+                              lambda: f"the icon shown and docked in trayer (shown {tray.shown.is_set()}, windows "
+                                      f"{find_windows(display, 'Voice Weaver', prefix=True)})")
             assert icon[0]["name"] == "Voice Weaver"
             first = tray.icon.menu.items[0]
             assert first.text == "Start capture"
 
             first(tray.icon)  # what clicking the menu item does
             wait_until(lambda: tray.state == "capturing" and actions.capture.status()["recording"], 20,
-                       f"state capturing + recording (last error: {actions.last_error})")
+                       lambda: f"state capturing + recording (tray {tray.state}, actions {actions.state()}, "
+                       f"capture {actions.capture.status()}, last error: {actions.last_error}, "
+                       f"threads {[t.name for t in threading.enumerate()]})")
             assert tray.icon.menu.items[0].text == "Stop capture"
             assert tray.icon.icon.getpixel((10, 32))[:3] == STATE_COLOURS["capturing"]
             wait_until(lambda: find_windows(display, "Voice Weaver: capturing"), 10, "the icon's X title to show capturing")
@@ -107,7 +112,8 @@ def test_tray_menu_starts_and_stops_capture(tmp_path, monkeypatch):
 
             tray.icon.menu.items[0](tray.icon)
             wait_until(lambda: tray.state == "idle" and not actions.capture.status()["running"], 60,
-                       f"state idle after stop (last error: {actions.last_error or actions.capture.last_error})")
+                       lambda: f"state idle after stop (tray {tray.state}, capture {actions.capture.status()}, "
+                       f"last error: {actions.last_error or actions.capture.last_error})")
             assert actions.last_error is None
             assert tray.icon.menu.items[0].text == "Start capture"
             assert tray.icon.icon.getpixel((10, 32))[:3] == STATE_COLOURS["idle"]
@@ -184,3 +190,31 @@ def test_weaver_desktop_app_starts(tmp_path):
             assert proc.poll() is None
         finally:
             stop_process(proc, timeout=15)
+
+
+def test_tray_title_updates_reach_the_x_server(tmp_path, monkeypatch):
+    """Every title change of the docked icon shows on its X window (python-xlib could leave one queued)."""
+    need_binaries("Xvfb", "trayer")
+    need_modules("pystray", "Xlib")
+    from capture.pulse_env import xvfb_display
+
+    monkeypatch.setenv("PYSTRAY_BACKEND", "xorg")
+    with xvfb_display(800, 600) as display, trayer(display):
+        for name in [m for m in sys.modules if m == "pystray" or m.startswith("pystray.")]:
+            monkeypatch.delitem(sys.modules, name)
+        from trayapp.actions import AppActions
+        from trayapp.tray import Tray
+
+        tray = Tray(AppActions(home=tmp_path / "lib"))
+        tray.run_detached()
+        try:
+            wait_until(lambda: tray.shown.is_set() and [w for w in find_windows(display, "Voice Weaver")
+                                                        if not w["top_level"]], 15, "the icon shown and docked in trayer")
+            for i in range(25):
+                title = f"Voice Weaver: step {i}"
+                tray.icon.title = title
+                wait_until(lambda: find_windows(display, title), 5, f"X title {title!r}")
+        finally:
+            tray.stop()
+        del tray
+        gc.collect()

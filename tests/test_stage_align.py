@@ -179,3 +179,29 @@ def test_textgrid_roundtrip_and_short_format(tmp_path):
              '0\n1.5\n2\n0\n0.7\n"hello"\n0.7\n1.5\n""\n')
     g = parse_textgrid(short)
     assert g.tier("WORDS").intervals[0] == Interval(0.0, 0.7, "hello")
+
+
+@pytest.mark.slow
+def test_whisperx_aligner_code_path_on_random_wav2vec2(story, tmp_path, monkeypatch):
+    """whisperX's CTC aligner (real code, random-weight wav2vec2) places each known line's words inside its window;
+    without an aligner it is not the default and says what to fetch."""
+    pytest.importorskip("whisperx", reason="whisperX is not installed (scripts/setup.sh installs it)")
+    import tiny_models
+    from pipeline.errors import ModelMissingError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no cached default aligner
+    assert not WhisperXAlign.availability().ok
+    with pytest.raises(ModelMissingError, match="whisperx.load_align_model"):
+        get_backend("align", "whisperx")
+    monkeypatch.setenv("NLTK_DATA", str(tiny_models.untrained_punkt_data(tmp_path / "nltk")))
+    folder = tiny_models.build_tiny_wav2vec2_ctc(tmp_path / "w2v")
+    audio, spans = story
+    lines = _lines(spans)
+    out = get_backend("align", "whisperx", align_model=str(folder)).align(audio, 16000, lines)
+    assert len(out) == len(lines) and [o.text for o in out] == [ln.text for ln in lines]
+    placed = [o for o in out if o.words]
+    assert placed, "no line got word times"
+    for o, ln in zip(out, lines):
+        assert [w.text for w in o.words] in ([], ln.text.split()) or len(o.words) == len(known_words(ln.text))
+        for w in o.words:
+            assert ln.start - 0.51 <= w.start <= w.end <= ln.end + 0.51  # the padded window, to the ms

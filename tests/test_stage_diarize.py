@@ -130,15 +130,64 @@ def test_pyannote_backend_gated_and_optional(monkeypatch):
     assert "set HF_TOKEN" in msg and "accept the model's conditions" in msg
 
 
+@pytest.fixture(scope="module")
+def random_pyannote_folder(tmp_path_factory):
+    """A community-1-shaped pyannote pipeline folder with random weights (built once per module)."""
+    pytest.importorskip("pyannote.audio", reason="the pyannote extra is not installed")
+    import tiny_models
+
+    return tiny_models.build_tiny_pyannote_pipeline(tmp_path_factory.mktemp("pyannote") / "community-1-random")
+
+
+def test_pyannote_adapter_runs_a_random_weight_pipeline(random_pyannote_folder, monkeypatch):
+    """The real pyannote.audio loading + segmentation + embedding + VBx code path, on random weights: no token is
+    needed for a local pipeline folder, progress names pyannote's steps, turns and voiceprints have our shapes,
+    and no telemetry is enabled."""
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    wav, _ = pyannote_sample()
+    audio = media.load_audio(wav)[: 16000 * 12]
+    dia = get_backend("diarize", "pyannote", model=str(random_pyannote_folder))  # registry + require(): no token
+    seen = []
+    d = dia.diarize(audio, 16000, progress=lambda f, m="": seen.append((f, m)))
+    assert d.backend == "pyannote"
+    assert d.turns, "the seeded random pipeline finds speech in the sample"
+    assert all(0 <= t.start < t.end <= 12.0 + 1e-6 for t in d.turns)
+    assert [t.start for t in d.turns] == sorted(t.start for t in d.turns)
+    labels = sorted(d.speakers())
+    assert labels == [f"SPEAKER_{i:02d}" for i in range(len(labels))]
+    for v in d.embeddings.values():  # Resemblyzer voiceprints, comparable with enrolled ones
+        assert len(v) == 256 and abs(np.linalg.norm(v) - 1) < 1e-4
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert {"segmentation", "embeddings"} <= {m for _, m in seen}
+    from pyannote.audio.telemetry.metrics import is_metrics_enabled
+
+    assert is_metrics_enabled() is False
+
+
+def test_pyannote_adapter_cancel_and_broken_folder(random_pyannote_folder, tmp_path):
+    """Cancel stops the pyannote pipeline at its next step; a pipeline folder missing a model is one clear error."""
+    import shutil
+
+    wav, _ = pyannote_sample()
+    audio = media.load_audio(wav)[: 16000 * 12]
+    tok = CancelToken()
+    tok.cancel()
+    with pytest.raises(Cancelled):
+        PyannoteDiarizer(model=str(random_pyannote_folder)).diarize(audio, 16000, cancel=tok)
+
+    broken = tmp_path / "broken"
+    shutil.copytree(random_pyannote_folder, broken)
+    shutil.rmtree(broken / "embedding")
+    with pytest.raises(BackendUnavailableError, match=r"cannot be loaded .*config.yaml"):
+        PyannoteDiarizer(model=str(broken)).diarize(audio, 16000)
+
+
 def test_pyannote_pipeline_on_sample():
-    """Real pretrained pipeline: needs pyannote.audio importable (torchaudio) and a token with accepted conditions."""
+    """Real pretrained pipeline: needs a token with the model's conditions accepted (and the hub reachable)."""
     import os
 
-    try:
-        import pyannote.audio  # noqa: F401
-    except Exception as e:
-        pytest.skip(f"pyannote.audio does not import here ({type(e).__name__}: {e}); even with its dependencies it "
-                    "needs torchaudio, whose CUDA-only wheels fail beside torch 2.13 CPU (see /work/shared/ENVIRONMENT.md)")
+    pytest.importorskip("pyannote.audio", reason="the pyannote extra is not installed")
     if not os.environ.get("HF_TOKEN"):
         pytest.skip("HF_TOKEN not set (gated pyannote model)")
     wav, rttm = pyannote_sample()

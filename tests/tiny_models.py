@@ -77,3 +77,95 @@ def corrupt_whisper_folder(folder: Path) -> Path:
         shutil.copy(src / name, folder / name)
     (folder / "model.bin").write_bytes(b"this is not a CTranslate2 model\x00" * 64)
     return folder
+
+
+def build_tiny_pyannote_pipeline(folder: Path, *, seed: int = 0) -> Path:
+    """A pyannote.audio pipeline folder laid out like pyannote/speaker-diarization-community-1 (config.yaml,
+    segmentation/, embedding/, plda/) with random weights: a small powerset PyanNet, the real WeSpeaker ResNet34
+    architecture and a random (well-conditioned) PLDA, so ``Pipeline.from_pretrained(folder)`` runs the real
+    loading and VBx clustering code. Takes a few seconds."""
+    import os
+
+    import numpy as np
+    import torch
+    import yaml
+
+    os.environ["PYANNOTE_METRICS_ENABLED"] = "false"
+    import lightning
+    import pyannote.audio
+    from pyannote.audio.core.task import Problem, Resolution, Specifications
+    from pyannote.audio.models.embedding import WeSpeakerResNet34
+    from pyannote.audio.models.segmentation import PyanNet
+
+    folder = Path(folder)
+
+    def save(model, path: Path) -> None:
+        # what Lightning's checkpoint holds, plus pyannote's own section written by the model's hook
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ckpt = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                "pytorch-lightning_version": lightning.__version__}
+        model.on_save_checkpoint(ckpt)
+        torch.save(ckpt, path)
+
+    torch.manual_seed(seed)
+    seg = PyanNet(lstm={"hidden_size": 32, "num_layers": 1}, linear={"hidden_size": 32, "num_layers": 1})
+    seg.specifications = Specifications(
+        problem=Problem.MONO_LABEL_CLASSIFICATION, resolution=Resolution.FRAME, duration=10.0, warm_up=(0.0, 0.0),
+        classes=["speaker#1", "speaker#2", "speaker#3"], powerset_max_classes=2, permutation_invariant=True)
+    seg.build()
+    save(seg, folder / "segmentation" / "pytorch_model.bin")
+    emb = WeSpeakerResNet34()
+    emb.specifications = Specifications(problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=5.0)
+    save(emb, folder / "embedding" / "pytorch_model.bin")
+
+    dim, lda_dim = emb.dimension, 128
+    rng = np.random.default_rng(seed)
+    (folder / "plda").mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "plda" / "xvec_transform.npz", mean1=rng.normal(size=dim) * 0.1,
+             mean2=rng.normal(size=lda_dim) * 0.1, lda=np.linalg.qr(rng.normal(size=(dim, lda_dim)))[0])
+    np.savez(folder / "plda" / "plda.npz", mu=np.zeros(lda_dim),
+             tr=np.linalg.qr(rng.normal(size=(lda_dim, lda_dim)))[0], psi=np.linspace(2.0, 0.1, lda_dim))
+    config = {
+        "dependencies": {"pyannote.audio": pyannote.audio.__version__},
+        "pipeline": {"name": "pyannote.audio.pipelines.SpeakerDiarization",
+                     "params": {"segmentation": "$model/segmentation", "embedding": "$model/embedding",
+                                "plda": "$model/plda", "clustering": "VBxClustering", "segmentation_step": 0.5,
+                                "embedding_batch_size": 8, "segmentation_batch_size": 8}},
+        "params": {"segmentation": {"min_duration_off": 0.0}, "clustering": {"threshold": 0.6, "Fa": 0.07, "Fb": 0.8}},
+    }
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
+def build_tiny_wav2vec2_ctc(folder: Path, *, seed: int = 0) -> Path:
+    """A random 2-layer wav2vec2 CTC model with an upper-case character vocabulary (``|`` between words), saved
+    with its processor in HF format: what whisperX's ``load_align_model(model_name=folder)`` loads."""
+    import torch
+    from transformers import (Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC,
+                              Wav2Vec2Processor)
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = ["<pad>", "<s>", "</s>", "<unk>", "|"] + list("ETAONIHSRDLUMWCFGYPBVKXJQZ'")
+    (folder / "vocab.json").write_text(json.dumps({c: i for i, c in enumerate(chars)}))
+    tokenizer = Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), unk_token="<unk>", pad_token="<pad>",
+                                     word_delimiter_token="|")
+    features = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+                                        return_attention_mask=False)
+    Wav2Vec2Processor(feature_extractor=features, tokenizer=tokenizer).save_pretrained(str(folder))
+    torch.manual_seed(seed)
+    config = Wav2Vec2Config(vocab_size=len(chars), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, conv_dim=(32,) * 7, num_conv_pos_embeddings=16,
+                            num_conv_pos_embedding_groups=4, pad_token_id=0)
+    Wav2Vec2ForCTC(config).eval().save_pretrained(str(folder))
+    return folder
+
+
+def untrained_punkt_data(root: Path) -> Path:
+    """An NLTK data folder whose English punkt_tab model is untrained (empty parameter files: it splits sentences
+    at every full stop). Point NLTK_DATA at the returned folder; whisperX's aligner splits segments with it."""
+    english = Path(root) / "tokenizers" / "punkt_tab" / "english"
+    english.mkdir(parents=True, exist_ok=True)
+    for name in ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab"):
+        (english / name).touch()
+    return Path(root)

@@ -8,6 +8,7 @@ import threading
 from PIL import Image, ImageDraw
 
 from .actions import AppActions
+from .xorg_tray import XorgIconBridge, is_xorg_icon
 
 log = logging.getLogger(__name__)
 STATE_COLOURS = {"idle": (106, 169, 255), "capturing": (230, 60, 60), "processing": (240, 180, 60)}
@@ -35,6 +36,8 @@ class Tray:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._stale = False
+        self._xorg: XorgIconBridge | None = None
+        self.shown = threading.Event()  # set once the icon is visible with the current state
         item = pystray.MenuItem
         self.icon = pystray.Icon(
             "voice-weaver", icon_image("idle"), "Voice Weaver",
@@ -100,34 +103,53 @@ class Tray:
         while not self._stop.wait(1.0):
             try:
                 self.refresh()
+                if self._xorg is not None:
+                    with self._lock:
+                        self._xorg.check_docked()
             except Exception:
                 log.warning("tray refresh failed", exc_info=True)
+        if self._xorg is not None:
+            self._xorg.close()
 
     def run_detached(self) -> None:
         """Show the icon without blocking (the GUI loop of the panel window owns the main thread)."""
-        if type(self.icon).__module__.endswith("._xorg"):
+        if is_xorg_icon(self.icon):
+            self._xorg = XorgIconBridge(self.icon)
             # pystray's xorg run_detached() starts a second, never-ending setup thread (non-daemon: the process
             # cannot exit) and its setup may set `visible` before the loop thread is registered, which fails
             # silently and leaves the icon undocked. Run the loop in our own daemon thread and retry the show.
-            threading.Thread(target=self.icon.run, kwargs={"setup": self._show_when_ready}, daemon=True,
-                             name="tray-loop").start()
+            self._loop_thread = threading.Thread(target=self.icon.run, kwargs={"setup": self._show_when_ready},
+                                                 daemon=True, name="tray-loop")
+            self._loop_thread.start()
         else:
-            self.icon.run_detached()
-        threading.Thread(target=self._poll, daemon=True, name="tray-poll").start()
+            self.icon.run_detached(self._show_when_ready)
+        self._poll_thread = threading.Thread(target=self._poll, daemon=True, name="tray-poll")
+        self._poll_thread.start()
 
     def _show_when_ready(self, icon) -> None:
         for _ in range(200):
             try:
                 icon.visible = True
-                return
             except AttributeError:  # the loop thread is not registered yet
                 if self._stop.wait(0.025):
                     return
+                continue
+            try:
+                with self._lock:  # a state change that came while the icon was hidden was not shown: push it now
+                    self._stale = True
+                    self._refresh()
+            except Exception:
+                log.warning("tray refresh failed", exc_info=True)
+            self.shown.set()
+            return
 
     def stop(self) -> None:
         """Remove the icon and end its threads (the app goes on)."""
         self._stop.set()
         self.icon.stop()
+        for thread in (getattr(self, "_loop_thread", None), getattr(self, "_poll_thread", None)):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=5)  # they hold the icon (and its X connection): let them end first
 
     def quit(self) -> None:
         self._stop.set()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import Cancelled, WeaverError
+from ..errors import BackendUnavailableError, Cancelled, ModelMissingError, WeaverError
 from ..progress import CancelToken, ProgressCallback, no_progress
 from ..types import Line, Word
 from .base import Availability, ModelSpec, StageBackend, register
@@ -698,25 +698,47 @@ class WhisperXAlign(AlignBackend):
     requires = ("whisperx",)
     install_hint = 'pip install "voice-weaver[whisperx]"'
 
-    def __init__(self, language: str = "en", device: str = "cpu", pad: float = 0.5, **options) -> None:
-        super().__init__(pad=pad, language=language, device=device, **options)
+    def __init__(self, language: str = "en", device: str = "cpu", pad: float = 0.5, align_model: str | None = None,
+                 **options) -> None:
+        super().__init__(pad=pad, language=language, device=device, align_model=align_model, **options)
         self.language = language
         self.device = device
+        self.align_model_name = align_model  # a wav2vec2 CTC model (hub id or folder); None: whisperX's default
         self._model = None
+
+    @classmethod
+    def models(cls) -> list[ModelSpec]:
+        from .asr import WhisperXAsr
+
+        return [WhisperXAsr.align_spec()]
+
+    def require(self) -> None:
+        """Check the library, then the aligner this instance was asked for."""
+        import importlib.util
+
+        from .asr import WhisperXAsr
+
+        if importlib.util.find_spec("whisperx") is None:
+            raise BackendUnavailableError(f"align backend 'whisperx' unavailable: python package 'whisperx' is not "
+                                          f"installed; {self.install_hint}")
+        spec = WhisperXAsr.align_spec(self.align_model_name)
+        if not spec.present:
+            raise ModelMissingError(spec.name, spec.fetch_command, "needed by align backend 'whisperx'")
 
     def _load(self):
         if self._model is None:
             import whisperx
 
             try:
-                self._model = whisperx.load_align_model(language_code=self.language, device=self.device)
+                self._model = whisperx.load_align_model(language_code=self.language, device=self.device,
+                                                        model_name=self.align_model_name)
             except Exception as e:  # noqa: BLE001
                 raise WeaverError(f"whisperX alignment model for '{self.language}' could not be loaded: "
                                   f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}") from None
         return self._model
 
     def _align(self, audio, lines, *, progress, cancel):
-        import whisperx
+        from .asr import whisperx_align
 
         model, meta = self._load()
         duration = len(audio) / RATE
@@ -729,8 +751,9 @@ class WhisperXAlign(AlignBackend):
                 continue
             w = line_window(ln, self.pad, duration)
             try:
-                res = whisperx.align([{"start": w[0], "end": w[1], "text": ln.text}], model, meta, audio, self.device,
-                                     return_char_alignments=False)
+                res = whisperx_align([{"start": w[0], "end": w[1], "text": ln.text}], model, meta, audio, self.device)
+            except WeaverError:  # setup problems (missing NLTK data) concern every line: stop with the message
+                raise
             except Exception:  # noqa: BLE001 - one bad line must not stop the rest
                 out.append(failed_line(ln))
                 continue

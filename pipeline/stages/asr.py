@@ -279,6 +279,19 @@ class FasterWhisperAsr(AsrBackend):
                           language_probability=float(info.language_probability))
 
 
+def whisperx_align(segments: list[dict], model, meta: dict, audio: np.ndarray, device: str) -> dict:
+    """whisperX's word alignment; NLTK's missing sentence-splitter data becomes one clear error."""
+    import whisperx
+
+    try:
+        return whisperx.align(segments, model, meta, audio, device, return_char_alignments=False)
+    except LookupError as e:  # punkt_tab is a separate NLTK download
+        if "punkt" not in str(e):
+            raise
+        raise WeaverError("whisperX alignment needs NLTK's punkt_tab data; on a machine with internet run: "
+                          "python -m nltk.downloader punkt_tab") from None
+
+
 @register
 class WhisperXAsr(AsrBackend):
     """whisperX: batched faster-whisper, then wav2vec2 forced alignment of the words (optional extra)."""
@@ -291,9 +304,12 @@ class WhisperXAsr(AsrBackend):
     install_hint = 'pip install "voice-weaver[whisperx]"'
 
     def __init__(self, model: str | None = None, *, batch_size: int = 8, compute_type: str = "int8",
-                 device: str = "cpu", cpu_threads: int | None = None, **options) -> None:
-        super().__init__(model=model, batch_size=batch_size, compute_type=compute_type, device=device, **options)
+                 device: str = "cpu", cpu_threads: int | None = None, align_model: str | None = None,
+                 **options) -> None:
+        super().__init__(model=model, batch_size=batch_size, compute_type=compute_type, device=device,
+                         align_model=align_model, **options)
         self.model_name = model or "small"
+        self.align_model_name = align_model  # a wav2vec2 CTC model (hub id or folder); None: whisperX's default
         self.batch_size = int(batch_size)
         self.compute_type = compute_type
         self.device = device
@@ -301,12 +317,50 @@ class WhisperXAsr(AsrBackend):
         self._model = None
         self._align: dict[str, tuple] = {}
 
+    # whisperX's default English aligner: torchaudio's WAV2VEC2_ASR_BASE_960H bundle, cached by torch hub
+    DEFAULT_ALIGNER_FILE = "wav2vec2_fairseq_base_ls960_asr_ls960.pth"
+
+    @classmethod
+    def align_spec(cls, align_model: str | None = None) -> ModelSpec:
+        """Where the wav2vec2 aligner lives (a folder you gave, or whisperX's English default in torch hub)."""
+        if align_model:
+            folder = Path(align_model).expanduser()
+            if folder.is_dir() or os.sep in align_model:
+                return ModelSpec(name=align_model, path=str(folder), fetch_command="(a local folder you provided)",
+                                 present=(folder / "config.json").is_file())
+            return ModelSpec(name=align_model, path="", present=False,
+                             fetch_command=f"python -c \"import whisperx; whisperx.load_align_model('en', 'cpu', "
+                                           f"model_name='{align_model}')\"")
+        torch_home = Path(os.environ.get("TORCH_HOME") or Path.home() / ".cache" / "torch")
+        path = torch_home / "hub" / "checkpoints" / cls.DEFAULT_ALIGNER_FILE
+        return ModelSpec(name="WAV2VEC2_ASR_BASE_960H", path=str(path), size_mb=360, present=path.is_file(),
+                         fetch_command="python -c \"import whisperx; whisperx.load_align_model('en', 'cpu')\"")
+
+    @classmethod
+    def models(cls) -> list[ModelSpec]:
+        """Its default Whisper model (small) and the default English aligner: both downloads."""
+        return [whisper_model_spec("small"), cls.align_spec()]
+
+    def require(self) -> None:
+        """Check the library, then the Whisper model and aligner this instance was asked for."""
+        if importlib.util.find_spec("whisperx") is None:
+            raise BackendUnavailableError(f"asr backend 'whisperx' unavailable: python package 'whisperx' is not "
+                                          f"installed; {self.install_hint}")
+        for spec in (whisper_model_spec(self.model_name), self.align_spec(self.align_model_name)):
+            if not spec.present:
+                raise ModelMissingError(spec.name, spec.fetch_command, "needed by asr backend 'whisperx'")
+
     def _load(self, language: str | None):
         if self._model is None:
             import whisperx
 
+            try:  # a present model (bundled tiny.en, a local folder, the HF cache) loads from disk, no download
+                spec = whisper_model_spec(self.model_name)
+            except WeaverError:
+                spec = None
+            arch = spec.path if spec is not None and spec.present and spec.path else self.model_name
             try:
-                self._model = whisperx.load_model(self.model_name, self.device, compute_type=self.compute_type,
+                self._model = whisperx.load_model(arch, self.device, compute_type=self.compute_type,
                                                   language=language, threads=self.cpu_threads)
             except Exception as e:  # noqa: BLE001
                 spec = whisper_model_spec(self.model_name) if self.model_name in WHISPER_REPOS else None
@@ -321,7 +375,8 @@ class WhisperXAsr(AsrBackend):
             import whisperx
 
             try:
-                self._align[language] = whisperx.load_align_model(language_code=language, device=self.device)
+                self._align[language] = whisperx.load_align_model(language_code=language, device=self.device,
+                                                                  model_name=self.align_model_name)
             except Exception as e:  # noqa: BLE001
                 raise WeaverError(f"whisperX has no usable alignment model for '{language}': {_one_line(e)}") from None
         return self._align[language]
@@ -345,7 +400,7 @@ class WhisperXAsr(AsrBackend):
 
             progress(0.7, "aligning words")
             amodel, meta = self.align_model(lang)
-            segments = whisperx.align(segments, amodel, meta, a, self.device, return_char_alignments=False)["segments"]
+            segments = whisperx_align(segments, amodel, meta, a, self.device)["segments"]
         lines: list[Line] = []
         for seg in segments:
             text = (seg.get("text") or "").strip()

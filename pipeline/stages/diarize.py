@@ -12,6 +12,7 @@ Labels are ``SPEAKER_00``, ``SPEAKER_01``… in order of first appearance.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -512,8 +513,16 @@ class PyannoteDiarizer(DiarizeBackend):
         return (f"set HF_TOKEN to a Hugging Face access token (https://hf.co/settings/tokens) and accept the model's "
                 f"conditions at https://hf.co/{model}")
 
+    @staticmethod
+    def is_local(model: str) -> bool:
+        """A pipeline folder (config.yaml + model subfolders) or config.yaml on disk rather than a hub id."""
+        return Path(model).expanduser().exists()
+
     @classmethod
     def models(cls) -> list[ModelSpec]:
+        local = os.environ.get("WEAVER_PYANNOTE_MODEL")
+        if local and cls.is_local(local):
+            return [ModelSpec(name=local, path=local, size_mb=0.0, fetch_command="", present=True)]
         path = _hf_cache_dir(PYANNOTE_MODEL)
         return [ModelSpec(
             name=PYANNOTE_MODEL, path=str(path), size_mb=32.0,
@@ -539,26 +548,39 @@ class PyannoteDiarizer(DiarizeBackend):
 
     def require(self) -> None:
         av = self.availability()
-        if not av.ok and not (self.token and "token" in av.reason):
+        if not av.ok and not ((self.token or self.is_local(self.model)) and "token" in av.reason):
             raise BackendUnavailableError(f"diarize backend 'pyannote' unavailable: {av.reason}; {av.fix}")
 
     def load(self):
         """Build the pretrained pipeline (downloads on first use with the token; cached afterwards)."""
         if self._pipeline is not None:
             return self._pipeline
+        os.environ["PYANNOTE_METRICS_ENABLED"] = "false"  # no telemetry (pyannote.audio 4 defaults it on)
         try:
-            from pyannote.audio import Pipeline
-        except ImportError as e:  # pyannote missing, or torchaudio broken beside this torch build
+            with warnings.catch_warnings():  # torchcodec cannot load beside CPU torch; audio is passed in memory
+                warnings.filterwarnings("ignore", message=r"(?s).*torchcodec")
+                from pyannote.audio import Pipeline
+        except (ImportError, OSError) as e:  # pyannote missing, or torchaudio broken beside this torch build
             raise BackendUnavailableError(
-                f"pyannote.audio cannot be imported ({e}); install it with: {self.install_hint}") from None
-        if not self.token and not _hf_cache_dir(self.model).is_dir():
+                f"pyannote.audio cannot be imported ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                f"install it with: {self.install_hint} (setup runs scripts/torchaudio_cpu.py for CPU torch)") from None
+        local = self.is_local(self.model)
+        if not local and not self.token and not _hf_cache_dir(self.model).is_dir():
             raise BackendUnavailableError(self.token_message(self.model))
         try:
-            try:
-                pipe = Pipeline.from_pretrained(self.model, token=self.token)
-            except TypeError:  # pyannote.audio 3.x spells it use_auth_token
-                pipe = Pipeline.from_pretrained(self.model, use_auth_token=self.token)
-        except Exception as e:  # gated repo, bad token, no network
+            if local:
+                pipe = Pipeline.from_pretrained(str(Path(self.model).expanduser()))
+            else:
+                try:
+                    pipe = Pipeline.from_pretrained(self.model, token=self.token)
+                except TypeError:  # pyannote.audio 3.x spells it use_auth_token
+                    pipe = Pipeline.from_pretrained(self.model, use_auth_token=self.token)
+        except Exception as e:  # gated repo, bad token, no network, a broken local folder
+            if local:
+                raise BackendUnavailableError(
+                    f"the pyannote pipeline at {self.model} cannot be loaded ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0][:200] if str(e) else ''}); it needs config.yaml and the model "
+                    "subfolders it names") from None
             raise ModelMissingError(self.model, self.models()[0].fetch_command,
                                     f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}; "
                                     + self.token_message(self.model)) from None
@@ -576,14 +598,19 @@ class PyannoteDiarizer(DiarizeBackend):
         lo, hi = _check_counts(num_speakers, min_speakers, max_speakers)
         a = vp.prepare(audio, rate)
         pipe = self.load()
-        steps = {"segmentation": 0.4, "speaker_counting": 0.5, "embeddings": 0.9, "discrete_diarization": 1.0}
+        # pyannote's hook: (step, artifact, total=, completed=) while a step runs, then once with no total when it
+        # is done; completed may overshoot total. Each step owns a slice of the bar, which never moves back.
+        spans = {"segmentation": (0.0, 0.4), "speaker_counting": (0.4, 0.5), "embeddings": (0.5, 0.9),
+                 "discrete_diarization": (0.9, 0.99)}
+        shown = [0.0]
 
         def hook(step_name, step_artifact, file=None, total=None, completed=None):
             if cancel is not None:
                 cancel.check()
-            end = steps.get(step_name, 0.95)
-            frac = end if not total else end * (completed or 0) / total
-            progress(min(0.99, frac), step_name.replace("_", " "))
+            lo_f, hi_f = spans.get(step_name, (shown[0], shown[0]))
+            frac = hi_f if not total else lo_f + (hi_f - lo_f) * min(1.0, (completed or 0) / total)
+            shown[0] = max(shown[0], frac)
+            progress(shown[0], step_name.replace("_", " "))
 
         kwargs = {"num_speakers": num_speakers} if num_speakers else {"min_speakers": lo, "max_speakers": hi}
         file = {"waveform": torch.from_numpy(a).unsqueeze(0), "sample_rate": RATE}
@@ -592,9 +619,12 @@ class PyannoteDiarizer(DiarizeBackend):
         raw_embs = getattr(out, "speaker_embeddings", None)
         if isinstance(out, tuple):  # 3.x with return_embeddings=True
             annotation, raw_embs = out
-        labels = annotation.labels()
-        turns = [Turn(float(seg.start), float(seg.end), str(lab))
+        duration = len(a) / RATE
+        # pyannote's last sliding window is padded past the end of the audio: clip turns to the audio
+        turns = [Turn(max(0.0, float(seg.start)), min(duration, float(seg.end)), str(lab))
                  for seg, _, lab in annotation.itertracks(yield_label=True)]
+        turns = [t for t in turns if t.end - t.start > 1e-3]
+        labels = sorted({t.speaker for t in turns})
         embs: dict[str, np.ndarray] = {}
         # pyannote's embeddings live in another space than voiceprints: publish Resemblyzer means instead, so
         # clusters stay comparable with enrolled voiceprints whichever diarizer ran.
