@@ -127,6 +127,37 @@ def find_windows(display: str, name: str, *, prefix: bool = False) -> list[dict]
     return out
 
 
+def window_box(display: str, wid: int) -> tuple[int, int, int, int]:
+    """(x, y, width, height) of window `wid` in root (screen) coordinates."""
+    from Xlib.display import Display
+
+    d = Display(display)
+    try:
+        win = d.create_resource_object("window", wid)
+        geo = win.get_geometry()
+        pos = d.screen().root.translate_coords(win, 0, 0)
+        return pos.x, pos.y, geo.width, geo.height
+    finally:
+        d.close()
+
+
+def click(display: str, x: int, y: int, button: int = 1) -> None:
+    """A real pointer click at screen position (x, y) through the XTEST extension (what a user's mouse does)."""
+    from Xlib import X
+    from Xlib.display import Display
+    from Xlib.ext import xtest
+
+    d = Display(display)
+    try:
+        xtest.fake_input(d, X.MotionNotify, x=int(x), y=int(y))
+        d.sync()
+        xtest.fake_input(d, X.ButtonPress, button)
+        xtest.fake_input(d, X.ButtonRelease, button)
+        d.sync()
+    finally:
+        d.close()
+
+
 def wait_until(predicate, timeout: float, what, interval: float = 0.05):
     """Poll predicate() until it returns a truthy value (returned) or fail with `what` (a str, or a callable
     giving one at failure time, for a message showing the state it ended in)."""
@@ -196,11 +227,12 @@ class LineChild:
         return self.proc.returncode
 
 
-def start_webview_child(url: str, home: str, display: str) -> LineChild:
-    """Start the pywebview (Qt) child on `display` showing `url`."""
+def start_webview_child(url: str, home: str, display: str, *, tray: bool = False) -> LineChild:
+    """Start the pywebview (Qt) child on `display` showing `url` (with the app's tray icon and menu if `tray`)."""
+    extra = {"WEAVER_TEST_TRAY": "1", "PYSTRAY_BACKEND": "xorg"} if tray else {}
     proc = subprocess.Popen([sys.executable, "-m", "tests.desktop_env", "webview", url, home], cwd=REPO,
-                            env=qt_env(display), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, bufsize=1)
+                            env=qt_env(display, **extra), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, bufsize=1)
     return LineChild(proc)
 
 
@@ -227,6 +259,17 @@ def webview_child(url: str, home: str) -> int:
     closings: list[bool] = []
     window.events.closing += lambda: closings.append(True)
     hide_on_close(window, lambda: quitting["now"])
+    tray = menu = None
+    if os.environ.get("WEAVER_TEST_TRAY"):  # the app's tray icon, wired as run_desktop wires it
+        from trayapp.desktop import QtTrayMenu
+        from trayapp.tray import Tray
+
+        actions = AppActions(home=Path(home))
+        actions.open_panel = window.show
+        tray = Tray(actions)
+        menu = QtTrayMenu(tray.menu_entries)
+        tray.on_menu = menu.popup
+        tray.run_detached()
 
     def qt_view():
         from webview.platforms.qt import BrowserView
@@ -289,9 +332,32 @@ def webview_child(url: str, home: str) -> int:
             _emit(event="page", brand=window.evaluate_js("document.querySelector('.brand').textContent"),
                   tabs=window.evaluate_js("document.querySelectorAll('#tabs button').length"),
                   api_state=window.evaluate_js("window.__state || null"))
+            if tray is not None:
+                if not tray.shown.wait(30):
+                    raise TimeoutError("the tray icon was never shown")
+                _emit(event="tray")
             for line in sys.stdin:
                 cmd = line.strip()
-                if cmd == "close":
+                if cmd == "menu":  # the menu on screen: its entries and where "Open panel" is
+                    def describe():
+                        if menu.menu is None or not menu.menu.isVisible():
+                            return None
+                        for action in menu.menu.actions():
+                            if action.text() == "Open panel":
+                                box = menu.menu.actionGeometry(action)
+                                centre = menu.menu.mapToGlobal(box.center())
+                                return {"texts": menu.shown[-1], "open_panel": [centre.x(), centre.y()]}
+                        return None
+
+                    deadline = time.monotonic() + 20
+                    found = on_gui(describe)
+                    while found is None and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                        found = on_gui(describe)
+                    _emit(event="menu", **(found or {"texts": None}))
+                elif cmd == "visible":
+                    _emit(event="visible", visible=on_gui(qt_view().isVisible))
+                elif cmd == "close":
                     before = len(closings)
                     view = qt_view()
                     on_gui(view.close)
@@ -302,6 +368,8 @@ def webview_child(url: str, home: str) -> int:
                     _emit(event="shown", visible=on_gui(qt_view().isVisible))
                 elif cmd == "quit":
                     quitting["now"] = True
+                    if tray is not None:
+                        tray.stop()
                     on_gui(qt_view().close)
                     return
         except Exception as e:  # report, then end the GUI loop

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from capture.pulse_env import stop_process
-from tests.desktop_env import REPO, find_windows, need_binaries, need_modules, start_webview_child, trayer, wait_until
+from tests.desktop_env import (REPO, click, find_windows, need_binaries, need_modules, start_webview_child, trayer,
+                               wait_until, window_box)
 
 pytestmark = [pytest.mark.desktop, pytest.mark.timeout(180)]
 
@@ -66,6 +67,38 @@ def test_panel_window_js_bridge_and_close_hides(panel, tmp_path):
             child.send("quit")  # tray → Quit: closing now really closes, and the GUI loop ends
             child.wait_for("exited", 20)
             assert child.proc.wait(timeout=20) == 0
+        finally:
+            child.stop()
+
+
+def test_tray_right_click_shows_the_menu_and_it_opens_the_panel(panel, tmp_path):
+    """Linux (pystray xorg) has no tray menu of its own: a real right click on the docked icon shows the app's menu as
+    a Qt popup, and clicking its "Open panel" entry brings back the hidden panel window."""
+    need_binaries("Xvfb", "trayer")
+    need_modules("webview", "PyQt6.QtWebEngineWidgets", "qtpy", "Xlib", "pystray")
+    from capture.pulse_env import xvfb_display
+
+    with xvfb_display(1280, 800, set_env=False) as display, trayer(display):
+        child = start_webview_child(panel.url, str(tmp_path / "lib"), display, tray=True)
+        try:
+            child.wait_for("page", 120)
+            child.wait_for("tray", 40)
+            icon = wait_until(lambda: [w for w in find_windows(display, "Voice Weaver") if not w["top_level"]], 15,
+                              "the icon docked in trayer")
+            child.send("close")  # hide the panel window first
+            assert child.wait_for("closed", 20)["visible"] is False
+
+            x, y, w, h = window_box(display, icon[0]["id"])
+            click(display, x + w // 2, y + h // 2, button=3)
+            child.send("menu")
+            menu = child.wait_for("menu", 30)
+            assert menu["texts"] == ["Start capture", "Save last 5 minutes", "Open panel", "Quick chat…", "Recent items",
+                                     "Quit"]
+            click(display, *menu["open_panel"], button=1)
+            wait_until(lambda: child.send("visible") or child.wait_for("visible", 10)["visible"], 20,
+                       "the panel window shown again by the menu's Open panel")
+            child.send("quit")
+            child.wait_for("exited", 20)
         finally:
             child.stop()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 from pipeline.config import weaver_home
 
@@ -41,6 +42,71 @@ def hide_on_close(window, quitting=lambda: False) -> None:
         return False
 
     window.events.closing += on_closing
+
+
+class QtTrayMenu:
+    """Shows the tray's menu as a Qt popup where pystray's backend has none (its xorg backend on Linux).
+
+    Create it on the GUI thread (before ``webview.start``); ``popup(x, y)`` may be called from any thread. The
+    chosen entry runs on a worker thread, as pystray runs menu actions off the GUI loop.
+    """
+
+    def __init__(self, entries):
+        from qtpy.QtCore import QObject, Qt, Signal, Slot
+
+        self.entries = entries  # () -> Tray.menu_entries()
+        self.menu = None  # the QMenu on screen (kept referenced while it shows)
+        self.shown: list[list[str]] = []  # the texts of each menu shown, for tests and logs
+        owner = self
+
+        class Requests(QObject):
+            popup = Signal(int, int)
+
+            @Slot(int, int)
+            def show(self, x, y):
+                owner._show(x, y)
+
+        self._requests = Requests()
+        self._requests.popup.connect(self._requests.show, Qt.ConnectionType.QueuedConnection)
+
+    def popup(self, x: int, y: int) -> None:
+        """Ask the GUI thread to show the menu at screen position (x, y)."""
+        self._requests.popup.emit(int(x), int(y))
+
+    def _build(self, menu, entries) -> list[str]:
+        from qtpy.QtWidgets import QMenu
+
+        texts = []
+        for e in entries:
+            if e.get("separator"):
+                menu.addSeparator()
+                continue
+            texts.append(e["text"])
+            if "submenu" in e:
+                sub = QMenu(e["text"], menu)
+                self._build(sub, e["submenu"])
+                sub.setEnabled(e["enabled"])
+                menu.addMenu(sub)
+                continue
+            action = menu.addAction(e["text"])
+            action.setEnabled(e["enabled"])
+            if e.get("default"):
+                font = action.font()
+                font.setBold(True)
+                action.setFont(font)
+            action.triggered.connect(lambda _=False, run=e["run"]: threading.Thread(target=run, daemon=True).start())
+        return texts
+
+    def _show(self, x: int, y: int) -> None:
+        from qtpy.QtCore import QPoint
+        from qtpy.QtWidgets import QMenu
+
+        menu = QMenu()
+        menu.setObjectName("voice-weaver-tray-menu")
+        texts = self._build(menu, self.entries())
+        self.menu = menu
+        menu.popup(QPoint(x, y))
+        self.shown.append(texts)
 
 
 def run_desktop(debug: bool = False) -> int:
@@ -91,6 +157,9 @@ def run_desktop(debug: bool = False) -> int:
         from .tray import Tray
 
         tray = Tray(actions)
+        if sys.platform.startswith("linux"):
+            menu = QtTrayMenu(tray.menu_entries)
+            tray.on_menu = menu.popup
         tray.run_detached()
     except Exception as e:  # no tray host (e.g. a bare X server): the window still works
         print(f"tray icon unavailable: {e}", file=sys.stderr, flush=True)

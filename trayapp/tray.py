@@ -38,6 +38,9 @@ class Tray:
         self._stale = False
         self._xorg: XorgIconBridge | None = None
         self.shown = threading.Event()  # set once the icon is visible with the current state
+        # where a backend has no menu of its own (pystray's xorg), a right click calls on_menu(x, y): the desktop
+        # app shows menu_entries() there as a Qt popup
+        self.on_menu = None
         item = pystray.MenuItem
         self.icon = pystray.Icon(
             "voice-weaver", icon_image("idle"), "Voice Weaver",
@@ -51,6 +54,32 @@ class Tray:
                 pystray.Menu.SEPARATOR,
                 item("Quit", lambda icon, _: self.quit()),
             ))
+
+    def _right_click(self, x: int, y: int) -> None:
+        if self.on_menu is not None:
+            self.on_menu(x, y)
+        else:  # nothing can show a menu: do what a left click does
+            self.icon()
+
+    def menu_entries(self, menu=None) -> list[dict]:
+        """The menu as plain data for a GUI toolkit: [{'text', 'enabled', 'default', 'run' | 'submenu'} or
+        {'separator': True}], evaluated now (dynamic texts and the recent items included)."""
+        import pystray
+
+        out: list[dict] = []
+        for item in (menu or self.icon.menu).items:
+            if item is pystray.Menu.SEPARATOR:
+                out.append({"separator": True})
+                continue
+            if not item.visible:
+                continue
+            entry = {"text": item.text, "enabled": item.enabled, "default": item.default}
+            if item.submenu:
+                entry["submenu"] = self.menu_entries(item.submenu)
+            else:
+                entry["run"] = lambda item=item: item(self.icon)
+            out.append(entry)
+        return out
 
     def _recent_menu(self):
         import pystray
@@ -114,7 +143,7 @@ class Tray:
     def run_detached(self) -> None:
         """Show the icon without blocking (the GUI loop of the panel window owns the main thread)."""
         if is_xorg_icon(self.icon):
-            self._xorg = XorgIconBridge(self.icon)
+            self._xorg = XorgIconBridge(self.icon, on_menu=self._right_click)
             # pystray's xorg run_detached() starts a second, never-ending setup thread (non-daemon: the process
             # cannot exit) and its setup may set `visible` before the loop thread is registered, which fails
             # silently and leaves the icon undocked. Run the loop in our own daemon thread and retry the show.

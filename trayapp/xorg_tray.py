@@ -11,6 +11,10 @@ to the window's creator, the loop's connection), so pystray's connection is used
 same private connection answers "is the icon docked?"; pystray asks the tray host to dock once, and a host that
 has just taken the tray selection may drop that request (one that starts after the app never hears of it), so
 ``check_docked`` asks again while the icon window is still a top-level window.
+
+pystray's xorg icon has no menu (X has none) and never selects button events on its window, so it cannot even be
+clicked. The bridge selects them: a left click runs the default menu item, a right click calls ``on_menu(x, y)``
+(the desktop app shows the same menu as a Qt popup there).
 """
 
 from __future__ import annotations
@@ -35,8 +39,11 @@ class XorgIconBridge:
     Install it before the icon's loop starts (``Icon.run``); call ``check_docked`` now and then; ``close`` at the end.
     """
 
-    def __init__(self, icon, *, redock_after: float = 3.0, reply_timeout: float = 30.0):
+    def __init__(self, icon, *, redock_after: float = 3.0, reply_timeout: float = 30.0, on_menu=None):
+        from Xlib import X
+
         self.icon = icon
+        self.on_menu = on_menu  # called as on_menu(x_root, y_root) on a right click, from the icon's loop thread
         self.redock_after = redock_after
         self.reply_timeout = reply_timeout
         self.dock_requests = 0  # how often the tray host had to be asked again
@@ -47,6 +54,18 @@ class XorgIconBridge:
         self._on_loop = {name: getattr(icon, name) for name in LOOP_CALLS}  # pystray's own: run directly on the loop
         for name in LOOP_CALLS:
             setattr(icon, name, lambda name=name: self.call(name))
+        # the loop has not started: pystray's connection is still ours to use from this thread
+        icon._window.change_attributes(event_mask=X.ExposureMask | X.StructureNotifyMask | X.ButtonPressMask)
+        icon._display.flush()
+        icon._message_handlers[X.ButtonPress] = self._on_button_press
+
+    def _on_button_press(self, event) -> None:
+        """On the loop thread: left click → the default menu item; right click → the menu (when one is shown)."""
+        if event.detail == 3 and self.on_menu is not None:
+            threading.Thread(target=self.on_menu, args=(event.root_x, event.root_y), daemon=True,
+                             name="tray-menu").start()
+        elif event.detail in (1, 3):
+            threading.Thread(target=self.icon, daemon=True, name="tray-default").start()
 
     def _connection(self):
         from Xlib.display import Display
