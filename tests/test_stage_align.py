@@ -193,7 +193,7 @@ def test_whisperx_aligner_code_path_on_random_wav2vec2(story, tmp_path, monkeypa
     assert not WhisperXAlign.availability().ok
     with pytest.raises(ModelMissingError, match="whisperx.load_align_model"):
         get_backend("align", "whisperx")
-    monkeypatch.setenv("NLTK_DATA", str(tiny_models.untrained_punkt_data(tmp_path / "nltk")))
+    tiny_models.use_untrained_punkt(monkeypatch, tmp_path / "nltk")
     folder = tiny_models.build_tiny_wav2vec2_ctc(tmp_path / "w2v")
     audio, spans = story
     lines = _lines(spans)

@@ -231,7 +231,7 @@ def test_whisperx_backend_real_asr_and_alignment_path(whisperx_aligner, tmp_path
         pytest.skip("LibriVox clips unavailable (no PyPI access and no cache)")
     from pipeline.media import load_audio
 
-    monkeypatch.setenv("NLTK_DATA", str(tiny_models.untrained_punkt_data(tmp_path / "nltk")))
+    tiny_models.use_untrained_punkt(monkeypatch, tmp_path / "nltk")
     gap = np.zeros(RATE // 2, np.float32)
     audio = np.concatenate([np.concatenate([load_audio(p), gap]) for p, _ in clips[:2]])
     ref = " ".join(t for _, t in clips[:2])
@@ -249,7 +249,8 @@ def test_whisperx_backend_real_asr_and_alignment_path(whisperx_aligner, tmp_path
 
 @pytest.mark.slow
 def test_whisperx_alignment_without_punkt_data_is_one_clear_error(whisperx_aligner, tmp_path):
-    """In a fresh process (NLTK caches what it loaded) with no punkt_tab data: one error naming the download."""
+    """In a fresh process (NLTK fixes its search path at import) with no punkt_tab data: one error naming the
+    download, before any audio is processed."""
     import subprocess
     import sys
 
@@ -262,8 +263,8 @@ def test_whisperx_alignment_without_punkt_data_is_one_clear_error(whisperx_align
         "from pipeline.media import load_audio\n"
         "from pipeline.errors import WeaverError\n"
         "from pipeline.stages import get_backend\n"
-        "b = get_backend('asr', 'whisperx', model='tiny.en', cpu_threads=2, align_model=sys.argv[2])\n"
         "try:\n"
+        "    b = get_backend('asr', 'whisperx', model='tiny.en', cpu_threads=2, align_model=sys.argv[2])\n"
         "    b.transcribe(load_audio(sys.argv[1]), 16000, language='en')\n"
         "except WeaverError as e:\n"
         "    print('ERROR:', e)\n"

@@ -169,3 +169,15 @@ def untrained_punkt_data(root: Path) -> Path:
     for name in ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab"):
         (english / name).touch()
     return Path(root)
+
+
+def use_untrained_punkt(monkeypatch, root: Path) -> Path:
+    """Make NLTK find ``untrained_punkt_data(root)`` for this test (env for child processes, and the search path of
+    an NLTK already imported in this one)."""
+    import nltk
+
+    folder = untrained_punkt_data(root)
+    monkeypatch.setenv("NLTK_DATA", str(folder))
+    monkeypatch.setattr(nltk.data, "path", [str(folder), *nltk.data.path])
+    nltk.data.clear_cache()
+    return folder

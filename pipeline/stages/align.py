@@ -710,7 +710,7 @@ class WhisperXAlign(AlignBackend):
     def models(cls) -> list[ModelSpec]:
         from .asr import WhisperXAsr
 
-        return [WhisperXAsr.align_spec()]
+        return [WhisperXAsr.align_spec(), WhisperXAsr.punkt_spec()]
 
     def require(self) -> None:
         """Check the library, then the aligner this instance was asked for."""
@@ -721,9 +721,9 @@ class WhisperXAlign(AlignBackend):
         if importlib.util.find_spec("whisperx") is None:
             raise BackendUnavailableError(f"align backend 'whisperx' unavailable: python package 'whisperx' is not "
                                           f"installed; {self.install_hint}")
-        spec = WhisperXAsr.align_spec(self.align_model_name)
-        if not spec.present:
-            raise ModelMissingError(spec.name, spec.fetch_command, "needed by align backend 'whisperx'")
+        for spec in (WhisperXAsr.align_spec(self.align_model_name), WhisperXAsr.punkt_spec()):
+            if not spec.present:
+                raise ModelMissingError(spec.name, spec.fetch_command, "needed by align backend 'whisperx'")
 
     def _load(self):
         if self._model is None:

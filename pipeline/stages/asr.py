@@ -336,17 +336,29 @@ class WhisperXAsr(AsrBackend):
         return ModelSpec(name="WAV2VEC2_ASR_BASE_960H", path=str(path), size_mb=360, present=path.is_file(),
                          fetch_command="python -c \"import whisperx; whisperx.load_align_model('en', 'cpu')\"")
 
+    @staticmethod
+    def punkt_spec() -> ModelSpec:
+        """NLTK's punkt_tab sentence splitter data, which whisperX's aligner loads."""
+        fetch = "python -m nltk.downloader punkt_tab"
+        try:
+            import nltk
+
+            path = str(nltk.data.find("tokenizers/punkt_tab/english/"))
+            return ModelSpec(name="nltk punkt_tab", path=path, fetch_command=fetch, size_mb=40, present=True)
+        except (ImportError, LookupError):
+            return ModelSpec(name="nltk punkt_tab", path="(an NLTK data folder)", fetch_command=fetch, size_mb=40)
+
     @classmethod
     def models(cls) -> list[ModelSpec]:
-        """Its default Whisper model (small) and the default English aligner: both downloads."""
-        return [whisper_model_spec("small"), cls.align_spec()]
+        """Its default Whisper model (small), the default English aligner and NLTK's punkt_tab: all downloads."""
+        return [whisper_model_spec("small"), cls.align_spec(), cls.punkt_spec()]
 
     def require(self) -> None:
         """Check the library, then the Whisper model and aligner this instance was asked for."""
         if importlib.util.find_spec("whisperx") is None:
             raise BackendUnavailableError(f"asr backend 'whisperx' unavailable: python package 'whisperx' is not "
                                           f"installed; {self.install_hint}")
-        for spec in (whisper_model_spec(self.model_name), self.align_spec(self.align_model_name)):
+        for spec in (whisper_model_spec(self.model_name), self.align_spec(self.align_model_name), self.punkt_spec()):
             if not spec.present:
                 raise ModelMissingError(spec.name, spec.fetch_command, "needed by asr backend 'whisperx'")
 
