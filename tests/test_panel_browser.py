@@ -223,6 +223,40 @@ def test_import_review_trim_play_and_name(server, page, movie, artifacts_dir):
     assert len(named) == rows_of_speaker, cells
     assert page.locator(f"#speakers input[data-speaker='{target['speaker']}']").input_value() == new_name
     shot(page, artifacts_dir, "07-transcript-named", doc="transcript")
+
+    # -- transcript: reassign one line and split another with the inline editors; Undo puts both back ----------------
+    before = api(server, "GET", f"/api/media/{media_id}/segments")
+    first_row = page.locator("#transcript tbody tr[data-segment]").first
+    seg_id = int(first_row.get_attribute("data-segment"))
+    first_row.locator("button.reassign").click()
+    editor = first_row.locator("input.reassign-name")
+    assert editor.get_attribute("list") == "tr-characters"  # suggests the item's characters
+    editor.fill("Aunt Mabel")
+    with page.expect_response(lambda r: "/reassign" in r.url and r.request.method == "POST") as reassigned:
+        editor.press("Enter")
+    assert reassigned.value.ok
+    page.wait_for_function(f"() => (document.querySelector('tr[data-segment=\"{seg_id}\"] td.character') || {{}})"
+                           f".textContent?.startsWith('Aunt Mabel')", timeout=10000)
+    longest = max(before, key=lambda x: x["end"] - x["start"])
+    row = page.locator(f"#transcript tbody tr[data-segment='{longest['id']}']")
+    row.locator("button.split").click()
+    at = row.locator("input.split-at")
+    at.fill(f"{longest['end'] + 5:.2f}")  # outside the line: refused in place, nothing sent
+    row.locator("button.ok").click()
+    assert "pick a time inside" in row.locator(".inline-error").inner_text()
+    at.fill(f"{(longest['start'] + longest['end']) / 2:.2f}")
+    with page.expect_response(lambda r: "/split" in r.url and r.request.method == "POST") as split:
+        row.locator("button.ok").click()
+    assert split.value.ok
+    page.wait_for_function(f"() => document.querySelectorAll('#transcript tbody tr[data-segment]').length === {len(before) + 1}",
+                           timeout=10000)
+    shot(page, artifacts_dir, "08-transcript-split")
+    for _ in range(2):
+        with page.expect_response(lambda r: "/undo" in r.url and r.request.method == "POST") as undone:
+            page.click("#tr-undo")
+        assert undone.value.ok
+    after_undo = api(server, "GET", f"/api/media/{media_id}/segments")
+    assert [(x["start"], x["end"], x["character"]) for x in after_undo] == [(x["start"], x["end"], x["character"]) for x in before]
     assert not page.errors, page.errors  # no script error, no console error, no failed request
 
 

@@ -21,11 +21,45 @@ async function render() {
       el("td", {}, el("span", { class: "speaker", style: `border-color:${colorFor(s.speaker)}` }, s.speaker || "-")),
       el("td", { class: "character" }, s.character || "?", el("span", { class: "muted" }, s.attribution_source ? ` (${s.attribution_source})` : "")),
       el("td", {}, s.text, s.overlap ? el("span", { class: "muted" }, " [overlap]") : ""),
-      el("td", {},
-        el("button", { class: "reassign", onclick: async () => { const name = window.prompt("Character for this line:", s.character || ""); if (name) { await api(`/api/segments/${s.id}/reassign`, { method: "POST", body: { character: name } }); render(); } } }, "Reassign"), " ",
-        el("button", { class: "split", onclick: async () => { const at = window.prompt(`Split at (seconds, ${s.start.toFixed(2)}–${s.end.toFixed(2)}):`, ((s.start + s.end) / 2).toFixed(2)); if (at) { await api(`/api/segments/${s.id}/split`, { method: "POST", body: { at: parseFloat(at) } }); render(); } } }, "Split")));
+      el("td", { class: "actions" },
+        el("button", { class: "reassign", onclick: (e) => reassignEditor(e.target.closest("td"), s) }, "Reassign"), " ",
+        el("button", { class: "split", onclick: (e) => splitEditor(e.target.closest("td"), s) }, "Split")));
     return row;
   }));
+  const names = await api(`/api/media/${id}/characters`);
+  $("#tr-characters").replaceChildren(...names.map((c) => el("option", { value: c.name })));
+}
+
+// An inline editor in a row's action cell: Enter or OK applies, Escape or Cancel puts the buttons back.
+function inlineEditor(cell, input, apply) {
+  const error = el("span", { class: "inline-error" });
+  const ok = async () => {
+    try { error.textContent = ""; await apply(input.value); render(); }
+    catch (e) { error.textContent = e.message; input.focus(); }
+  };
+  input.addEventListener("keydown", (e) => { if (e.key === "Enter") ok(); else if (e.key === "Escape") render(); });
+  cell.replaceChildren(input, " ", el("button", { class: "ok", onclick: ok }, "OK"), " ",
+    el("button", { class: "cancel", onclick: () => render() }, "Cancel"), " ", error);
+  input.focus();
+  input.select();
+}
+
+function reassignEditor(cell, s) {
+  const input = el("input", { class: "reassign-name", list: "tr-characters", value: s.character || "", placeholder: "character", size: 12 });
+  inlineEditor(cell, input, async (name) => {
+    if (!name.trim()) throw new Error("type a character name");
+    await api(`/api/segments/${s.id}/reassign`, { method: "POST", body: { character: name.trim() } });
+  });
+}
+
+function splitEditor(cell, s) {
+  const input = el("input", { class: "split-at", type: "number", step: "0.01", min: s.start.toFixed(2), max: s.end.toFixed(2),
+    value: ((s.start + s.end) / 2).toFixed(2), title: `seconds, inside ${s.start.toFixed(2)}–${s.end.toFixed(2)}` });
+  inlineEditor(cell, input, async (value) => {
+    const at = parseFloat(value);
+    if (!(at > s.start && at < s.end)) throw new Error(`pick a time inside ${s.start.toFixed(2)}–${s.end.toFixed(2)} s`);
+    await api(`/api/segments/${s.id}/split`, { method: "POST", body: { at } });
+  });
 }
 
 $("#tr-item").addEventListener("change", render);
