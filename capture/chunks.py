@@ -3,6 +3,9 @@
 Layout of a recording folder::
 
     manifest.json          rate, channels, source, started_at (wall clock), chunks, gaps, frames, closed
+    events.jsonl           while recording: one line per chunk / gap edge / frame, appended and fsynced, so
+                           each chunk costs one small append however long the recording (folded into
+                           manifest.json and removed at close)
     chunk_000001.flac      ~2 s each; written as .part, fsynced, then renamed
     frames/frame_000012.345.jpg   screen frames named by seconds since recording start (audio clock)
 
@@ -27,6 +30,7 @@ from typing import Iterator
 import numpy as np
 
 MANIFEST = "manifest.json"
+EVENTS = "events.jsonl"
 FRAMES_DIR = "frames"
 _CHUNK_RE = re.compile(r"^chunk_(\d+)\.flac$")
 
@@ -150,14 +154,16 @@ class ChunkWriter:
         self._pending_frames = 0
         self._pending_start = 0
         self._in_gap = False
-        self._frames_dirty = False
+        self._unlogged_frames: list[dict] = []
         self.manifest = {
             "version": 1, "rate": self.rate, "channels": self.channels, "source": source, "device": device,
             "device_id": device_id, "started_at": float(started_at if started_at is not None else time.time()),
             "chunk_seconds": chunk_seconds, "chunks": [], "gaps": [], "frames": [], "closed": False,
             "total_frames": None, "duration": None, "error": None,
         }
-        self._write_manifest()
+        self._events = None
+        self._write_manifest()  # the header: lists stay empty here, entries go to the events log
+        self._events = open(self.folder / EVENTS, "ab")
 
     # -- audio ---------------------------------------------------------------------------------
     def add(self, block: np.ndarray, *, gap: bool = False) -> None:
@@ -172,7 +178,7 @@ class ChunkWriter:
         if self._in_gap:
             self.manifest["gaps"][-1]["end"] = self.position
             self._in_gap = False
-            self._write_manifest()  # the gap's end is on disk before any chunk after it lands
+            self._log({"e": "gap_end", "end": self.position})  # on disk before any chunk after it lands
         if not self._pending:
             self._pending_start = self.position
         self._pending.append(b)
@@ -194,8 +200,8 @@ class ChunkWriter:
             self.flush()
             self.manifest["gaps"].append({"start": self.position, "end": None})
             self._in_gap = True
+            self._log({"e": "gap", "start": self.position})
             self.position += n
-            self._write_manifest()
         else:
             self.position += n
 
@@ -209,20 +215,35 @@ class ChunkWriter:
     def _write_chunk(self, data: np.ndarray, start: int) -> None:
         name = chunk_name(len(self.manifest["chunks"]) + 1)
         self.bytes += atomic_write_bytes(self.folder / name, encode_flac(data, self.rate), fsync=self.fsync)
-        self.manifest["chunks"].append({"file": name, "start": int(start), "frames": int(len(data))})
-        self._write_manifest()
+        entry = {"file": name, "start": int(start), "frames": int(len(data))}
+        self.manifest["chunks"].append(entry)
+        self._log({"e": "chunk", **entry}, frames_too=True)
 
     # -- frames --------------------------------------------------------------------------------
     def add_frame(self, rel_file: str, t: float, size: int = 0) -> None:
-        """List a frame already written under the folder (manifest is rewritten with the next chunk)."""
+        """List a frame already written under the folder (logged with the next chunk or `sync`)."""
         self.manifest["frames"].append({"file": rel_file, "t": round(float(t), 3)})
+        self._unlogged_frames.append(self.manifest["frames"][-1])
         self.bytes += size
-        self._frames_dirty = True
 
     def sync(self) -> None:
-        """Rewrite the manifest if frames were listed since the last write."""
-        if self._frames_dirty:
-            self._write_manifest()
+        """Log the frames listed since the last chunk."""
+        if self._unlogged_frames:
+            self._log(None, frames_too=True)
+
+    def _log(self, event: dict | None, *, frames_too: bool = False) -> None:
+        """Append event (and the frames not logged yet) to the events log, one JSON line each, then fsync."""
+        lines = [{"e": "frame", **f} for f in self._unlogged_frames] if frames_too else []
+        if event is not None:
+            lines.append(event)
+        if not lines:
+            return
+        self._events.write(b"".join(json.dumps(x, separators=(",", ":")).encode() + b"\n" for x in lines))
+        self._events.flush()
+        if self.fsync:
+            os.fsync(self._events.fileno())
+        if frames_too:
+            self._unlogged_frames = []
 
     # -- end -----------------------------------------------------------------------------------
     def close(self, error: str | None = None) -> RecordingInfo:
@@ -246,7 +267,13 @@ class ChunkWriter:
                 pass
         try:
             return self._finish(error)
-        except OSError:
+        except OSError:  # the disk is still full: the events log on disk keeps what landed, for `recover`
+            if self._events is not None:
+                try:
+                    self._events.close()
+                except OSError:
+                    pass
+                self._events = None
             return info_from_manifest(self.folder, self.manifest)
 
     def _finish(self, error: str | None) -> RecordingInfo:
@@ -258,13 +285,19 @@ class ChunkWriter:
         m["duration"] = self.position / self.rate
         m["closed"] = True
         m["error"] = error
-        self._write_manifest()
+        self._write_manifest()  # everything in one place now: the events log is no longer needed
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+        try:
+            (self.folder / EVENTS).unlink()
+        except OSError:
+            pass
         return info_from_manifest(self.folder, m)
 
     def _write_manifest(self) -> None:
         data = json.dumps(self.manifest, separators=(",", ":")).encode()
         atomic_write_bytes(self.folder / MANIFEST, data, fsync=self.fsync)
-        self._frames_dirty = False
 
     @property
     def duration(self) -> float:
@@ -272,10 +305,36 @@ class ChunkWriter:
 
 
 def read_manifest(folder: Path) -> dict | None:
+    """The recording's manifest; for one still open (or left open by a crash), with its events log replayed."""
     try:
-        return json.loads((Path(folder) / MANIFEST).read_text())
+        m = json.loads((Path(folder) / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
+    if not m.get("closed"):
+        replay_events(m, Path(folder) / EVENTS)
+    return m
+
+
+def replay_events(m: dict, path: Path) -> None:
+    """Apply an events log to a manifest's lists; a line torn by a crash (the last one) is skipped."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return
+    for line in raw.splitlines():
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        kind = ev.pop("e", None)
+        if kind == "chunk":
+            m.setdefault("chunks", []).append(ev)
+        elif kind == "frame":
+            m.setdefault("frames", []).append(ev)
+        elif kind == "gap":
+            m.setdefault("gaps", []).append({"start": ev["start"], "end": None})
+        elif kind == "gap_end" and m.get("gaps"):
+            m["gaps"][-1]["end"] = ev["end"]
 
 
 def info_from_manifest(folder: Path, m: dict) -> RecordingInfo:
@@ -377,6 +436,7 @@ def recover(folder: str | os.PathLike) -> RecordingInfo:
     m.setdefault("error", None)
     try:
         atomic_write_bytes(folder / MANIFEST, json.dumps(m, separators=(",", ":")).encode())
+        (folder / EVENTS).unlink(missing_ok=True)
     except OSError:
         pass
     return info_from_manifest(folder, m)

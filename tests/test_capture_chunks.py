@@ -112,3 +112,36 @@ def test_disk_full_raises_enospc_and_keeps_what_was_written(tiny_disk, tmp_path)
     data, _ = sf.read(concat_chunks(tiny_disk / "rec", tmp_path / "out.flac"), dtype="float32")
     n = len(info.chunks) * RATE // 2
     assert len(data) == n and np.abs(data - audio[:n]).max() <= 1 / 32768 + 1e-6
+
+
+def test_open_recording_appends_to_its_events_log_instead_of_rewriting_the_manifest(tmp_path):
+    """Each chunk costs one appended line (not a manifest rewrite that grows with the recording); a line torn by a
+    crash is skipped; close folds the log into manifest.json and removes it."""
+    folder = tmp_path / "rec"
+    w = ChunkWriter(folder, rate=RATE, channels=1, chunk_seconds=0.25)
+    header = (folder / "manifest.json").read_bytes()
+    audio = noise(6.0, ch=1, seed=5)
+    feed(w, audio[:RATE * 3])
+    feed(w, np.zeros((RATE, 1), np.float32), gap=True)
+    w.add_frame("frames/frame_000003.500.jpg", 3.5)
+    feed(w, audio[RATE * 3:])
+    assert (folder / "manifest.json").read_bytes() == header  # never rewritten while recording
+    events = (folder / "events.jsonl").read_text().splitlines()
+    assert len(events) == len(w.manifest["chunks"]) + 3  # chunks, gap start, gap end, frame
+    live = read_manifest(folder)
+    assert not live["closed"] and live["chunks"] == w.manifest["chunks"] and live["gaps"] == w.manifest["gaps"]
+    assert live["frames"] == [{"file": "frames/frame_000003.500.jpg", "t": 3.5}]
+
+    with open(folder / "events.jsonl", "ab") as f:  # what kill -9 in the middle of an append leaves
+        f.write(b'{"e":"chunk","file":"chunk_0000')
+    assert read_manifest(folder)["chunks"] == w.manifest["chunks"]
+    info = recover(folder)
+    assert info.closed and info.duration == pytest.approx(7.0)
+    assert not (folder / "events.jsonl").exists()
+    assert json.loads((folder / "manifest.json").read_text())["chunks"] == w.manifest["chunks"]
+
+    w2 = ChunkWriter(tmp_path / "rec2", rate=RATE, channels=1, chunk_seconds=0.25)
+    feed(w2, audio[:RATE])
+    w2.close()
+    assert sorted(p.name for p in (tmp_path / "rec2").iterdir() if not p.name.startswith("chunk_")) == ["manifest.json"]
+    assert len(read_manifest(tmp_path / "rec2")["chunks"]) == 4
