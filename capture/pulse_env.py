@@ -148,6 +148,35 @@ def restore_env(name: str, saved: str | None) -> None:
         os.environ[name] = saved
 
 
+def wait_for_x_socket(number: int, proc: subprocess.Popen, deadline: float) -> None:
+    """Wait until display `number` accepts connections: on its socket, and through libX11 as GTK and Qt clients
+    open it (xdpyinfo, when installed). A CI run saw trayer fail to open a display python-xlib had just opened."""
+    import shutil
+    import socket
+
+    path = f"/tmp/.X11-unix/X{number}"
+    xdpyinfo = shutil.which("xdpyinfo")
+    while True:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            try:
+                sock.connect(path)
+                error = None
+            except OSError as e:
+                error = e
+        if error is None:
+            if xdpyinfo is None:
+                return
+            r = subprocess.run([xdpyinfo, "-display", f":{number}"], capture_output=True, text=True, timeout=10)
+            if r.returncode == 0:
+                return
+            error = (r.stderr or r.stdout).strip()[-200:]
+        if proc.poll() is not None:
+            raise RuntimeError(f"Xvfb :{number} exited (code {proc.returncode}) before accepting connections")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Xvfb :{number} does not accept connections on {path}: {error}")
+        time.sleep(0.05)
+
+
 @contextmanager
 def xvfb_display(width: int = 640, height: int = 480, depth: int = 24, set_env: bool = True,
                  timeout: float = 15.0) -> Iterator[str]:
@@ -175,6 +204,7 @@ def xvfb_display(width: int = 640, height: int = 480, depth: int = 24, set_env: 
                     raise RuntimeError("Xvfb did not report its display")
                 buf += chunk
         display = f":{int(buf.strip())}"
+        wait_for_x_socket(int(buf.strip()), proc, deadline)
         if set_env:
             os.environ["DISPLAY"] = display
         yield display
