@@ -150,7 +150,7 @@ def restore_env(name: str, saved: str | None) -> None:
 
 def wait_for_x_socket(number: int, proc: subprocess.Popen, deadline: float) -> None:
     """Wait until display `number` accepts connections: on its socket, and through libX11 as GTK and Qt clients
-    open it (xdpyinfo, when installed). A CI run saw trayer fail to open a display python-xlib had just opened."""
+    open it (xdpyinfo, when installed)."""
     import shutil
     import socket
 
@@ -184,7 +184,10 @@ def xvfb_display(width: int = 640, height: int = 480, depth: int = 24, set_env: 
     if not xvfb_available():
         raise FileNotFoundError("Xvfb not installed (Debian: apt-get install xvfb)")
     r, w = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", f"{width}x{height}x{depth}", "-nolisten", "tcp"],
+    # -noreset: by default an X server resets when its last client leaves, and refuses connections meanwhile; a
+    # probe connection closing just before the next client connects made trayer fail "cannot open display" in CI
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", f"{width}x{height}x{depth}", "-nolisten", "tcp",
+                             "-noreset"],
                             pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     os.close(w)
     saved = os.environ.get("DISPLAY")

@@ -195,11 +195,27 @@ class Library:
         self.db_path = self.home / "library.db"
         conn = sqlite3.connect(str(self.db_path), timeout=30, check_same_thread=False)
         self.db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self._use_wal()
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=30000")
         self._migrate()
+
+    def _use_wal(self, timeout: float = 30.0) -> None:
+        """Switch a new database to WAL (it stays so). The switch needs the database to itself and SQLite
+        answers "locked" at once instead of waiting, so several threads opening a fresh library together (the
+        panel's first page load) retry here."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                    return
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     # -- schema -------------------------------------------------------------------------------
     @property

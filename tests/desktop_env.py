@@ -79,29 +79,20 @@ def tray_owner(display: str) -> int:
 def trayer(display: str, timeout: float = 15.0) -> Iterator[subprocess.Popen]:
     """Run trayer as the tray host on `display` until the context ends (stopped by pid)."""
     env = dict(os.environ, DISPLAY=display)
-    deadline = time.monotonic() + timeout
-    proc = None
+    proc = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--widthtype", "pixel", "--width", "200",
+                             "--height", "32", "--SetDockType", "true"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        for attempt in range(3):  # a GTK client that cannot open a display just starting up exits: try again
-            proc = subprocess.Popen(["trayer", "--edge", "top", "--align", "right", "--widthtype", "pixel", "--width",
-                                     "200", "--height", "32", "--SetDockType", "true"],
-                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-            while not tray_owner(display):
-                if proc.poll() is not None:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError("trayer did not take the tray selection in time")
-                time.sleep(0.05)
-            else:
-                break
-            error = proc.stderr.read().decode(errors="replace")[-400:]
-            if attempt == 2 or "cannot open display" not in error:
-                raise RuntimeError(f"trayer exited: {error}")
-            time.sleep(0.5)
+        deadline = time.monotonic() + timeout
+        while not tray_owner(display):
+            if proc.poll() is not None:
+                raise RuntimeError(f"trayer exited: {proc.stderr.read().decode(errors='replace')[-400:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("trayer did not take the tray selection in time")
+            time.sleep(0.05)
         yield proc
     finally:
-        if proc is not None:
-            stop_process(proc)
+        stop_process(proc)
 
 
 def find_windows(display: str, name: str, *, prefix: bool = False) -> list[dict]:

@@ -33,6 +33,33 @@ def test_new_library_is_migrated_wal_with_foreign_keys(tmp_path):
     assert again.schema_version == len(MIGRATIONS)
 
 
+def test_many_threads_opening_a_new_library_at_once(tmp_path):
+    """The panel's first page load opens a fresh library from several request threads at once: every one must get
+    a migrated WAL database (SQLite answers "locked" at once to a concurrent switch to WAL)."""
+    import threading
+
+    for round_ in range(5):
+        home = tmp_path / f"lib{round_}"
+        start = threading.Barrier(8)
+        results: list = []
+
+        def open_it():
+            start.wait()
+            try:
+                lib = Library(home)
+                results.append((lib.schema_version, lib.db.execute("PRAGMA journal_mode").fetchone()[0]))
+                lib.close()
+            except Exception as e:  # noqa: BLE001 - collected and reported below
+                results.append(e)
+
+        threads = [threading.Thread(target=open_it) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert results == [(len(MIGRATIONS), "wal")] * 8, results
+
+
 def test_atomic_block_rolls_back_every_table(tmp_path):
     lib = Library(tmp_path)
     before = lib.counts()

@@ -12,6 +12,11 @@ same private connection answers "is the icon docked?"; pystray asks the tray hos
 has just taken the tray selection may drop that request (one that starts after the app never hears of it), so
 ``check_docked`` asks again while the icon window is still a top-level window.
 
+pystray looks up the tray host inside an X server grab. While the server is grabbed, a Qt call on the GUI thread
+that waits for an X reply without releasing Python's GIL (PyQt holds it through QWebEngineProfile's constructor)
+blocks the grabbing thread too: the app froze at start (a stress run caught it). The bridge looks the owner up
+without the grab; the tray spec needs no atomicity there (a host that vanishes is handled by DestroyNotify).
+
 pystray's xorg icon has no menu (X has none) and never selects button events on its window, so it cannot even be
 clicked. The bridge selects them: a left click runs the default menu item, a right click calls ``on_menu(x, y)``
 (the desktop app shows the same menu as a Qt popup there).
@@ -54,10 +59,20 @@ class XorgIconBridge:
         self._on_loop = {name: getattr(icon, name) for name in LOOP_CALLS}  # pystray's own: run directly on the loop
         for name in LOOP_CALLS:
             setattr(icon, name, lambda name=name: self.call(name))
+        icon._get_systray_manager = self._tray_host_without_grab
         # the loop has not started: pystray's connection is still ours to use from this thread
         icon._window.change_attributes(event_mask=X.ExposureMask | X.StructureNotifyMask | X.ButtonPressMask)
         icon._display.flush()
         icon._message_handlers[X.ButtonPress] = self._on_button_press
+
+    def _tray_host_without_grab(self):
+        """On the loop thread: the window owning the tray selection, or None (pystray's version grabs the server)."""
+        from Xlib import X
+
+        owner = self.icon._display.get_selection_owner(self.icon._net_system_tray_sx)
+        if owner in (X.NONE, 0) or getattr(owner, "id", 0) == 0:
+            return None
+        return self.icon._display.create_resource_object("window", owner.id)
 
     def _on_button_press(self, event) -> None:
         """On the loop thread: left click → the default menu item; right click → the menu (when one is shown)."""
