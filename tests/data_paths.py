@@ -3,10 +3,10 @@
 - AMI excerpts: ``../shared/data/ami-train`` beside the repository (trn00..trn09.wav, train.rttm, train.uem), or
   $WEAVER_AMI_DIR.
 - pyannote.audio's sample conversation (``pyannote/audio/sample/sample.wav`` + ``sample.rttm``), found through the
-  ``pyannote`` namespace package's search path without importing pyannote.audio (which needs torchaudio).
-  Get it with ``pip install --no-deps pyannote.audio==4.0.7``.
+  ``pyannote`` namespace package's search path without importing pyannote.audio. It comes with the ``pyannote``
+  extra that setup installs.
 
-Each locator calls ``pytest.skip`` with a reason when the data is absent.
+Each locator skips the test with a reason when the data is absent (fails it in CI).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+
+from tests.desktop_env import skip_or_fail
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,9 +32,7 @@ def ami_dir() -> Path:
         if d and (d / "train.rttm").is_file() and (d / "trn00.wav").is_file():
             return d
     msg = f"AMI test excerpts not found at {REPO.parent / 'shared' / 'data' / 'ami-train'} (shared test data; set WEAVER_AMI_DIR)"
-    if os.environ.get("CI"):  # CI always has shared/ beside the clone: absence there is a failure
-        pytest.fail(msg)
-    pytest.skip(msg)
+    skip_or_fail(msg)  # CI always has shared/ beside the clone: absence there is a failure
 
 
 def pyannote_sample() -> tuple[Path, Path]:
@@ -45,7 +45,7 @@ def pyannote_sample() -> tuple[Path, Path]:
         d = Path(base) / "audio" / "sample"
         if (d / "sample.wav").is_file() and (d / "sample.rttm").is_file():
             return d / "sample.wav", d / "sample.rttm"
-    pytest.skip("pyannote.audio's sample.wav not installed (pip install --no-deps pyannote.audio==4.0.7)")
+    pytest.skip("pyannote.audio's sample.wav not installed (pip install -e '.[pyannote]')")
 
 
 def read_rttm(path: Path) -> dict[str, list[tuple[float, float, str]]]:

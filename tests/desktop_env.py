@@ -26,15 +26,18 @@ from capture.pulse_env import stop_process
 REPO = Path(__file__).resolve().parents[1]
 
 
-def need_binaries(*names: str) -> None:
-    """Skip when a binary is missing, unless CI is set (then a missing binary is a failure)."""
-    missing = [n for n in names if shutil.which(n) is None]
-    if not missing:
-        return
-    msg = f"missing binaries: {', '.join(missing)} (Debian: xvfb trayer chromium pulseaudio pulseaudio-utils)"
+def skip_or_fail(msg: str) -> None:
+    """Skip the test with `msg`, or fail it when CI is set: CI has every tool and data set, so absence is a bug."""
     if os.environ.get("CI"):
         pytest.fail(msg)
     pytest.skip(msg)
+
+
+def need_binaries(*names: str) -> None:
+    """Skip when a binary is missing, unless CI is set (then a missing binary is a failure)."""
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        skip_or_fail(f"missing binaries: {', '.join(missing)} (Debian: xvfb trayer chromium pulseaudio pulseaudio-utils)")
 
 
 def need_modules(*names: str) -> None:
@@ -42,12 +45,8 @@ def need_modules(*names: str) -> None:
     import importlib.util
 
     missing = [n for n in names if importlib.util.find_spec(n) is None]
-    if not missing:
-        return
-    msg = f"missing Python packages: {', '.join(missing)} (pip install -e '.[desktop,test]')"
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
+    if missing:
+        skip_or_fail(f"missing Python packages: {', '.join(missing)} (pip install -e '.[desktop,test]')")
 
 
 def qt_env(display: str, **extra: str) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.desktop_env import REPO, need_modules
+from tests.desktop_env import REPO, need_modules, skip_or_fail
 
 CHROMIUM = os.environ.get("WEAVER_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
@@ -25,10 +25,7 @@ pytestmark = [pytest.mark.timeout(300)]
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
-        msg = f"Chromium not found at {CHROMIUM} (Debian: apt-get install chromium; or set WEAVER_CHROMIUM)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+        skip_or_fail(f"Chromium not found at {CHROMIUM} (Debian: apt-get install chromium; or set WEAVER_CHROMIUM)")
     need_modules("playwright")
     from playwright.sync_api import sync_playwright
 

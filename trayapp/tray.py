@@ -37,6 +37,8 @@ class Tray:
         self._lock = threading.Lock()
         self._stale = False
         self._xorg: XorgIconBridge | None = None
+        self._loop_thread: threading.Thread | None = None  # ours, for the xorg backend
+        self._poll_thread: threading.Thread | None = None
         self.shown = threading.Event()  # set once the icon is visible with the current state
         # where a backend has no menu of its own (pystray's xorg), a right click calls on_menu(x, y): the desktop
         # app shows menu_entries() there as a Qt popup
@@ -125,7 +127,7 @@ class Tray:
             except Exception:
                 pass
             self.state = state
-            self._stale = False
+            self._stale = not self.icon.visible  # pystray drops picture/title updates while hidden: redo at show
         return state
 
     def _poll(self) -> None:
@@ -164,9 +166,7 @@ class Tray:
                     return
                 continue
             try:
-                with self._lock:  # a state change that came while the icon was hidden was not shown: push it now
-                    self._stale = True
-                    self._refresh()
+                self.refresh()  # shows a state change that came while the icon was hidden
             except Exception:
                 log.warning("tray refresh failed", exc_info=True)
             self.shown.set()
@@ -176,7 +176,7 @@ class Tray:
         """Remove the icon and end its threads (the app goes on)."""
         self._stop.set()
         self.icon.stop()
-        for thread in (getattr(self, "_loop_thread", None), getattr(self, "_poll_thread", None)):
+        for thread in (self._loop_thread, self._poll_thread):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=5)  # they hold the icon (and its X connection): let them end first
 

@@ -25,6 +25,7 @@ clicked. The bridge selects them: a left click runs the default menu item, a rig
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 
@@ -70,7 +71,7 @@ class XorgIconBridge:
         from Xlib import X
 
         owner = self.icon._display.get_selection_owner(self.icon._net_system_tray_sx)
-        if owner in (X.NONE, 0) or getattr(owner, "id", 0) == 0:
+        if owner == X.NONE:
             return None
         return self.icon._display.create_resource_object("window", owner.id)
 
@@ -111,7 +112,7 @@ class XorgIconBridge:
             display.flush()
             try:
                 result = self.icon._queue.get(timeout=self.reply_timeout)
-            except Exception:
+            except queue.Empty:
                 raise TimeoutError(f"the tray icon's X loop did not answer {name} in {self.reply_timeout:.0f} s") from None
         if result is not True:
             raise result[1].with_traceback(result[2])

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, Cancelled, ModelMissingError, WeaverError
+from ..errors import Cancelled, WeaverError
 from ..progress import CancelToken, ProgressCallback, no_progress
 from ..types import Line, Word
 from .base import Availability, ModelSpec, StageBackend, register
@@ -714,27 +714,15 @@ class WhisperXAlign(AlignBackend):
 
     def require(self) -> None:
         """Check the library, then the aligner this instance was asked for."""
-        import importlib.util
-
         from .asr import WhisperXAsr
 
-        if importlib.util.find_spec("whisperx") is None:
-            raise BackendUnavailableError(f"align backend 'whisperx' unavailable: python package 'whisperx' is not "
-                                          f"installed; {self.install_hint}")
-        for spec in (WhisperXAsr.align_spec(self.align_model_name), WhisperXAsr.punkt_spec()):
-            if not spec.present:
-                raise ModelMissingError(spec.name, spec.fetch_command, "needed by align backend 'whisperx'")
+        self.require_models([WhisperXAsr.align_spec(self.align_model_name), WhisperXAsr.punkt_spec()])
 
     def _load(self):
         if self._model is None:
-            import whisperx
+            from .asr import load_whisperx_aligner
 
-            try:
-                self._model = whisperx.load_align_model(language_code=self.language, device=self.device,
-                                                        model_name=self.align_model_name)
-            except Exception as e:  # noqa: BLE001
-                raise WeaverError(f"whisperX alignment model for '{self.language}' could not be loaded: "
-                                  f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__}") from None
+            self._model = load_whisperx_aligner(self.language, self.device, self.align_model_name)
         return self._model
 
     def _align(self, audio, lines, *, progress, cancel):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadInputError, BackendUnavailableError, ModelMissingError, WeaverError
+from ..errors import BadInputError, ModelMissingError, WeaverError
 from ..progress import CancelToken, ProgressCallback, no_progress
 from ..types import Line, Transcript, Word
 from .base import ModelSpec, StageBackend, register
@@ -215,12 +215,7 @@ class FasterWhisperAsr(AsrBackend):
 
     def require(self) -> None:
         """Check the library, then the model this instance was asked for (not only the default)."""
-        for mod in self.requires:
-            if importlib.util.find_spec(mod) is None:
-                raise BackendUnavailableError(f"asr backend '{self.name}' unavailable: python package '{mod}' is not installed; {self.install_hint}")
-        spec = self.model_spec()
-        if not spec.present:
-            raise ModelMissingError(spec.name, spec.fetch_command, "needed by asr backend 'faster-whisper'")
+        self.require_models([self.model_spec()])
 
     def load(self):
         """Load the model once (shared per process); raises ModelMissingError / WeaverError with one line."""
@@ -277,6 +272,16 @@ class FasterWhisperAsr(AsrBackend):
         progress(1.0, f"{len(lines)} lines")
         return Transcript(language=info.language, lines=lines, backend=self.name,
                           language_probability=float(info.language_probability))
+
+
+def load_whisperx_aligner(language: str, device: str, model_name: str | None = None) -> tuple:
+    """whisperX's wav2vec2 aligner for ``language`` (``model_name``: a hub id or folder; None: its default)."""
+    import whisperx
+
+    try:
+        return whisperx.load_align_model(language_code=language, device=device, model_name=model_name)
+    except Exception as e:  # noqa: BLE001
+        raise WeaverError(f"whisperX has no usable alignment model for '{language}': {_one_line(e)}") from None
 
 
 def whisperx_align(segments: list[dict], model, meta: dict, audio: np.ndarray, device: str) -> dict:
@@ -355,12 +360,8 @@ class WhisperXAsr(AsrBackend):
 
     def require(self) -> None:
         """Check the library, then the Whisper model and aligner this instance was asked for."""
-        if importlib.util.find_spec("whisperx") is None:
-            raise BackendUnavailableError(f"asr backend 'whisperx' unavailable: python package 'whisperx' is not "
-                                          f"installed; {self.install_hint}")
-        for spec in (whisper_model_spec(self.model_name), self.align_spec(self.align_model_name), self.punkt_spec()):
-            if not spec.present:
-                raise ModelMissingError(spec.name, spec.fetch_command, "needed by asr backend 'whisperx'")
+        self.require_models([whisper_model_spec(self.model_name), self.align_spec(self.align_model_name),
+                             self.punkt_spec()])
 
     def _load(self, language: str | None):
         if self._model is None:
@@ -384,13 +385,7 @@ class WhisperXAsr(AsrBackend):
     def align_model(self, language: str):
         """The wav2vec2 alignment model for ``language`` (cached per instance)."""
         if language not in self._align:
-            import whisperx
-
-            try:
-                self._align[language] = whisperx.load_align_model(language_code=language, device=self.device,
-                                                                  model_name=self.align_model_name)
-            except Exception as e:  # noqa: BLE001
-                raise WeaverError(f"whisperX has no usable alignment model for '{language}': {_one_line(e)}") from None
+            self._align[language] = load_whisperx_aligner(language, self.device, self.align_model_name)
         return self._align[language]
 
     def transcribe(self, audio, rate, *, language=None, word_timestamps=True, progress=no_progress, cancel=None) -> Transcript:
@@ -408,8 +403,6 @@ class WhisperXAsr(AsrBackend):
         if cancel is not None:
             cancel.check()
         if word_timestamps and segments and lang:
-            import whisperx
-
             progress(0.7, "aligning words")
             amodel, meta = self.align_model(lang)
             segments = whisperx_align(segments, amodel, meta, a, self.device)["segments"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+import importlib.util
+from dataclasses import dataclass
+from typing import ClassVar
 
 from ..errors import BackendUnavailableError, BadInputError
 
@@ -71,6 +71,22 @@ class StageBackend:
             if not m.present:
                 return Availability(False, f"model '{m.name}' not found at {m.path}", m.fetch_command)
         return Availability(True)
+
+    def require_models(self, specs: list[ModelSpec]) -> None:
+        """Raise a one-line error for a missing library (``requires``) or the first absent model in ``specs``.
+
+        For backends whose options choose the model: ``require`` then checks this instance's models, not the
+        class's defaults.
+        """
+        for mod in self.requires:
+            if importlib.util.find_spec(mod) is None:
+                raise BackendUnavailableError(f"{self.stage} backend '{self.name}' unavailable: python package '{mod}' "
+                                              f"is not installed; {self.install_hint}")
+        for spec in specs:
+            if not spec.present:
+                from ..errors import ModelMissingError
+
+                raise ModelMissingError(spec.name, spec.fetch_command, f"needed by {self.stage} backend '{self.name}'")
 
     def require(self) -> None:
         """Raise a one-line error if the backend cannot run."""
