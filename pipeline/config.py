@@ -53,8 +53,75 @@ class Settings:
         return cls(**known)
 
     def save(self, home: Path | None = None) -> None:
-        home = home or weaver_home()
-        home.mkdir(parents=True, exist_ok=True)
+        """Write settings.json atomically, readable by the owner only (it can hold API keys)."""
+        home = private_dir(home or weaver_home())
         tmp = home / "settings.json.part"
-        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+        with open_private(tmp, os.O_TRUNC) as f:
+            f.write(json.dumps(asdict(self), indent=2).encode("utf-8"))
         os.replace(tmp, home / "settings.json")
+
+
+# -- owner-only files ---------------------------------------------------------------------------
+# The library holds API keys (settings.json), the panel's launch token (run/server.json) and everything the
+# user imported: the folder and its subfolders are 0700, its database, settings, logs and runtime files 0600.
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+PRIVATE_FILES = ("library.db", "library.db-wal", "library.db-shm", "library.db-journal", "settings.json")
+# the library's own subfolders (only these are tightened: WEAVER_HOME may point at a folder with other things)
+LIBRARY_DIRS = ("media", "work", "run", "uploads", "exports", "voices", "datasets", "training", "captures",
+                "downloads")
+
+
+def private_dir(path: str | os.PathLike) -> Path:
+    """Create a folder (and missing parents) mode 0700, or tighten an existing one to it; returns the path."""
+    p = Path(path)
+    p.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    _tighten(p, PRIVATE_DIR)
+    return p
+
+
+def open_private(path: str | os.PathLike, flags: int = os.O_APPEND):
+    """Open a file for binary writing, created 0600 (an existing one is tightened to 0600); never follows a
+    symlink at ``path``. ``flags``: os.O_APPEND (logs), os.O_TRUNC, or os.O_EXCL (must not exist yet)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
+                 PRIVATE_FILE)
+    try:
+        if os.name == "posix":
+            os.fchmod(fd, PRIVATE_FILE)
+        return os.fdopen(fd, "ab" if flags & os.O_APPEND else "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def secure_library(home: str | os.PathLike) -> None:
+    """Tighten a library made before these modes existed: the folder and its own subfolders to 0700, the
+    database, settings and the files in run/ (runtime records, logs) to 0600. Cheap (a few stats)."""
+    home = Path(home)
+    _tighten(home, PRIVATE_DIR)
+    for name in LIBRARY_DIRS:
+        _tighten(home / name, PRIVATE_DIR)
+    for name in PRIVATE_FILES:
+        _tighten(home / name, PRIVATE_FILE)
+    run = home / "run"
+    if run.is_dir():
+        for p in run.iterdir():
+            if p.is_file() and not p.is_symlink():
+                _tighten(p, PRIVATE_FILE)
+
+
+def _tighten(path: Path, mode: int) -> None:
+    """chmod to mode when the path is ours and looser (no-op on Windows, for links and missing files)."""
+    if os.name != "posix":
+        return
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    import stat
+
+    if stat.S_ISLNK(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) & ~mode == 0:
+        return
+    try:
+        os.chmod(path, stat.S_IMODE(st.st_mode) & mode)
+    except OSError:
+        pass

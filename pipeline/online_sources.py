@@ -81,8 +81,10 @@ class OnlineSource:
 def _write_atomic(dest_dir: str | os.PathLike, name: str, data: bytes) -> Path:
     d = Path(dest_dir)
     d.mkdir(parents=True, exist_ok=True)
-    safe = re.sub(r"[^\w.\- ]+", "_", Path(name).name).strip() or "download"
-    target = d / safe
+    from .service import safe_child
+
+    safe = re.sub(r"[^\w.\- ]+", "_", Path(name).name).strip()
+    target = safe_child(d, safe if safe.strip(".") else "download")  # a server's '..' never leaves downloads/
     tmp = target.with_name(target.name + ".part")
     tmp.write_bytes(data)
     os.replace(tmp, target)

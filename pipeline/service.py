@@ -40,11 +40,34 @@ class PreparedJob:
     run: Callable
 
 
-def safe_child(root: Path, name: str) -> Path:
-    """Resolve a user-given relative name under root; reject traversal ('..', absolute paths)."""
-    candidate = (root / name).resolve()
-    if not str(candidate).startswith(str(root.resolve()) + os.sep) and candidate != root.resolve():
-        raise BadInputError(f"path escapes its folder: {name}")
+def safe_child(root: str | os.PathLike, name: str, *, nested: bool = False) -> Path:
+    """The path of a user-given name inside ``root``; BadInputError (HTTP 400) unless it stays strictly inside.
+
+    The one check every face (routes, CLI) uses before turning a name into a file path. Refused: empty names,
+    '.', '..', absolute paths, NUL bytes, path separators (``/`` or ``\\``; with ``nested=True`` a relative
+    sub-path of plain components is allowed), and any name whose resolved path (symlinks followed) is ``root``
+    itself or outside it. Returns ``root / name`` unresolved, so a caller deleting it never follows a link.
+    """
+    text = os.fspath(name) if isinstance(name, os.PathLike) else name
+    if not isinstance(text, str) or not text.strip():
+        raise BadInputError("a name is required")
+    if "\x00" in text:
+        raise BadInputError(f"name contains a NUL byte: {text!r}")
+    escapes = BadInputError(f"path escapes its folder: {text!r}")
+    if os.path.isabs(text) or text.startswith(("/", "\\")) or os.path.splitdrive(text)[0]:
+        raise escapes
+    parts = re.split(r"[\\/]", text)
+    if (len(parts) > 1 and not nested) or any(p in ("", ".", "..") for p in parts):
+        raise escapes
+    base = Path(root)
+    candidate = base.joinpath(*parts)
+    real_root = base.resolve()
+    try:
+        real = candidate.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        raise escapes from None
+    if real == real_root or not real.is_relative_to(real_root):
+        raise escapes
     return candidate
 
 

@@ -59,12 +59,13 @@ class VoicesMixin:
                          base_model: str | None = None, snac_dir: str | None = None, save_every: int = 20,
                          lora_r: int = 16) -> "PreparedJob":  # noqa: F821
         """Validate and create (or resume) a training job for voice `name` on a stored dataset."""
-        from .service import PreparedJob
+        from .service import PreparedJob, safe_child
         from .voices.synth import _NAME_RE
         from .voices.train import TrainConfig
 
         if not _NAME_RE.match(name or "") or name == "default":
             raise BadInputError(f"invalid voice name {name!r}: use letters, digits, space, _ . - (and not 'default')")
+        safe_child(self.voices_dir, name)  # the voice's folder; a link there pointing out is refused too
         ds = self.lib.row("datasets", dataset_id, "dataset")
         base_model = base_model or self.settings.voice_base_model
         cfg = TrainConfig(base_model=base_model, backend=backend, steps=steps, save_every=save_every, lora_r=lora_r,
@@ -188,17 +189,23 @@ class VoicesMixin:
         return synthesize(voice, text, voices_dir=self.voices_dir, max_chars=max_chars or MAX_CHARS)
 
     def remove_voice(self, name: str) -> None:
+        """Delete a trained voice (its row and its folder under voices/); the name must be one folder's name."""
         import shutil
+
+        from .service import safe_child
 
         if name == "default":
             raise BadInputError("the built-in default voice cannot be removed")
+        folder = safe_child(self.voices_dir, name)  # '.', '..', 'a/b', links out of voices/ → BadInputError
         row = list(self.lib.db.query("SELECT id FROM voices WHERE name = ?", [name]))
-        folder = self.voices_dir / name
-        if not row and not folder.exists():
+        if not row and not folder.exists() and not folder.is_symlink():
             raise NotFoundError(f"no voice named '{name}'")
         with self.lib.atomic() as db:
             db.execute("DELETE FROM voices WHERE name = ?", [name])
-        shutil.rmtree(folder, ignore_errors=True)
+        if folder.is_symlink() or folder.is_file():
+            folder.unlink(missing_ok=True)  # a link is removed itself, never what it points to
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _slug(text: str) -> str:

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 import sqlite_utils
 
-from .config import weaver_home
+from .config import open_private, private_dir, secure_library, weaver_home
 from .errors import NotFoundError, StorageError
 
 SCHEMA_V1 = """
@@ -187,12 +187,14 @@ class Library:
     def __init__(self, home: str | os.PathLike | None = None):
         self.home = Path(home) if home else weaver_home()
         try:
-            self.home.mkdir(parents=True, exist_ok=True)
-            (self.home / "media").mkdir(exist_ok=True)
-            (self.home / "work").mkdir(exist_ok=True)
+            for folder in (self.home, self.home / "media", self.home / "work"):
+                private_dir(folder)  # 0700: the library is the user's own
+            self.db_path = self.home / "library.db"
+            if not self.db_path.exists():  # created 0600 (SQLite gives its -wal/-shm the database's mode)
+                open_private(self.db_path).close()
+            secure_library(self.home)  # a library from before: tighten its folders and files
         except OSError as e:
             raise StorageError(f"cannot create the library folder {self.home}: {e.strerror}") from None
-        self.db_path = self.home / "library.db"
         conn = sqlite3.connect(str(self.db_path), timeout=30, check_same_thread=False)
         self.db = sqlite_utils.Database(conn)
         self._use_wal()

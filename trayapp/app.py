@@ -21,19 +21,25 @@ def runtime_file(home: Path) -> Path:
 
 
 def write_runtime(home: Path, port: int, token: str) -> Path:
-    """Record where the running app listens so CLI commands (capture start/stop) can reach it."""
+    """Record where the running app listens so CLI commands (capture start/stop) can reach it.
+
+    The one file that holds the launch token: run/ is 0700, the file 0600 (written whole, then renamed)."""
+    from pipeline.config import open_private, private_dir
+
     path = runtime_file(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_suffix(".part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"port": port, "token": token, "pid": os.getpid()}, f)
+    with open_private(tmp, os.O_TRUNC) as f:
+        f.write(json.dumps({"port": port, "token": token, "pid": os.getpid()}).encode())
     os.replace(tmp, path)
     return path
 
 
-def serve(port: int = 0, *, home: str | None = None) -> int:
-    """Start the API + page and block until Ctrl-C/SIGTERM; prints the panel URL on stdout."""
+def serve(port: int = 0, *, home: str | None = None, background: bool = False) -> int:
+    """Start the API + page and block until Ctrl-C/SIGTERM; prints the panel URL (with its token) on stdout.
+
+    ``background``: started by another command with stdout going to run/serve.log — print the address without
+    the token (CLI commands read it from run/server.json), so the token never lands in a log file."""
     from pipeline.config import weaver_home
     from web_ui.server import PanelServer
 
@@ -42,7 +48,11 @@ def serve(port: int = 0, *, home: str | None = None) -> int:
     server = PanelServer(port=port, home=home).start()
     home_path = Path(home) if home else weaver_home()
     rt = write_runtime(home_path, server.port, server.token)
-    print(server.url, flush=True)
+    if background:
+        print(f"panel server listening on http://127.0.0.1:{server.port}/ (pid {os.getpid()}; its token is in "
+              f"{rt})", flush=True)
+    else:
+        print(server.url, flush=True)
     for media_id in manager_for(home_path).recover_interrupted():
         print(f"recovered an interrupted recording as item {media_id}", file=sys.stderr, flush=True)
     stop = threading.Event()

@@ -104,6 +104,8 @@ def add_parsers(sub) -> None:
 
     s = sub.add_parser("serve", help="start the panel server (no window); prints the panel URL with its token")
     s.add_argument("--port", type=int, default=0)
+    s.add_argument("--background", action="store_true",
+                   help="started by another command: print the address without the token (it is in run/server.json)")
 
 
 EXTRA_PARSERS.append(add_parsers)
@@ -113,7 +115,7 @@ EXTRA_PARSERS.append(add_parsers)
 def cmd_serve(a) -> int:
     from .app import serve
 
-    return serve(a.port)
+    return serve(a.port, background=a.background)
 
 
 @command("analyze")

@@ -32,11 +32,13 @@ def ensure_app(home: Path | None = None, timeout: float = 30.0) -> dict:
     info = running_app(home)
     if info:
         return info
-    log = home / "run" / "serve.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as f:
-        subprocess.Popen([sys.executable, "-m", "trayapp", "serve"], stdout=f, stderr=f, stdin=subprocess.DEVNULL,
-                         start_new_session=True, env={**os.environ, "WEAVER_HOME": str(home)})
+    from pipeline.config import open_private, private_dir
+
+    log = private_dir(home / "run") / "serve.log"
+    # owner-only log; `serve --background` keeps the token out of it (the token is only in run/server.json)
+    with open_private(log) as f:
+        subprocess.Popen([sys.executable, "-m", "trayapp", "serve", "--background"], stdout=f, stderr=f,
+                         stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, "WEAVER_HOME": str(home)})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = running_app(home)

@@ -13,6 +13,8 @@ from fastapi.responses import Response, StreamingResponse
 from pipeline.errors import BadInputError, WeaverError
 from pipeline.progress import CancelToken
 
+from .server import read_body, stream_body
+
 
 def register(app, svc, jobs) -> None:
     @app.get("/api/chat/models")
@@ -45,7 +47,7 @@ def register(app, svc, jobs) -> None:
         from pipeline.chat.cards import read_card
         from pipeline.chat.schema import save_persona
 
-        data = await request.body()
+        data = await read_body(request, app.state.weaver.card_limit)  # 413 past the cap, read chunk by chunk
         persona = read_card(data)
         persona.id = None
         s = svc()
@@ -69,12 +71,15 @@ def register(app, svc, jobs) -> None:
 
         from pipeline.media import ANALYSIS_RATE, load_audio
 
-        data = await request.body()
-        if not data:
-            raise BadInputError("empty recording")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "utterance.bin"
-            path.write_bytes(data)
+            size = 0
+            with open(path, "wb") as f:  # streamed to disk: never more than one chunk in memory
+                async for chunk in stream_body(request, app.state.weaver.listen_limit):
+                    f.write(chunk)
+                    size += len(chunk)
+            if not size:
+                raise BadInputError("empty recording")
             audio = load_audio(path, ANALYSIS_RATE)
         return {"text": svc().listen(audio, ANALYSIS_RATE)}
 

@@ -1,9 +1,24 @@
 """FastAPI app for the panel: every route calls pipeline.service; auth by a per-launch token.
 
-Security: bound to 127.0.0.1; every /api and /v1 request needs the launch token (Authorization: Bearer,
-the `weaver_token` cookie the page gets from its ?token= URL, or ?token=); a request whose Origin is not
-this server gets 403; file names in parameters are resolved under their folder and rejected (400) if they
-escape it.
+Security notes (what a local attacker or a web page in the user's browser must not be able to do):
+
+- Bound to 127.0.0.1 only. A request whose ``Host`` is not a loopback name (127.0.0.1, localhost, [::1], with or
+  without a port; the port must be ours) gets 400: a DNS-rebinding page (evil.example resolving to 127.0.0.1)
+  sends its own host name and is refused before anything else runs.
+- Every /api, /v1 and docs request and the page itself need the per-launch token: ``Authorization: Bearer``,
+  the ``weaver_token`` cookie (HttpOnly, SameSite=Strict) set when the page opens with ``/?token=``, or
+  ``?token=`` (the page's <audio>/EventSource URLs). The page removes the token from its address bar at once
+  (history.replaceState); every response carries ``Referrer-Policy: no-referrer`` so no URL with a token
+  leaves in a Referer header. A request whose Origin is not this server gets 403.
+- Every user-given name that becomes a file path (static files, uploads, exports, voices) goes through
+  ``pipeline.service.safe_child``: '.', '..', absolute paths, NUL bytes, separators and links out of the folder
+  give 400 and touch nothing.
+- Request bodies are read chunk by chunk with a cap (upload, card import, push-to-talk): over the cap the
+  answer is 413 as soon as the cap is passed (or at once from Content-Length), never after buffering. An upload
+  is written to a fresh ``.part`` opened O_CREAT|O_EXCL|O_NOFOLLOW (0600) and removed if the client goes away.
+- Files: the library folder is 0700, its database, settings.json (API keys) and run/ files (server.json holds
+  the token) 0600; the token is printed only on the stdout of the terminal that ran ``weaver serve`` (a
+  background server started by a CLI command prints its address without it), never into a log.
 """
 
 from __future__ import annotations
@@ -22,7 +37,7 @@ from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from pipeline.errors import BadInputError, NotFoundError, WeaverError
-from pipeline.service import Service, safe_child
+from pipeline.service import Service, safe_child, slug
 
 from .jobs import BackgroundJobs
 
@@ -30,16 +45,69 @@ STATIC = Path(__file__).parent / "static"
 PUBLIC_PATHS = {"/favicon.ico"}
 
 
+# request body caps (bytes): a dropped media file may be a whole movie; a card or a spoken question is small
+UPLOAD_LIMIT = 64 * 2**30
+CARD_LIMIT = 16 * 2**20
+LISTEN_LIMIT = 64 * 2**20
+JSON_LIMIT = 8 * 2**20  # every other route (JSON bodies FastAPI reads whole)
+
+
 @dataclass
 class ServerState:
     token: str
     home: Path | None
     port: int = 0
+    upload_limit: int = UPLOAD_LIMIT
+    card_limit: int = CARD_LIMIT
+    listen_limit: int = LISTEN_LIMIT
+    json_limit: int = JSON_LIMIT
+
+    def body_limit(self, path: str) -> int:
+        """The body cap of a request path."""
+        return {"/api/upload": self.upload_limit, "/api/chat/personas/import": self.card_limit,
+                "/api/chat/listen": self.listen_limit}.get(path, self.json_limit)
 
 
-def create_app(*, home: str | os.PathLike | None = None, token: str | None = None) -> FastAPI:
-    """Build the panel app for a library folder (default: WEAVER_HOME / user data dir)."""
-    state = ServerState(token=token or secrets.token_urlsafe(24), home=Path(home) if home else None)
+class BodyTooLarge(HTTPException):
+    """A request body passed its cap (answered 413). An HTTPException so FastAPI's body parsing lets it through."""
+
+    def __init__(self, limit: int):
+        self.message = f"request body is larger than the limit of {limit} bytes"
+        super().__init__(413, self.message)
+        self.limit = limit
+
+
+async def stream_body(request: Request, limit: int):
+    """Yield the request body's chunks, raising BodyTooLarge as soon as more than ``limit`` bytes came (or at once
+    when Content-Length says so). Nothing is buffered here."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        if chunk:
+            yield chunk
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole request body for a small payload, capped (BodyTooLarge → 413)."""
+    buf = bytearray()
+    async for chunk in stream_body(request, limit):
+        buf += chunk
+    return bytes(buf)
+
+
+def create_app(*, home: str | os.PathLike | None = None, token: str | None = None,
+               limits: dict[str, int] | None = None) -> FastAPI:
+    """Build the panel app for a library folder (default: WEAVER_HOME / user data dir).
+
+    ``limits``: body caps in bytes, keys ``upload_limit``, ``card_limit``, ``listen_limit``, ``json_limit``
+    (defaults above)."""
+    state = ServerState(token=token or secrets.token_urlsafe(24), home=Path(home) if home else None,
+                        **(limits or {}))
     app = FastAPI(title="Voice Weaver panel API", version="0.1.0",
                   description="Local API of the Voice Weaver panel. Every call needs the launch token.")
     app.state.weaver = state
@@ -63,6 +131,11 @@ def create_app(*, home: str | os.PathLike | None = None, token: str | None = Non
         code = 404 if isinstance(exc, NotFoundError) else 400 if isinstance(exc, BadInputError) else 409
         return JSONResponse({"error": str(exc)}, status_code=code)
 
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge):
+        # the rest of the body is not read: close the connection rather than drain it
+        return JSONResponse({"error": exc.message}, status_code=413, headers={"Connection": "close"})
+
     # -- page ----------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
     def index():
@@ -70,7 +143,7 @@ def create_app(*, home: str | os.PathLike | None = None, token: str | None = Non
 
     @app.get("/static/{name:path}", include_in_schema=False)
     def static(name: str):
-        path = safe_child(STATIC, name)
+        path = safe_child(STATIC, name, nested=True)
         if not path.is_file():
             raise HTTPException(404)
         return FileResponse(path)
@@ -97,15 +170,27 @@ def create_app(*, home: str | os.PathLike | None = None, token: str | None = Non
 
     @app.post("/api/upload")
     async def upload(request: Request, name: str):
-        """Receive a dropped file's bytes into the library's uploads folder; returns its path for /api/media."""
+        """Receive a dropped file's bytes into the library's uploads folder; returns its path for /api/media.
+
+        Only the file's base name is kept. The bytes go to a fresh hidden .part file (O_EXCL|O_NOFOLLOW, so a
+        link planted there is never followed) renamed over the target when complete; a body over the upload cap
+        gets 413 as soon as it passes it, and a client that goes away leaves no .part behind."""
+        from pipeline.config import open_private, private_dir
+
         home = svc().lib.home
-        target = safe_child(home / "uploads", Path(name).name or "upload.bin")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".part")
-        with open(tmp, "wb") as f:
-            async for chunk in request.stream():
-                f.write(chunk)
-        os.replace(tmp, target)
+        base = name.replace("\\", "/").rsplit("/", 1)[-1] or "upload.bin"
+        uploads = private_dir(safe_child(home, "uploads"))  # refuses an uploads/ that is a link out of the library
+        target = safe_child(uploads, base)
+        if target.is_dir():
+            raise BadInputError(f"'{base}' is a folder in uploads/")
+        tmp = uploads / f".{secrets.token_hex(8)}.part"
+        try:
+            with open_private(tmp, os.O_EXCL) as f:
+                async for chunk in stream_body(request, state.upload_limit):
+                    f.write(chunk)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)  # aborted, too large or failed: no partial file stays
         return {"path": str(target)}
 
     @app.get("/api/media/{media_id}")
@@ -168,8 +253,8 @@ def create_app(*, home: str | os.PathLike | None = None, token: str | None = Non
     def export(media_id: int, body: dict = Body(default={})):
         """Export clips into <library>/exports/<name> (name must stay inside that folder)."""
         s = svc()
-        name = body.get("name") or f"item-{media_id}-{body.get('character') or 'all'}"
-        out = safe_child(s.lib.home / "exports", name)
+        name = body.get("name") or f"item-{media_id}-{slug(body.get('character') or 'all')}"
+        out = safe_child(safe_child(s.lib.home, "exports"), name)
         path = s.export_clips(media_id, out, character=body.get("character") or None, video=bool(body.get("video")),
                               isolate=bool(body.get("isolate")))
         return {"path": str(path), "files": sorted(p.name for p in Path(path).iterdir())}
@@ -292,20 +377,55 @@ def fast_json(value: Any) -> Response:
 GUARDED_PREFIXES = ("/api", "/v1", "/docs", "/redoc", "/openapi.json")
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+SECURITY_HEADERS = [(b"referrer-policy", b"no-referrer"), (b"x-content-type-options", b"nosniff")]
+
+
+def loopback_host(host: str | None, port: int) -> bool:
+    """True for a Host header naming this machine's loopback (127.0.0.1, localhost, [::1]), with our port or none."""
+    h = (host or "").strip().lower()
+    if h.startswith("["):
+        name, _, rest = h.partition("]")
+        name += "]"
+    else:
+        name, colon, rest = h.partition(":")
+        rest = colon + rest
+    if name not in LOOPBACK_HOSTS:
+        return False
+    if not rest:
+        return True
+    return rest.startswith(":") and rest[1:].isdigit() and (not port or int(rest[1:]) == port)
+
+
 class TokenOriginGuard:
-    """401 without the launch token, 403 for a foreign Origin; sets the token cookie when the page opens."""
+    """400 for a non-loopback Host, 401 without the launch token, 403 for a foreign Origin; sets the token cookie
+    when the page opens; adds Referrer-Policy: no-referrer (and nosniff) to every response."""
 
     def __init__(self, app, state: ServerState):
         self.app = app
         self.state = state
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         from starlette.requests import HTTPConnection
 
         conn = HTTPConnection(scope)
+        if scope["type"] == "websocket":  # none are served; refuse any from a foreign host or page
+            if not loopback_host(conn.headers.get("host"), self.state.port):
+                await receive()  # websocket.connect
+                return await send({"type": "websocket.close", "code": 1008})
+            return await self.app(scope, receive, send)
+        send = _with_headers(send, SECURITY_HEADERS)
+        if not loopback_host(conn.headers.get("host"), self.state.port):
+            return await JSONResponse({"error": "this server answers only to 127.0.0.1 / localhost"},
+                                      status_code=400)(scope, receive, send)
         path = scope["path"]
+        declared = conn.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.state.body_limit(path):
+            too_big = BodyTooLarge(self.state.body_limit(path))
+            return await JSONResponse({"error": too_big.message}, status_code=413,
+                                      headers={"Connection": "close"})(scope, receive, send)
         origin = conn.headers.get("origin")
         if origin is not None:
             host = conn.headers.get("host", "")
@@ -323,20 +443,43 @@ class TokenOriginGuard:
         if path == "/" and conn.query_params.get("token"):
             cookie = f"weaver_token={self.state.token}; HttpOnly; SameSite=Strict; Path=/"
 
-            async def send_with_cookie(message):
-                if message["type"] == "http.response.start":
-                    message.setdefault("headers", [])
-                    message["headers"] = list(message["headers"]) + [(b"set-cookie", cookie.encode())]
-                await send(message)
+            return await self.app(scope, self._capped(scope, receive),
+                                  _with_headers(send, [(b"set-cookie", cookie.encode())]))
+        return await self.app(scope, self._capped(scope, receive), send)
 
-            return await self.app(scope, receive, send_with_cookie)
-        return await self.app(scope, receive, send)
+    def _capped(self, scope, receive):
+        """receive() that raises BodyTooLarge once the body passes the path's cap (checked chunk by chunk)."""
+        limit = self.state.body_limit(scope["path"])
+        seen = 0
+
+        async def capped():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        return capped
+
+
+def _with_headers(send, extra: list[tuple[bytes, bytes]]):
+    """An ASGI send that adds headers to the response start."""
+
+    async def sending(message):
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *extra]
+        await send(message)
+
+    return sending
 
 
 def _token_of(conn) -> str | None:
     auth = conn.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
+    if auth.lower().startswith("bearer ") and auth[7:].strip():
         return auth[7:].strip()
+    # an empty bearer (a new tab of the page has no token of its own) falls back to the cookie
     return conn.query_params.get("token") or conn.cookies.get("weaver_token")
 
 
@@ -344,12 +487,13 @@ def _token_of(conn) -> str | None:
 class PanelServer:
     """uvicorn in a background thread on 127.0.0.1 (free port by default)."""
 
-    def __init__(self, *, port: int = 0, home: str | os.PathLike | None = None, token: str | None = None):
+    def __init__(self, *, port: int = 0, home: str | os.PathLike | None = None, token: str | None = None,
+                 limits: dict[str, int] | None = None):
         import socket
 
         import uvicorn
 
-        self.app = create_app(home=home, token=token)
+        self.app = create_app(home=home, token=token, limits=limits)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # accepted connections inherit TCP_NODELAY: h11 writes headers and body separately, and with Nagle

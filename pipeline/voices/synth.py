@@ -103,6 +103,9 @@ def register_voice(
     """Copy a trained adapter into ``voices_dir/<name>`` and write its voice.json (atomically)."""
     if not _NAME_RE.match(name or "") or name == default_voice.NAME:
         raise BadInputError(f"invalid voice name {name!r}: use letters, digits, space, _ . - (and not 'default')")
+    from ..service import safe_child
+
+    safe_child(voices_dir, name)  # the one name → path check (a link named like the voice pointing out is refused)
     src = Path(adapter_dir)
     if not (src / "adapter_config.json").is_file():
         raise BadInputError(f"{src} is not a LoRA adapter folder (no adapter_config.json)")

@@ -2,6 +2,11 @@
 const params = new URLSearchParams(location.search);
 const TOKEN = params.get("token") || sessionStorage.getItem("weaver_token") || "";
 if (TOKEN) sessionStorage.setItem("weaver_token", TOKEN);
+if (params.has("token")) {  // the page's response set the token cookie: take the token out of the address bar
+  params.delete("token");
+  const rest = params.toString();
+  history.replaceState(history.state, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
+}
 
 export async function api(path, { method = "GET", body, raw } = {}) {
   const headers = { Authorization: `Bearer ${TOKEN}` };
