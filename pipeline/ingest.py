@@ -223,11 +223,15 @@ def insert_subtitle_track(db, media_id: int, track: dict, lines: list[Line], *, 
     next_idx = db.execute("SELECT coalesce(max(idx) + 1, 0) FROM segments WHERE media_id = ?", [media_id]).fetchone()[0] if primary else 0
     for i, ln in enumerate(lines):
         line_id = db.execute("INSERT INTO lines (media_id, track_id, idx, start, end, text, speaker_cue, tags) VALUES (?,?,?,?,?,?,?,?)",
-                             [media_id, track_id, i, ln.start, ln.end, ln.text, ln.speaker_cue, dumps(ln.tags)]).lastrowid
+                             [media_id, track_id, i, ln.start, ln.end, ln.text, ln.speaker_cue, _tags_json(ln.tags)]).lastrowid
         if primary and ln.text.strip():
             insert_segment(db, media_id, ln, line_id=line_id, origin="subtitle", idx=next_idx)
             next_idx += 1
     return track_id
+
+
+def _tags_json(tags: list[str]) -> str:
+    return dumps(tags) if tags else "[]"  # most cues have no tags: skip the encoder
 
 
 def insert_segment(db, media_id: int, ln: Line, *, line_id: int | None, origin: str, idx: int | None = None) -> int:
@@ -237,7 +241,7 @@ def insert_segment(db, media_id: int, ln: Line, *, line_id: int | None, origin: 
     seg_id = db.execute(
         "INSERT INTO segments (media_id, line_id, idx, start, end, text, origin, confidence, speaker_cue, tags)"
         " VALUES (?,?,?,?,?,?,?,?,?,?)",
-        [media_id, line_id, idx, ln.start, ln.end, ln.text, origin, ln.confidence, ln.speaker_cue, dumps(ln.tags)]).lastrowid
+        [media_id, line_id, idx, ln.start, ln.end, ln.text, origin, ln.confidence, ln.speaker_cue, _tags_json(ln.tags)]).lastrowid
     if ln.words:
         db.conn.executemany("INSERT INTO words (segment_id, idx, start, end, text, probability) VALUES (?,?,?,?,?,?)",
                        [[seg_id, j, w.start, w.end, w.text, w.probability] for j, w in enumerate(ln.words)])

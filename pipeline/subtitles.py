@@ -385,7 +385,7 @@ def _tidy_blocks(text: str, vtt: bool) -> str:
     cues: list[tuple[list[str], list[tuple[int, str]]]] = []
     skip = False
     for idx, row in enumerate(rows):
-        if _TIMING_LINE.match(row):
+        if "->" in row and _TIMING_LINE.match(row):  # the substring test spares the regex on text rows
             if cues and cues[-1][1] and cues[-1][1][-1][0] == idx - 1:
                 prev = cues[-1][1][-1][1].strip()
                 if _DIGITS.fullmatch(prev) or idx < 2 or not rows[idx - 2].strip():
