@@ -268,13 +268,42 @@ def cluster_for_line(line: Line, diarization: Diarization | None) -> str | None:
     return max(ov, key=ov.get) if ov else None
 
 
+class _TurnIndex:
+    """Turns sorted by start with a running maximum of their ends: the turns overlapping [a, b) lie between
+    the first whose running end passes a and the last starting before b, found by bisection (a linear scan
+    of every turn per line made attribution quadratic on long media)."""
+
+    def __init__(self, turns):
+        order = sorted(turns, key=lambda t: t.start)
+        self.turns = order
+        self.starts = np.array([t.start for t in order], dtype=float)
+        self.max_end = np.maximum.accumulate(np.array([t.end for t in order], dtype=float)) if order else np.zeros(0)
+
+    def overlaps(self, start: float, end: float) -> dict[str, float]:
+        out: dict[str, float] = {}
+        lo = int(np.searchsorted(self.max_end, start, side="right"))
+        hi = int(np.searchsorted(self.starts, end, side="left"))
+        for t in self.turns[lo:hi]:
+            d = min(end, t.end) - max(start, t.start)
+            if d > 0:
+                out[t.speaker] = out.get(t.speaker, 0.0) + d
+        return out
+
+
+def _turn_index(diarization: Diarization) -> _TurnIndex:
+    """The index of diarization.turns, kept on the object while its turn list is the same (same list, length,
+    first and last turn)."""
+    turns = diarization.turns
+    sig = (id(turns), len(turns), id(turns[0]) if turns else None, id(turns[-1]) if turns else None)
+    cached = diarization.__dict__.get("_turn_index")
+    if cached is None or cached[0] != sig:
+        cached = (sig, _TurnIndex(turns))
+        diarization.__dict__["_turn_index"] = cached
+    return cached[1]
+
+
 def _overlaps(line: Line, diarization: Diarization) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for t in diarization.turns:
-        d = min(line.end, t.end) - max(line.start, t.start)
-        if d > 0:
-            out[t.speaker] = out.get(t.speaker, 0.0) + d
-    return out
+    return _turn_index(diarization).overlaps(line.start, line.end)
 
 
 # ---------------------------------------------------------------------------------------------- attribution

@@ -493,14 +493,16 @@ def parse_script_text(text: str, format_hint: str | None = None, *, source: str 
     return _parse_screenplay(text, source, fmt)
 
 
-def _pdf_text(p: Path) -> str:
+def _pdf_text(p: Path, raw: bytes | None = None) -> str:
+    import io
     import logging
 
     import pypdf
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
-        reader = pypdf.PdfReader(str(p))
+        # the bytes already read (size-capped, regular file) rather than opening the path a second time
+        reader = pypdf.PdfReader(io.BytesIO(raw) if raw is not None else str(p))
         if reader.is_encrypted:
             try:
                 reader.decrypt("")
@@ -523,15 +525,17 @@ def _pdf_text(p: Path) -> str:
 
 
 def parse_script(path: str | os.PathLike) -> Script:
-    """Parse a screenplay (.txt/.fountain/.pdf/.fdx) or subtitle file; BadInputError with a one-line reason."""
-    from .subtitles import read_user_file
+    """Parse a screenplay (.txt/.fountain/.pdf/.fdx) or subtitle file; BadInputError with a one-line reason.
 
-    p, raw = read_user_file(path, "script")
+    Only regular files up to SCRIPT_MAX_BYTES (50 MB; subtitle files: SUBTITLE_MAX_BYTES) are read."""
+    from .subtitles import SCRIPT_MAX_BYTES, read_user_file
+
+    p, raw = read_user_file(path, "script", SCRIPT_MAX_BYTES)
     if not raw.strip():
         raise BadInputError(f"empty file: {p.name}")
     suffix = p.suffix.lower()
     if suffix == ".pdf" or raw.startswith(b"%PDF"):
-        return _parse_screenplay(_pdf_text(p), p.name, "pdf")
+        return _parse_screenplay(_pdf_text(p, raw), p.name, "pdf")
     if suffix in SUBTITLE_SUFFIXES:
         from .subtitles import read_subtitle_file
 

@@ -19,10 +19,12 @@ Lines come back sorted by start with ``index`` renumbered 0..n-1.
 from __future__ import annotations
 
 import html
+import math
 import os
 import re
+import stat
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import BadInputError
@@ -36,6 +38,10 @@ __all__ = [
     "extract_embedded_subtitles",
     "write_srt",
     "split_sdh",
+    "drop_bad_cues",
+    "describe_dropped",
+    "SUBTITLE_MAX_BYTES",
+    "SCRIPT_MAX_BYTES",
 ]
 
 MICRODVD_DEFAULT_FPS = 23.976
@@ -50,6 +56,7 @@ class SubtitleDoc:
     encoding: str  # the text encoding the bytes were decoded with
     source: str  # file path, "stream N of FILE", or "<text>"
     warnings: list[str] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)  # cues left out while parsing, by reason
 
     @property
     def dialogue(self) -> list[Line]:
@@ -140,6 +147,14 @@ _DRAW_ON = re.compile(r"\\p\s*([0-9]+)")
 _HTML_TAG = re.compile(r"</?\s*[a-zA-Z][^<>]*>")
 _VTT_VOICE = re.compile(r"<v(?:\.[\w.-]+)?\s+([^>]+)>", re.I)
 _VTT_TIMESTAMP = re.compile(r"<\d{1,2}:\d{2}(?::\d{2})?\.\d{3}>")
+_INLINE_SPACE = re.compile(r"[ \t\u200b\u200e\u200f]+")
+_SPACES = re.compile(r"\s+")
+_WORD = re.compile(r"\w")
+_NAME_PUNCT = re.compile(r"[!?,;\"]")
+_SINGLE_CAP = re.compile(r"[A-Z]")
+_LEAD_PUNCT = re.compile(r"^[-\u2013\u2014:,]\s*")
+# a cue holding none of these has no name cue, sound tag or dialogue dash: one plain line (see _cue_lines)
+_SDH_CHARS = re.compile(r"[:\[\]()\u266a\u266b\-\u2010-\u2015]")
 
 
 def _strip_ass(text: str) -> str:
@@ -169,7 +184,7 @@ def clean_cue_text(raw: str) -> tuple[str, str | None]:
     s = _VTT_TIMESTAMP.sub("", s)
     s = _HTML_TAG.sub("", s)
     s = html.unescape(s).replace("\u00a0", " ")
-    lines = [re.sub(r"[ \t\u200b\u200e\u200f]+", " ", ln).strip() for ln in s.replace("\r", "").split("\n")]
+    lines = [_INLINE_SPACE.sub(" ", ln).strip() for ln in s.replace("\r", "").split("\n")]
     return "\n".join(ln for ln in lines if ln), voice
 
 
@@ -189,10 +204,10 @@ def _name_cue(text: str) -> tuple[str | None, str]:
     m = _NAME_CUE.match(text)
     if not m:
         return None, text
-    name = re.sub(r"\s+", " ", m.group("name")).strip()
+    name = _SPACES.sub(" ", m.group("name")).strip()
     if not any(ch.isalpha() for ch in name) or name != name.upper() or len(name.split()) > 4:
         return None, text
-    if re.search(r"[!?,;\"]", name) or re.fullmatch(r"[A-Z]", name):
+    if _NAME_PUNCT.search(name) or _SINGLE_CAP.fullmatch(name):
         return None, text
     return name, text[m.end() :]
 
@@ -215,16 +230,16 @@ def _tag_label(t: str) -> str:
     if t.startswith(("\u266a", "\u266b")):
         inner = t.strip("\u266a\u266b ").strip()
         return f"\u266a {inner} \u266a" if inner else "\u266a"
-    return re.sub(r"\s+", " ", t.strip("[]() ")).strip()
+    return _SPACES.sub(" ", t.strip("[]() ")).strip()
 
 
 def _extract_tags(text: str) -> tuple[str, list[str]]:
     tags = [_tag_label(m.group(0)) for m in _TAG.finditer(text)]
     rest = _TAG.sub(" ", text)
     rest = rest.replace("\u266a", " ").replace("\u266b", " ")
-    rest = re.sub(r"\s+", " ", rest).strip()
-    rest = re.sub(r"^[-\u2013\u2014:,]\s*", "", rest) if not re.search(r"\w", rest[:1] or "x") else rest
-    if not re.search(r"\w", rest):
+    rest = _SPACES.sub(" ", rest).strip()
+    rest = _LEAD_PUNCT.sub("", rest) if not _WORD.search(rest[:1] or "x") else rest
+    if not _WORD.search(rest):
         rest = ""
     return rest, [t for t in tags if t]
 
@@ -263,8 +278,12 @@ def _cue_lines(start: float, end: float, raw_text: str, actor: str | None = None
     text, voice = clean_cue_text(raw_text)
     if not text:
         return []
-    parts = split_sdh(text)
     default_speaker = (voice or actor or "").strip().upper() or None
+    if not _SDH_CHARS.search(text):  # fast path, same result as split_sdh for a cue without SDH marks
+        body = _SPACES.sub(" ", text.replace("\n", " ")).strip()
+        if body and _WORD.match(body):
+            return [Line(start=round(start, 3), end=round(end, 3), text=body, speaker_cue=default_speaker, tags=[])]
+    parts = split_sdh(text)
     parts = [p for p in parts if p[1] or p[2]]
     if not parts:
         return []
@@ -293,10 +312,67 @@ def _finish(lines: list[Line]) -> list[Line]:
     return uniq
 
 
+# ------------------------------------------------------------------------------------------------- bad cues
+
+_BAD_TIME = "with a negative or non-numeric time"
+_END_BEFORE_START = "ending before they start"
+_PAST_END = "starting after the end of the media"
+
+
+def drop_bad_cues(lines: list[Line], duration: float | None = None) -> tuple[list[Line], dict[str, int]]:
+    """Lines whose times can be cut from the media, and how many were left out by reason.
+
+    Left out: NaN/infinite/negative times, ``end <= start`` and (given the media's ``duration``) a start at or
+    after the end of the media; a line running past the end is cut at ``duration``. Kept lines are renumbered.
+    """
+    kept: list[Line] = []
+    dropped: dict[str, int] = {}
+
+    def drop(reason: str) -> None:
+        dropped[reason] = dropped.get(reason, 0) + 1
+
+    limit = duration if duration is not None and math.isfinite(duration) and duration > 0 else None
+    for ln in lines:
+        try:
+            start, end = float(ln.start), float(ln.end)
+        except (TypeError, ValueError):
+            drop(_BAD_TIME)
+            continue
+        if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end < 0:
+            drop(_BAD_TIME)
+        elif end <= start:
+            drop(_END_BEFORE_START)
+        elif limit is not None and start >= limit:
+            drop(_PAST_END)
+        else:
+            if limit is not None and end > limit:
+                ln = replace(ln, end=limit, words=[w for w in ln.words if w.start < limit])
+            kept.append(ln if ln.index == len(kept) else replace(ln, index=len(kept)))
+    return kept, dropped
+
+
+def describe_dropped(dropped: dict[str, int], duration: float | None = None) -> str | None:
+    """One warning line such as 'dropped 3 bad subtitle cues: 2 ending before they start, 1 starting after the
+    end of the media (66.2 s)', or None when nothing was dropped."""
+    total = sum(dropped.values())
+    if not total:
+        return None
+    parts = []
+    for reason, n in sorted(dropped.items(), key=lambda kv: -kv[1]):
+        part = f"{n} {reason}"
+        if reason == _PAST_END and duration:
+            part += f" ({duration:.1f} s)"
+        parts.append(part)
+    return f"dropped {total} bad subtitle cue{'s' if total != 1 else ''}: {', '.join(parts)}"
+
+
 # ------------------------------------------------------------------------------------------------------ parsing
 
 _TS = r"(?:\d{1,3}:)?\d{1,2}:\d{1,2}[.,]\d{1,3}"
 _TIMING_LINE = re.compile(rf"^\s*{_TS}\s*-{{1,2}}>\s*{_TS}")
+_TS_RE = re.compile(_TS)
+_DIGITS = re.compile(r"\d+")
+_VTT_BLOCK = re.compile(r"(NOTE|STYLE|REGION)\b")
 
 
 def _tidy_blocks(text: str, vtt: bool) -> str:
@@ -309,16 +385,16 @@ def _tidy_blocks(text: str, vtt: bool) -> str:
     cues: list[tuple[list[str], list[tuple[int, str]]]] = []
     skip = False
     for idx, row in enumerate(rows):
-        if _TIMING_LINE.match(row):
+        if "->" in row and _TIMING_LINE.match(row):  # the substring test spares the regex on text rows
             if cues and cues[-1][1] and cues[-1][1][-1][0] == idx - 1:
                 prev = cues[-1][1][-1][1].strip()
-                if re.fullmatch(r"\d+", prev) or idx < 2 or not rows[idx - 2].strip():
+                if _DIGITS.fullmatch(prev) or idx < 2 or not rows[idx - 2].strip():
                     cues[-1][1].pop()  # the next cue's number / identifier
-            cues.append((re.findall(_TS, row)[:2], []))
+            cues.append((_TS_RE.findall(row)[:2], []))
             skip = False
         elif not row.strip():
             skip = False
-        elif (idx == 0 or not rows[idx - 1].strip()) and re.match(r"(NOTE|STYLE|REGION)\b", row.strip()):
+        elif (idx == 0 or not rows[idx - 1].strip()) and _VTT_BLOCK.match(row.strip()):
             skip = True
         elif not skip and cues:
             cues[-1][1].append((idx, row))
@@ -345,7 +421,7 @@ def _guess_format(text: str, hint: str | None) -> str | None:
     return None
 
 
-def _parse(text: str, fmt: str | None, name: str) -> tuple[list[Line], str]:
+def _parse(text: str, fmt: str | None, name: str) -> tuple[list[Line], str, dict[str, int]]:
     import pysubs2
 
     if not text.strip():
@@ -378,8 +454,12 @@ def _parse(text: str, fmt: str | None, name: str) -> tuple[list[Line], str]:
     if got_fmt == "microdvd" and subs.fps is None:
         subs.fps = MICRODVD_DEFAULT_FPS
     lines: list[Line] = []
+    dropped: dict[str, int] = {}
     for ev in subs.events:
-        if ev.is_comment or ev.end < ev.start:
+        if ev.is_comment:
+            continue
+        if ev.end < ev.start:
+            dropped[_END_BEFORE_START] = dropped.get(_END_BEFORE_START, 0) + 1
             continue
         lines.extend(_cue_lines(ev.start / 1000.0, ev.end / 1000.0, ev.text, ev.name or None))
     if not subs.events:
@@ -387,26 +467,72 @@ def _parse(text: str, fmt: str | None, name: str) -> tuple[list[Line], str]:
     lines = _finish(lines)
     if not lines:
         raise BadInputError(f"no subtitle lines in {name} (every cue is empty)")
-    return lines, got_fmt
+    return lines, got_fmt, dropped
 
 
 def read_subtitle_text(text: str, format_hint: str | None = None, *, source: str = "<text>", encoding: str = "utf-8") -> SubtitleDoc:
     """Parse subtitle text (e.g. an embedded stream dumped by ffmpeg); format_hint like "srt", "ass", "vtt"."""
-    lines, fmt = _parse(text, _guess_format(text, format_hint), source)
-    return SubtitleDoc(lines=lines, format=fmt, encoding=encoding, source=source)
+    lines, fmt, dropped = _parse(text, _guess_format(text, format_hint), source)
+    return SubtitleDoc(lines=lines, format=fmt, encoding=encoding, source=source, dropped=dropped)
 
 
-def read_user_file(path: str | os.PathLike, what: str) -> tuple[Path, bytes]:
-    """(path, bytes) of a text file the user named; BadInputError when it is missing or a folder."""
+_MB = 1024 * 1024
+SUBTITLE_MAX_BYTES = 20 * _MB  # a feature film's SRT is ~100 KB; 20 MB is far past any real one
+SCRIPT_MAX_BYTES = 50 * _MB  # screenplay PDFs with scanned title pages reach a few MB
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _too_large(p: Path, size: int, what: str, max_bytes: int) -> BadInputError:
+    return BadInputError(f"{what} file too large: {p.name} is {size / _MB:.1f} MB (limit {max_bytes / _MB:g} MB)")
+
+
+def read_user_file(path: str | os.PathLike, what: str, max_bytes: int | None = None) -> tuple[Path, bytes]:
+    """(path, bytes) of a text file the user named; BadInputError when it is missing, not a regular file
+    (folder, FIFO, device such as /dev/zero: these would block or read forever) or over ``max_bytes``
+    (default: SUBTITLE_MAX_BYTES, or SCRIPT_MAX_BYTES when ``what == "script"``)."""
     p = Path(path)
-    if not p.exists():
-        raise BadInputError(f"no such {what} file: {p}")
-    if p.is_dir():
-        raise BadInputError(f"is a directory, not a {what} file: {p}")
+    if max_bytes is None:
+        max_bytes = SCRIPT_MAX_BYTES if what == "script" else SUBTITLE_MAX_BYTES
     try:
-        return p, p.read_bytes()
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise BadInputError(f"no such {what} file: {p}") from None
     except OSError as e:
         raise BadInputError(f"cannot read {p}: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise BadInputError(f"is a directory, not a {what} file: {p}")
+    if not stat.S_ISREG(st.st_mode):
+        raise BadInputError(f"not a regular file ({_file_kind(st.st_mode)}), cannot read it as a {what} file: {p}")
+    if st.st_size > max_bytes:
+        raise _too_large(p, st.st_size, what, max_bytes)
+    try:
+        # O_NONBLOCK: should the path turn into a FIFO after the stat, opening it must not wait for a writer
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise BadInputError(f"cannot read {p}: {e.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise BadInputError(f"not a regular file, cannot read it as a {what} file: {p}")
+            raw = f.read(max_bytes + 1)  # never more than the cap, even if the file grows meanwhile
+        except OSError as e:
+            raise BadInputError(f"cannot read {p}: {e.strerror}") from None
+    if len(raw) > max_bytes:
+        raise _too_large(p, len(raw), what, max_bytes)
+    return p, raw
 
 
 def read_subtitle_file(path: str | os.PathLike) -> SubtitleDoc:
@@ -419,8 +545,8 @@ def read_subtitle_file(path: str | os.PathLike) -> SubtitleDoc:
     fmt = _guess_format(text, None)
     if fmt is None and ext_hint and not re.search(r"\[Script Info\]|^Dialogue:", text, re.M):
         fmt = ext_hint
-    lines, got = _parse(text, fmt, p.name)
-    return SubtitleDoc(lines=lines, format=got, encoding=enc, source=str(p))
+    lines, got, dropped = _parse(text, fmt, p.name)
+    return SubtitleDoc(lines=lines, format=got, encoding=enc, source=str(p), dropped=dropped)
 
 
 # ------------------------------------------------------------------------------------------------ embedded streams

@@ -159,6 +159,8 @@ def cmd_ingest(a) -> int:
         outcome = prepared.run(svc, listener, None)
     if outcome.resumed:
         err(f"resumed interrupted job {outcome.job_id}")
+    for w in outcome.result.get("warnings") or []:  # import: truncated media, dropped subtitle cues
+        err(f"warning: {w}")
     analysis = outcome.result.get("analysis") or {}
     for w in analysis.get("warnings") or []:
         err(f"warning: {w}")
@@ -199,6 +201,8 @@ def cmd_show(a) -> int:
     for t in m["subtitle_tracks"]:
         out(f"   subtitles ({t['source']}{', primary' if t['is_primary'] else ''}): {t['lines']} lines, {t['format']}, {t['encoding']}")
     out(f"segments: {m['segments']}")
+    for w in (m.get("meta") or {}).get("import_warnings") or []:
+        out(f"warning: {w}")
     for j in m["jobs"]:
         out(f"job {j['id']} {j['kind']}: {j['state']}" + (f" ({j['error']})" if j["error"] else ""))
     return 0
