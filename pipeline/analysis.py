@@ -229,54 +229,177 @@ def stage_save() -> Stage:
         dia = ctx.results.get("diarize") or {}
         save_analysis(lib, mid, lines, att, sync=sync.get("sync") if sync.get("applied") else None,
                       embeddings=dia.get("embeddings") or {})
-        names = sorted({a["character"] for a in att["attributions"] if a["character"]})
+        names = sorted(r["name"] for r in lib.db.query("SELECT name FROM characters WHERE media_id = ?", [mid]))
         return {"media_id": mid, "lines": len(lines), "characters": names, "warnings": att["warnings"]}
 
     return Stage("save", run, weight=0.3, label="saving analysis")
 
 
+USER_SOURCES = ("user", "user-line")  # attribution sources the user owns; no automatic pass overwrites them
+_MIN_PIECE = 0.02  # seconds: a split point this close to a line edge does not cut it
+_OLD_SEGMENTS = (
+    "SELECT s.id, s.line_id, s.start, s.end, s.text, s.attribution_source, s.user_split, c.name AS character,"
+    " sp.label AS speaker, cl.trim_start, cl.trim_end, cl.status"
+    " FROM segments s LEFT JOIN characters c ON c.id = s.character_id LEFT JOIN speakers sp ON sp.id = s.speaker_id"
+    " LEFT JOIN clips cl ON cl.segment_id = s.id WHERE s.media_id = ? ORDER BY s.start, s.idx")
+
+
 def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, sync: dict | None, embeddings: dict) -> None:
-    """Replace the item's speakers/characters/segments with the analysis result, keeping clip edits per line."""
+    """Replace the item's speakers/characters/segments with the analysis result, keeping every user edit.
+
+    The pass recreates the segments; each new line is paired with the old segment it continues
+    (:func:`match_segments`) and keeps that segment's user-owned values: a character the user gave it (attribution
+    source 'user' or 'user-line'), its clip trims and its keep/reject mark. Lines the user split are split again at
+    the same times first; a speaker the user named passes the name to the new cluster holding most of its lines,
+    which names that cluster's other lines as label_speaker did. Labelling edits made before are closed for undo
+    (the rows they changed are gone)."""
     from .ingest import insert_segment
 
     track_id, _, line_ids = subtitle_lines(lib, media_id)
+    labels = att["line_speakers"] or [None] * len(lines)
+    overlaps = set(att.get("overlaps") or [])
+    rows = [{"line": ln, "att": a, "label": labels[i], "overlap": i in overlaps, "user_split": False,
+             "line_id": line_ids[i] if att["origin"] == "subtitle" and i < len(line_ids) else None}
+            for i, (ln, a) in enumerate(zip(lines, att["attributions"]))]
     with lib.atomic() as db:
-        # clip edits to carry over, keyed by subtitle line id
-        edits = {r["line_id"]: r for r in db.query(
-            "SELECT s.line_id, c.trim_start, c.trim_end, c.status FROM segments s JOIN clips c ON c.segment_id = s.id"
-            " WHERE s.media_id = ? AND s.line_id IS NOT NULL", [media_id])}
-        user_names = {r["label"]: r["name"] for r in db.query(
-            "SELECT label, name FROM speakers WHERE media_id = ? AND name IS NOT NULL", [media_id])}
+        old = list(db.query(_OLD_SEGMENTS, [media_id]))
+        named = {r["label"]: r["name"] for r in db.query(
+            "SELECT label, name FROM speakers WHERE media_id = ? AND name IS NOT NULL AND name_source = 'user'", [media_id])}
+        rows = _split_again(rows, old)
+        pairs = match_segments(old, [{"start": r["line"].start, "end": r["line"].end, "text": r["line"].text,
+                                      "line_id": r["line_id"]} for r in rows])
+        user_names = _carry_speaker_names(named, old, rows, pairs, set(embeddings))
         db.execute("DELETE FROM segments WHERE media_id = ?", [media_id])
         db.execute("DELETE FROM speakers WHERE media_id = ?", [media_id])
         db.execute("DELETE FROM characters WHERE media_id = ?", [media_id])
         if sync and track_id:
             db.execute("UPDATE subtitle_tracks SET sync = ? WHERE id = ?", [dumps(sync), track_id])
         speaker_ids = {}
-        for label in sorted({s for s in att["line_speakers"] or [] if s} | set(embeddings)):
+        for label in sorted({r["label"] for r in rows if r["label"]} | set(embeddings)):
             vp_name, score = (att["voiceprints"].get(label) or (None, None))
             emb = embeddings.get(label)
-            db["speakers"].insert({"media_id": media_id, "label": label, "name": user_names.get(label) or vp_name,
+            user = user_names.get(label)
+            db["speakers"].insert({"media_id": media_id, "label": label, "name": user or vp_name,
+                                   "name_source": "user" if user else ("voiceprint" if vp_name else None),
                                    "match_score": score,
                                    "embedding": np.asarray(emb, dtype=np.float32).tobytes() if emb else None})
             speaker_ids[label] = db.execute("SELECT last_insert_rowid()").fetchone()[0]
         char_ids: dict[str, int] = {}
-        overlaps = set(att.get("overlaps") or [])
-        for i, (ln, a) in enumerate(zip(lines, att["attributions"])):
-            line_id = line_ids[i] if att["origin"] == "subtitle" and i < len(line_ids) else None
-            ln.confidence = a["confidence"]
-            seg_id = insert_segment(db, media_id, ln, line_id=line_id, origin=att["origin"], idx=i)
-            name = a["character"]
+        for i, r in enumerate(rows):
+            ln, a, o = r["line"], r["att"], old[pairs[i]] if i in pairs else None
+            if o is not None and o["attribution_source"] in USER_SOURCES and o["character"]:
+                name, source, conf = o["character"], o["attribution_source"], 1.0
+            elif r["label"] in user_names:
+                name, source, conf = user_names[r["label"]], "user", 1.0
+            else:
+                name, source, conf = a["character"], a["source"], a["confidence"]
+            ln.confidence = conf
+            seg_id = insert_segment(db, media_id, ln, line_id=r["line_id"], origin=att["origin"], idx=i)
             if name and name not in char_ids:
                 db.execute("INSERT INTO characters (media_id, name) VALUES (?, ?)", [media_id, name])
                 char_ids[name] = db.execute("SELECT last_insert_rowid()").fetchone()[0]
-            label = (att["line_speakers"] or [None] * len(lines))[i]
-            db.execute("UPDATE segments SET speaker_id = ?, character_id = ?, attribution_source = ?, overlap = ? WHERE id = ?",
-                       [speaker_ids.get(label), char_ids.get(name), a["source"], int(i in overlaps), seg_id])
-            if line_id in edits:
-                e = edits[line_id]
+            db.execute("UPDATE segments SET speaker_id = ?, character_id = ?, attribution_source = ?, overlap = ?,"
+                       " user_split = ? WHERE id = ?",
+                       [speaker_ids.get(r["label"]), char_ids.get(name), source, int(r["overlap"]), int(r["user_split"]), seg_id])
+            if o is not None and o["status"] is not None:
                 db.execute("UPDATE clips SET trim_start = ?, trim_end = ?, status = ? WHERE segment_id = ?",
-                           [e["trim_start"], e["trim_end"], e["status"], seg_id])
+                           [o["trim_start"], o["trim_end"], o["status"], seg_id])
+        db.execute("UPDATE edits SET closed = 'the item was analysed again' WHERE media_id = ? AND undone = 0"
+                   " AND closed IS NULL", [media_id])
+
+
+def _split_again(rows: list[dict], old: list[dict]) -> list[dict]:
+    """Cut the new lines where the user split the old ones (an old segment with user_split starts at a split
+    point): the new line holding the point and overlapping the old pieces most is cut there."""
+    from .edits import split_line_at
+
+    points = []
+    for o in old:
+        if o["user_split"]:
+            lefts = [p["start"] for p in old if p["end"] == o["start"] and p["start"] < o["start"]]
+            points.append((o["start"], min(lefts) if lefts else o["start"], o["end"]))
+    for at, a, b in sorted(points):
+        best = None
+        for j, r in enumerate(rows):
+            ln = r["line"]
+            if ln.start + _MIN_PIECE < at < ln.end - _MIN_PIECE:
+                ov = min(b, ln.end) - max(a, ln.start)
+                if ov > 0 and (best is None or ov > best[0]):
+                    best = (ov, j)
+        if best is None:
+            continue
+        j = best[1]
+        left, right = split_line_at(rows[j]["line"], at)
+        rows[j:j + 1] = [{**rows[j], "line": left}, {**rows[j], "line": right, "line_id": None, "user_split": True}]
+    return rows
+
+
+def match_segments(old: list[dict], new: list[dict], *, min_score: float = 0.5) -> dict[int, int]:
+    """Pair new lines with the old segments they continue, one to one: {new index: old index}.
+
+    Rows are dicts with start, end, text and line_id (the subtitle line, or None). A pair scores
+    0.5 × time overlap (intersection over union) + 0.5 × text similarity (rapidfuzz ratio of the normalised
+    texts), plus 1 when both come from the same subtitle line; it must overlap in time or share the line and
+    score at least ``min_score``. Best pairs are taken first."""
+    from bisect import bisect_left
+
+    from rapidfuzz import fuzz
+
+    from .attribution import normalise_text
+
+    order = sorted(range(len(old)), key=lambda k: old[k]["start"])
+    starts = [old[k]["start"] for k in order]
+    longest = max((o["end"] - o["start"] for o in old), default=0.0)
+    by_line: dict[int, list[int]] = {}
+    for k, o in enumerate(old):
+        if o["line_id"] is not None:
+            by_line.setdefault(o["line_id"], []).append(k)
+    old_text = [normalise_text(o["text"]) for o in old]
+    scored = []
+    for j, n in enumerate(new):
+        near = set(by_line.get(n["line_id"], [])) if n["line_id"] is not None else set()
+        near.update(order[bisect_left(starts, n["start"] - longest):bisect_left(starts, n["end"])])
+        text = normalise_text(n["text"])
+        for k in near:
+            o = old[k]
+            inter = min(o["end"], n["end"]) - max(o["start"], n["start"])
+            union = max(o["end"], n["end"]) - min(o["start"], n["start"])
+            iou = max(0.0, inter) / union if union > 0 else 0.0
+            same_line = n["line_id"] is not None and n["line_id"] == o["line_id"]
+            score = 0.5 * iou + 0.5 * fuzz.ratio(text, old_text[k]) / 100.0 + (1.0 if same_line else 0.0)
+            if (inter > 0 or same_line) and score >= min_score:
+                scored.append((score, j, k))
+    pairs: dict[int, int] = {}
+    used: set[int] = set()
+    for _, j, k in sorted(scored, key=lambda x: (-x[0], x[1], x[2])):
+        if j not in pairs and k not in used:
+            pairs[j] = k
+            used.add(k)
+    return pairs
+
+
+def _carry_speaker_names(named: dict[str, str], old: list[dict], rows: list[dict], pairs: dict[int, int],
+                         new_labels: set[str]) -> dict[str, str]:
+    """{new cluster label: user name}: each speaker the user named goes to the new cluster holding most of its
+    old lines (seconds of paired lines), or to the cluster with the same label when none of its lines paired."""
+    weight: dict[tuple[str, str], float] = {}
+    for j, k in pairs.items():
+        o, label = old[k], rows[j]["label"]
+        if o["speaker"] in named and label:
+            ln = rows[j]["line"]
+            shared = max(0.01, min(o["end"], ln.end) - max(o["start"], ln.start))
+            weight[(o["speaker"], label)] = weight.get((o["speaker"], label), 0.0) + shared
+    out: dict[str, str] = {}
+    placed: set[str] = set()
+    for (speaker, label), _ in sorted(weight.items(), key=lambda kv: (-kv[1], kv[0])):
+        if speaker not in placed and label not in out:
+            out[label] = named[speaker]
+            placed.add(speaker)
+    labels = new_labels | {r["label"] for r in rows if r["label"]}
+    for speaker, name in sorted(named.items()):
+        if speaker not in placed and speaker in labels and speaker not in out:
+            out[speaker] = name
+    return out
 
 
 def analysis_stages(opts: AnalysisOptions) -> list[Stage]:

@@ -354,25 +354,25 @@ class Service(VoicesMixin, ChatMixin):
         return out
 
     # -- labelling (undoable) ----------------------------------------------------------------------
-    def _snapshot(self, media_id: int) -> dict:
-        q = lambda sql: list(self.lib.db.query(sql, [media_id]))  # noqa: E731
-        return {
-            "characters": q("SELECT * FROM characters WHERE media_id = ?"),
-            "speakers": [{**r, "embedding": r["embedding"].hex() if r["embedding"] else None}
-                         for r in q("SELECT * FROM speakers WHERE media_id = ?")],
-            "segments": q("SELECT * FROM segments WHERE media_id = ?"),
-            "words": q("SELECT w.* FROM words w JOIN segments s ON s.id = w.segment_id WHERE s.media_id = ?"),
-            "clips": q("SELECT * FROM clips WHERE media_id = ?"),
-        }
-
+    # Labelling edits (label, merge, reassign, split) each record exactly the rows they changed (pipeline.edits),
+    # and undo puts back the latest one and nothing else. Clip trims and keep/reject marks are not labelling
+    # edits: they set a value the panel shows and can set again, and no labelling undo touches them.
     @contextmanager
-    def _edit(self, media_id: int, action: dict):
-        """Run a labelling edit in one transaction, recording the state before it for undo."""
+    def _edit(self, media_id: int, action: dict, segments: tuple[str, list], *, words_of: tuple[int, ...] = ()):
+        """Run a labelling edit in one transaction and record the rows it inserted, deleted and updated (plus a
+        voiceprint it enrolled) for undo; ``segments`` (a WHERE clause and its args) names the segments it works
+        on (see pipeline.edits.edit_scope). An edit that changed nothing is not recorded."""
+        from . import edits as row_edits
+
         self.lib.media(media_id)
-        before = self._snapshot(media_id)
         with self.lib.atomic() as db:
+            scope = row_edits.edit_scope(db, media_id, segments, words_of=words_of)
+            before = row_edits.snapshot(db, scope)
             yield db
-            db["edits"].insert({"media_id": media_id, "action": dumps(action), "undo": dumps(before), "created_at": now()})
+            changes = row_edits.diff(before, row_edits.snapshot(db, scope))
+            if changes:
+                db["edits"].insert({"media_id": media_id, "action": dumps(action),
+                                    "undo": dumps(row_edits.record(changes)), "created_at": now()})
 
     def _character_id(self, db, media_id: int, name: str) -> int:
         name = name.strip()
@@ -394,9 +394,10 @@ class Service(VoicesMixin, ChatMixin):
         """Name a speaker cluster: every line of that cluster gets the character (user labels win);
         the cluster's voice is enrolled as a voiceprint so the name is recognised in later recordings."""
         sp = self._speaker(media_id, speaker)
-        with self._edit(media_id, {"op": "label", "speaker": sp["label"], "name": name}) as db:
+        with self._edit(media_id, {"op": "label", "speaker": sp["label"], "name": name},
+                        ("speaker_id = ?", [sp["id"]])) as db:
             cid = self._character_id(db, media_id, name)
-            db.execute("UPDATE speakers SET name = ? WHERE id = ?", [name, sp["id"]])
+            db.execute("UPDATE speakers SET name = ?, name_source = 'user' WHERE id = ?", [name, sp["id"]])
             db.execute("UPDATE segments SET character_id = ?, attribution_source = 'user', confidence = 1.0"
                        " WHERE speaker_id = ? AND coalesce(attribution_source, '') != 'user-line'", [cid, sp["id"]])
             if enroll and sp["embedding"]:
@@ -410,7 +411,8 @@ class Service(VoicesMixin, ChatMixin):
         a, b = self._speaker(media_id, source), self._speaker(media_id, target)
         if a["id"] == b["id"]:
             raise BadInputError("cannot merge a speaker into itself")
-        with self._edit(media_id, {"op": "merge", "from": a["label"], "into": b["label"]}) as db:
+        with self._edit(media_id, {"op": "merge", "from": a["label"], "into": b["label"]},
+                        ("speaker_id IN (?, ?)", [a["id"], b["id"]])) as db:
             char = list(db.query("SELECT character_id, count(*) n FROM segments WHERE speaker_id = ? AND character_id IS NOT NULL"
                                  " GROUP BY character_id ORDER BY n DESC LIMIT 1", [b["id"]]))
             db.execute("UPDATE segments SET speaker_id = ? WHERE speaker_id = ?", [b["id"], a["id"]])
@@ -424,7 +426,8 @@ class Service(VoicesMixin, ChatMixin):
     def reassign_line(self, segment_id: int, character: str) -> dict:
         """Give one line to a character (a user label for that line only)."""
         seg = self.lib.row("segments", segment_id, "line")
-        with self._edit(seg["media_id"], {"op": "reassign", "segment": segment_id, "character": character}) as db:
+        with self._edit(seg["media_id"], {"op": "reassign", "segment": segment_id, "character": character},
+                        ("id = ?", [segment_id])) as db:
             cid = self._character_id(db, seg["media_id"], character)
             db.execute("UPDATE segments SET character_id = ?, attribution_source = 'user-line', confidence = 1.0 WHERE id = ?",
                        [cid, segment_id])
@@ -433,6 +436,7 @@ class Service(VoicesMixin, ChatMixin):
 
     def split_line(self, segment_id: int, at: float) -> dict:
         """Split a line at a time (seconds from media start) into two lines with their own clips."""
+        from .edits import split_line_at
         from .ingest import insert_segment
         from .types import Line, Word
 
@@ -440,47 +444,41 @@ class Service(VoicesMixin, ChatMixin):
         if not seg["start"] < at < seg["end"]:
             raise BadInputError(f"split time {at:.2f} s is outside line {segment_id} ({seg['start']:.2f}–{seg['end']:.2f} s)")
         words = list(self.lib.db.query("SELECT * FROM words WHERE segment_id = ? ORDER BY idx", [segment_id]))
-        left = [w for w in words if (w["start"] + w["end"]) / 2 < at]
-        right = [w for w in words if (w["start"] + w["end"]) / 2 >= at]
-        if words:
-            text_a, text_b = " ".join(w["text"] for w in left), " ".join(w["text"] for w in right)
-        else:  # no word times: split the text proportionally to time
-            toks = seg["text"].split()
-            k = round(len(toks) * (at - seg["start"]) / (seg["end"] - seg["start"]))
-            text_a, text_b = " ".join(toks[:k]), " ".join(toks[k:])
-        with self._edit(seg["media_id"], {"op": "split", "segment": segment_id, "at": at}) as db:
-            db.execute("UPDATE segments SET end = ?, text = ? WHERE id = ?", [at, text_a, segment_id])
-            db.execute("DELETE FROM words WHERE segment_id = ? AND start >= ?", [segment_id, at])
-            new = Line(start=at, end=seg["end"], text=text_b, confidence=seg["confidence"] or 1.0,
-                       words=[Word(w["start"], w["end"], w["text"], w["probability"] or 1.0) for w in right])
-            new_id = insert_segment(db, seg["media_id"], new, line_id=None, origin=seg["origin"], idx=seg["idx"])
-            db.execute("UPDATE segments SET speaker_id = ?, character_id = ?, attribution_source = ? WHERE id = ?",
-                       [seg["speaker_id"], seg["character_id"], seg["attribution_source"], new_id])
+        line = Line(start=seg["start"], end=seg["end"], text=seg["text"], confidence=seg["confidence"] or 1.0,
+                    words=[Word(w["start"], w["end"], w["text"], w["probability"] or 1.0) for w in words])
+        left, right = split_line_at(line, at)
+        moved = [w["id"] for w in words if (w["start"] + w["end"]) / 2 >= at]
+        with self._edit(seg["media_id"], {"op": "split", "segment": segment_id, "at": at}, ("id = ?", [segment_id]),
+                        words_of=(segment_id,)) as db:
+            db.execute("UPDATE segments SET end = ?, text = ? WHERE id = ?", [at, left.text, segment_id])
+            for word_id in moved:
+                db.execute("DELETE FROM words WHERE id = ?", [word_id])
+            new_id = insert_segment(db, seg["media_id"], right, line_id=None, origin=seg["origin"], idx=seg["idx"])
+            db.execute("UPDATE segments SET speaker_id = ?, character_id = ?, attribution_source = ?, overlap = ?,"
+                       " speaker_cue = ?, tags = ?, user_split = 1 WHERE id = ?",
+                       [seg["speaker_id"], seg["character_id"], seg["attribution_source"], seg["overlap"],
+                        seg["speaker_cue"], seg["tags"], new_id])
         return {"segment": segment_id, "new_segment": new_id}
 
     def undo(self, media_id: int) -> dict | None:
-        """Undo the item's latest labelling edit; returns the undone action or None when nothing is left."""
-        rows = list(self.lib.db.query("SELECT * FROM edits WHERE media_id = ? AND undone = 0 ORDER BY id DESC LIMIT 1", [media_id]))
-        if not rows:
-            return None
-        edit = rows[0]
-        snap = json.loads(edit["undo"])
+        """Undo the item's latest labelling edit: exactly the rows it changed, and the voiceprint a label enrolled.
+        Returns the undone action, or None when nothing is left (an analysis run closes the edits before it)."""
+        from . import edits as row_edits
+
+        self.lib.media(media_id)
         with self.lib.atomic() as db:
-            db.execute("DELETE FROM segments WHERE media_id = ?", [media_id])
-            db.execute("DELETE FROM speakers WHERE media_id = ?", [media_id])
-            db.execute("DELETE FROM characters WHERE media_id = ?", [media_id])
-            for table in ("characters", "speakers", "segments", "words", "clips"):
-                rows_ = snap[table]
-                if table == "speakers":
-                    rows_ = [{**r, "embedding": bytes.fromhex(r["embedding"]) if r["embedding"] else None} for r in rows_]
-                if rows_:
-                    db[table].insert_all(rows_, replace=True)
-            db.execute("UPDATE edits SET undone = 1 WHERE id = ?", [edit["id"]])
-        return json.loads(edit["action"])
+            rows = list(db.query("SELECT * FROM edits WHERE media_id = ? AND undone = 0 AND closed IS NULL"
+                                 " ORDER BY id DESC LIMIT 1", [media_id]))
+            if not rows:
+                return None
+            row_edits.revert(db, json.loads(rows[0]["undo"]))
+            db.execute("UPDATE edits SET undone = 1 WHERE id = ?", [rows[0]["id"]])
+        return json.loads(rows[0]["action"])
 
     def edits(self, media_id: int) -> list[dict]:
+        """The item's labelling edits, oldest first; ``closed`` says why one can no longer be undone."""
         return [{**r, "action": json.loads(r["action"])} for r in self.lib.db.query(
-            "SELECT id, action, created_at, undone FROM edits WHERE media_id = ? ORDER BY id", [media_id])]
+            "SELECT id, action, created_at, undone, closed FROM edits WHERE media_id = ? ORDER BY id", [media_id])]
 
     @staticmethod
     def _drop_unused_characters(db, media_id: int) -> None:
@@ -520,6 +518,7 @@ class Service(VoicesMixin, ChatMixin):
         return self.clip(clip_id)
 
     def set_clip_status(self, clip_id: int, status: str) -> dict:
+        """Mark a clip pending, kept or rejected (a plain setter like trim_clip: not on the labelling undo stack)."""
         if status not in ("pending", "kept", "rejected"):
             raise BadInputError("clip status must be pending, kept or rejected")
         self.lib.row("clips", clip_id, "clip")

@@ -172,12 +172,33 @@ def _plugin_migration(module: str) -> Callable[[sqlite_utils.Database], None]:
     return apply
 
 
+def _migration_user_edits(db: sqlite_utils.Database) -> None:
+    """Row-level undo, and user-owned values that automatic passes keep (self-contained; one schema version).
+
+    - ``edits.closed``: why an edit can no longer be undone (NULL while it can). Edits recorded before this version
+      hold a whole-item snapshot, whose restore would also revert every later change, so they are closed here.
+      ``edits.undo`` now holds the rows the edit inserted, deleted and updated (see Service._edit).
+    - ``speakers.name_source``: 'user' (named by label_speaker) or 'voiceprint' (matched by analysis).
+    - ``segments.user_split``: 1 when the segment starts where the user split a line.
+    """
+    db.execute("ALTER TABLE edits ADD COLUMN closed TEXT")
+    db.execute("UPDATE edits SET closed = 'recorded before row-level undo' WHERE undone = 0")
+    db.execute("ALTER TABLE speakers ADD COLUMN name_source TEXT")
+    db.execute("UPDATE speakers SET name_source = CASE WHEN EXISTS (SELECT 1 FROM segments s JOIN characters c"
+               " ON c.id = s.character_id WHERE s.speaker_id = speakers.id AND s.attribution_source = 'user'"
+               " AND c.name = speakers.name) THEN 'user' ELSE 'voiceprint' END WHERE name IS NOT NULL")
+    db.execute("ALTER TABLE segments ADD COLUMN user_split INTEGER NOT NULL DEFAULT 0")
+    # before this version a split's second half was the only subtitle segment without a subtitle line
+    db.execute("UPDATE segments SET user_split = 1 WHERE line_id IS NULL AND origin = 'subtitle'")
+
+
 # Append only: each entry is one schema version. Never edit a released migration.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_sql(SCHEMA_V1),
     _migration_scripts_fts,
     _plugin_migration("pipeline.voices.schema"),
     _plugin_migration("pipeline.chat.schema"),
+    _migration_user_edits,
 ]
 
 
