@@ -80,6 +80,7 @@ def test_one_pass_decode_writes_the_same_analysis_copy_as_resampling_the_dialogu
     assert abs(len(new) / 16000 - m["duration"]) < 0.05
 
 
+@pytest.mark.slow
 def test_windowed_vad_and_diarization_equal_whole_file(movie, tmp_path, monkeypatch):
     """With 20 s windows (the movie is several times longer) the windowed VAD finds the same speech and the
     windowed diarizer the same turns as the stages running on the whole array."""
@@ -156,3 +157,35 @@ def test_twenty_minutes_of_media_import_and_analyse_in_bounded_memory(tmp_path):
     short = peak_rss_of_ingest(short_media, srt, tmp_path / "home-short")
     long = peak_rss_of_ingest(long_media, srt, tmp_path / "home-long")
     assert long - short < RSS_LIMIT_MB, f"20 min peaked at {long:.0f} MB, 1 min at {short:.0f} MB"
+
+
+def test_silence_windows_cut_only_in_pauses_and_cover_the_file():
+    from pipeline.types import Region
+
+    regions = [Region(t, t + 5.0) for t in np.arange(3.0, 1500.0, 7.3)]
+    windows = analysis.silence_windows(1500.0, regions, 600.0)
+    assert windows[0][0] == 0.0 and windows[-1][1] == 1500.0
+    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:]))
+    assert all(0 < b - a <= 600.0 for a, b in windows)
+    for cut in [b for _, b in windows[:-1]]:
+        assert not any(r.start < cut < r.end for r in regions), f"cut at {cut} splits speech"
+    assert len(windows) == 3
+    assert analysis.silence_windows(500.0, regions, 600.0) == [(0.0, 500.0)]
+    # no speech at all: plain cuts, still within the window length
+    assert all(b - a <= 600.0 for a, b in analysis.silence_windows(3600.0, [], 600.0))
+
+
+def test_line_chunks_hold_every_line_with_its_margin_inside_one_window():
+    from pipeline.types import Line
+
+    lines = [Line(start=float(t), end=float(t) + 2.5, text="x", index=i) for i, t in enumerate(range(1, 2000, 9))]
+    chunks = analysis.line_chunks(lines, 2005.0, 1.75, 600.0)
+    assert [j for _, _, idx in chunks for j in idx] == list(range(len(lines)))
+    for t0, t1, idx in chunks:
+        assert t1 - t0 <= 600.0 + 0.01
+        assert round(t0 * 100) == t0 * 100  # whole 10 ms: a whole number of samples
+        assert all(t0 <= lines[j].start - 1.75 + 1e-9 or t0 == 0.0 for j in idx)
+        assert all(lines[j].end + 1.75 <= t1 + 1e-9 or t1 == 2005.0 for j in idx)
+    assert analysis.line_chunks(lines[:3], 100.0, 1.75, 600.0) == [(0.0, 100.0, [0, 1, 2])]
+    moved = analysis.shift_line(lines[5], -10.0)
+    assert moved.start == lines[5].start - 10.0 and lines[5].start == 46.0  # the input is not changed
