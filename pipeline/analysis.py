@@ -31,22 +31,125 @@ class AnalysisOptions:
     backends: dict | None = None  # stage -> backend name
 
 
-_AUDIO_CACHE: dict[str, np.ndarray] = {}
+# Long media is analysed in windows of this many seconds of the 16 kHz analysis copy (≈ 38 MB of float32 each),
+# so memory does not grow with the item's length; media no longer than one window is analysed whole, as before.
+ANALYSIS_WINDOW = 600.0
+VAD_OVERLAP = 5.0  # seconds of context read on each side of a VAD window (the network's state warms up)
+ALIGN_MARGIN = 1.0  # seconds of audio beyond an aligner's own padding around a chunk of lines
+DIARIZE_MARGIN = 0.05  # seconds of context around a stretch of embedding windows (> the mel frames' half width)
+
+
+def analysis_path(lib: Library, media_id: int) -> Path:
+    return Path(lib.abspath(lib.media(media_id)["analysis_path"]))
+
+
+def analysis_duration(lib: Library, media_id: int) -> float:
+    """Length in seconds of the item's analysis copy (read from the file header)."""
+    import soundfile as sf
+
+    info = sf.info(str(analysis_path(lib, media_id)))
+    return info.frames / info.samplerate
+
+
+def _as_analysis(audio: np.ndarray, rate: int) -> np.ndarray:
+    if audio.ndim > 1:
+        audio = audio.mean(axis=1)
+    if rate != media_io.ANALYSIS_RATE:
+        audio = media_io.resample(audio, rate, media_io.ANALYSIS_RATE)
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def analysis_span(lib: Library, media_id: int, start: float, end: float) -> np.ndarray:
+    """[start, end) seconds of the item's 16 kHz mono analysis audio, read without decoding the rest."""
+    audio, rate = media_io.read_audio_span(analysis_path(lib, media_id), start, end)
+    return _as_analysis(audio, rate)
 
 
 def analysis_audio(lib: Library, media_id: int) -> np.ndarray:
-    """The item's 16 kHz mono analysis audio (cached per process)."""
-    m = lib.media(media_id)
-    path = str(lib.abspath(m["analysis_path"]))
-    if path not in _AUDIO_CACHE:
-        _AUDIO_CACHE.clear()
-        audio, rate = media_io.read_audio_file(path)
-        if audio.ndim > 1:
-            audio = audio.mean(axis=1)
-        if rate != media_io.ANALYSIS_RATE:
-            audio = media_io.resample(audio, rate, media_io.ANALYSIS_RATE)
-        _AUDIO_CACHE[path] = audio
-    return _AUDIO_CACHE[path]
+    """The item's whole 16 kHz mono analysis audio (for one-off commands; the analysis stages read windows)."""
+    audio, rate = media_io.read_audio_file(analysis_path(lib, media_id))
+    return _as_analysis(audio, rate)
+
+
+def _scaled(progress, lo: float, hi: float):
+    return lambda f, m="": progress(lo + (hi - lo) * min(1.0, max(0.0, f)), m)
+
+
+def windowed_speech_regions(vad, lib: Library, media_id: int, *, min_speech: float = 0.25, min_silence: float = 0.3,
+                            pad: float = 0.05, progress=lambda f, m="": None, cancel=None) -> tuple[list[Region], float]:
+    """(speech regions, RMS of the whole file) from a VAD backend run window by window over the analysis copy.
+
+    Each window is read with VAD_OVERLAP seconds of context each side; its raw spans are kept only inside the part
+    it owns, then merged, filtered and padded once over the whole file (the same post-processing as
+    ``speech_regions`` on the whole array, which is what a file of one window gets)."""
+    from .stages.vad import RATE, postprocess
+
+    duration = analysis_duration(lib, media_id)
+    n = max(1, int(np.ceil(duration / ANALYSIS_WINDOW - 1e-9)))
+    spans: list[tuple[float, float]] = []
+    square_sum, count = 0.0, 0
+    for i in range(n):
+        own0, own1 = i * ANALYSIS_WINDOW, (duration if i == n - 1 else (i + 1) * ANALYSIS_WINDOW)
+        read0 = 0.0 if n == 1 else max(0.0, own0 - VAD_OVERLAP)
+        read1 = duration if n == 1 else min(duration, own1 + VAD_OVERLAP)
+        audio = analysis_span(lib, media_id, read0, read1)
+        own = audio[int(round((own0 - read0) * RATE)): int(round((own1 - read0) * RATE))]
+        square_sum += float(np.sum(np.square(own, dtype=np.float64)))
+        count += len(own)
+        raw = vad.speech_regions(audio, RATE, min_speech=0.0, min_silence=0.0, pad=0.0,
+                                 progress=_scaled(progress, i / n, (i + 1) / n), cancel=cancel)
+        for r in raw:
+            a, b = max(own0, r.start + read0), min(own1, r.end + read0)
+            if b > a:
+                spans.append((a, b))
+        del audio, own
+    regions = postprocess(spans, duration, min_speech=min_speech, min_silence=min_silence, pad=pad)
+    progress(1.0, f"{len(regions)} speech regions")
+    return regions, (float(np.sqrt(square_sum / count)) if count else 0.0)
+
+
+def silence_windows(duration: float, regions: list[Region], window: float | None = None) -> list[tuple[float, float]]:
+    """Cut [0, duration] into consecutive windows of at most ``window`` seconds, each cut placed in a pause between
+    speech regions where one exists in the window's second half (so no word is cut in two)."""
+    window = window or ANALYSIS_WINDOW
+    if duration <= window:
+        return [(0.0, duration)]
+    spans = sorted((r.start, r.end) for r in regions)
+    gaps, last = [], 0.0
+    for s, e in spans:
+        if s > last:
+            gaps.append((last, s))
+        last = max(last, e)
+    if duration > last:
+        gaps.append((last, duration))
+    out, cur = [], 0.0
+    while duration - cur > window:
+        lo, hi = cur + window / 2, cur + window
+        best = None
+        for a, b in gaps:
+            a, b = max(a, lo), min(b, hi)
+            if b - a < 0.2:
+                continue
+            cut = b - min(1.0, (b - a) / 2)  # near the pause's end but inside it
+            if best is None or cut > best:
+                best = cut
+        cut = best if best is not None else hi
+        out.append((cur, cut))
+        cur = cut
+    out.append((cur, duration))
+    return out
+
+
+def shift_line(ln: Line, dt: float) -> Line:
+    """A copy of a line (and its words) moved by dt seconds."""
+    from dataclasses import replace
+
+    from .types import Word
+
+    if dt == 0:
+        return ln
+    words = [Word(round(w.start + dt, 3), round(w.end + dt, 3), w.text, w.probability) for w in ln.words]
+    return replace(ln, start=round(ln.start + dt, 3), end=round(ln.end + dt, 3), words=words, tags=list(ln.tags))
 
 
 def subtitle_lines(lib: Library, media_id: int) -> tuple[int | None, list[Line], list[int]]:
@@ -77,9 +180,8 @@ def _media_id(ctx: StageContext) -> int:
 
 def stage_vad() -> Stage:
     def run(ctx: StageContext) -> dict:
-        audio = analysis_audio(ctx.library, _media_id(ctx))
         vad = _backend(ctx, "vad")
-        regions = vad.speech_regions(audio, media_io.ANALYSIS_RATE, progress=ctx.progress, cancel=ctx.cancel)
+        regions, _ = windowed_speech_regions(vad, ctx.library, _media_id(ctx), progress=ctx.progress, cancel=ctx.cancel)
         return {"backend": vad.name, "regions": [[r.start, r.end] for r in regions]}
 
     return Stage("vad", run, weight=1.0, label="finding speech")
@@ -95,9 +197,21 @@ def stage_asr(opts: AnalysisOptions) -> Stage:
 
         model = opts.asr_model or Settings.load(ctx.library.home).asr_model
         asr = _backend(ctx, "asr", model=model)
-        audio = analysis_audio(ctx.library, mid)
-        tr = asr.transcribe(audio, media_io.ANALYSIS_RATE, progress=ctx.progress, cancel=ctx.cancel)
-        return {"skipped": False, "backend": asr.name, "language": tr.language, "lines": [ln.to_dict() for ln in tr.lines]}
+        duration = analysis_duration(ctx.library, mid)
+        regions = [Region(a, b) for a, b in (ctx.results.get("vad") or {}).get("regions", [])]
+        windows = silence_windows(duration, regions)
+        lines: list[Line] = []
+        language = None
+        for i, (w0, w1) in enumerate(windows):  # one window at a time, cut in pauses; times moved back to the file's
+            audio = analysis_span(ctx.library, mid, w0, w1)
+            tr = asr.transcribe(audio, media_io.ANALYSIS_RATE, cancel=ctx.cancel,
+                                progress=_scaled(ctx.progress, i / len(windows), (i + 1) / len(windows)))
+            language = language or tr.language
+            for ln in tr.lines:
+                lines.append(shift_line(ln, w0))
+                lines[-1].index = len(lines) - 1
+            del audio
+        return {"skipped": False, "backend": asr.name, "language": language, "lines": [ln.to_dict() for ln in lines]}
 
     return Stage("asr", run, weight=8.0, label="transcribing")
 
@@ -134,14 +248,47 @@ def current_lines(ctx: StageContext) -> tuple[list[Line], str]:
     return [line_from_dict(d) for d in ctx.results.get("asr", {}).get("lines", [])], "asr"
 
 
+def line_chunks(lines: list[Line], duration: float, margin: float,
+                window: float | None = None) -> list[tuple[float, float, list[int]]]:
+    """Consecutive lines grouped into (start, end, line indexes) spans of at most about ``window`` seconds, each
+    span reaching ``margin`` seconds past its lines; the whole file is one span when it fits one window."""
+    window = window or ANALYSIS_WINDOW
+    if duration <= window:
+        return [(0.0, duration, list(range(len(lines))))]
+    out: list[tuple[float, float, list[int]]] = []
+    idx: list[int] = []
+    lo = hi = 0.0
+    for j, ln in enumerate(lines):
+        s, e = ln.start, max(ln.start, ln.end)
+        if idx and max(hi, e) - min(lo, s) > window - 2 * margin:
+            out.append((lo, hi, idx))
+            idx = []
+        lo, hi = (min(lo, s), max(hi, e)) if idx else (s, e)
+        idx.append(j)
+    if idx:
+        out.append((lo, hi, idx))
+    # start on a 10 ms boundary (a whole number of samples); reach margin past the lines, inside the file
+    return [(max(0.0, np.floor((a - margin) * 100) / 100), min(duration, b + margin), i) for a, b, i in out]
+
+
 def stage_align(opts: AnalysisOptions) -> Stage:
     def run(ctx: StageContext) -> dict:
         lines, origin = current_lines(ctx)
         if not opts.align or not lines or origin == "asr":  # ASR lines already carry word times
             return {"skipped": True, "lines": None}
         aligner = _backend(ctx, "align")
-        audio = analysis_audio(ctx.library, _media_id(ctx))
-        aligned = aligner.align(audio, media_io.ANALYSIS_RATE, lines, progress=ctx.progress, cancel=ctx.cancel)
+        mid = _media_id(ctx)
+        duration = analysis_duration(ctx.library, mid)
+        margin = float(getattr(aligner, "pad", 0.75)) + ALIGN_MARGIN
+        chunks = line_chunks(lines, duration, margin)
+        aligned: list[Line] = []
+        for i, (t0, t1, idx) in enumerate(chunks):  # only the audio around each chunk of lines is read
+            audio = analysis_span(ctx.library, mid, t0, t1)
+            part = aligner.align(audio, media_io.ANALYSIS_RATE, [shift_line(lines[j], -t0) for j in idx],
+                                 progress=_scaled(ctx.progress, i / len(chunks), (i + 1) / len(chunks)),
+                                 cancel=ctx.cancel)
+            aligned.extend(shift_line(ln, t0) for ln in part)
+            del audio
         return {"skipped": False, "backend": aligner.name, "lines": [ln.to_dict() for ln in aligned]}
 
     return Stage("align", run, weight=3.0, label="aligning words")
@@ -151,15 +298,104 @@ def stage_diarize(opts: AnalysisOptions) -> Stage:
     def run(ctx: StageContext) -> dict:
         if not opts.diarize:
             return {"skipped": True}
-        audio = analysis_audio(ctx.library, _media_id(ctx))
         dia = _backend(ctx, "diarize")
-        # regions=None: the diarizer runs its own, more permissive VAD (threshold 0.3, pad 0.25 s), which halves
-        # the detection error on real meeting speech compared with the line-edge VAD above
-        result = dia.diarize(audio, media_io.ANALYSIS_RATE, regions=None, progress=ctx.progress, cancel=ctx.cancel)
+        result = windowed_diarization(dia, ctx.library, _media_id(ctx), progress=ctx.progress, cancel=ctx.cancel)
         return {"skipped": False, "backend": dia.name, "turns": [asdict(t) for t in result.turns],
                 "embeddings": {k: [float(x) for x in v] for k, v in result.embeddings.items()}}
 
     return Stage("diarize", run, weight=4.0, label="finding speakers")
+
+
+def windowed_diarization(dia, lib: Library, media_id: int, *, progress=lambda f, m="": None,
+                         cancel=None) -> Diarization:
+    """Diarize the item without holding its audio whole.
+
+    Speech regions come from the diarizer's permissive VAD settings (threshold 0.3, pad 0.25 s: on real meeting
+    speech this halves the detection error compared with the line-edge VAD stage), run window by window. The
+    offline backend then embeds its windows stretch by stretch and clusters them all at once — the same result as
+    the whole file in memory. Other backends get the whole audio when it fits one window, else one window at a time,
+    with speakers linked across windows by their (Resemblyzer) voice embeddings.
+    """
+    from .stages import get_backend
+    from .stages import diarize as dz
+    from .stages import voiceprint as vp
+
+    rate = media_io.ANALYSIS_RATE
+    duration = analysis_duration(lib, media_id)
+    streaming = hasattr(dia, "diarize_embedded")
+    if not streaming and duration <= 3 * ANALYSIS_WINDOW:  # whole-view backends (pyannote) take 30 min at once
+        audio = analysis_span(lib, media_id, 0.0, duration)
+        return dia.diarize(audio, rate, regions=None, progress=progress, cancel=cancel)
+    progress(0.0, "finding speech")
+    vad = get_backend("vad", threshold=dz.VAD_THRESHOLD)
+    regions, rms = windowed_speech_regions(vad, lib, media_id, pad=dz.VAD_PAD, progress=_scaled(progress, 0.0, 0.1),
+                                           cancel=cancel)
+    regions = dz.clip_regions(regions, duration)
+    rest = _scaled(progress, 0.1, 1.0)
+    if not streaming:
+        return _diarize_by_window(dia, lib, media_id, duration, regions, progress=rest, cancel=cancel)
+    starts = dia.window_starts(regions, duration)
+    gain = vp.loudness_gain(rms)
+    hop = int(rate * dz.FRAME)
+    embeddings = []
+    pieces = _start_groups(starts, dia.params.window)
+    for i, group in enumerate(pieces):
+        if cancel is not None:
+            cancel.check()
+        first = max(0, int(np.floor((group[0] - DIARIZE_MARGIN) * rate / hop)) * hop)
+        end = group[-1] + dia.params.window + DIARIZE_MARGIN
+        audio = analysis_span(lib, media_id, first / rate, min(duration, end))
+        if gain is not None:
+            audio = (audio * gain).astype(np.float32)
+        embeddings.append(dia.embed_span(audio, first, group, cancel=cancel,
+                                         progress=_scaled(rest, 0.9 * i / len(pieces), 0.9 * (i + 1) / len(pieces))))
+        del audio
+    x = np.concatenate(embeddings) if embeddings else np.zeros((0, 256), np.float32)
+    return dia.diarize_embedded(duration, regions, starts, x, progress=rest, cancel=cancel)
+
+
+def _start_groups(starts: np.ndarray, win: float, span: float | None = None) -> list[np.ndarray]:
+    """Window starts split into runs whose audio (from first start to last start + win) spans at most ``span`` s."""
+    span = span or ANALYSIS_WINDOW
+    groups, cur = [], []
+    for s in starts:
+        if cur and s + win - cur[0] > span:
+            groups.append(np.asarray(cur))
+            cur = []
+        cur.append(float(s))
+    if cur:
+        groups.append(np.asarray(cur))
+    return groups
+
+
+def _diarize_by_window(dia, lib: Library, media_id: int, duration: float, regions: list[Region], *, progress,
+                       cancel) -> Diarization:
+    from .stages import diarize as dz
+    from .stages import voiceprint as vp
+
+    windows = silence_windows(duration, regions, 3 * ANALYSIS_WINDOW)
+    turns: list[Turn] = []
+    embs: dict[str, np.ndarray] = {}
+    for i, (w0, w1) in enumerate(windows):
+        audio = analysis_span(lib, media_id, w0, w1)
+        part = dia.diarize(audio, media_io.ANALYSIS_RATE, regions=None, cancel=cancel,
+                           progress=_scaled(progress, i / len(windows), (i + 1) / len(windows)))
+        del audio
+        turns += [Turn(t.start + w0, t.end + w0, f"{i}:{t.speaker}") for t in part.turns]
+        embs.update({f"{i}:{k}": np.asarray(v, np.float32) for k, v in part.embeddings.items()})
+    # link the windows' speakers: one person's clusters in two windows embed far closer than two people's do
+    names = sorted(embs)
+    link = {n: n for n in {t.speaker for t in turns}}
+    if len(names) > 1:
+        labels = dz._ahc(np.stack([vp.unit(embs[n]) for n in names]), 1.0 - vp.DEFAULT_THRESHOLD, None)
+        for n, lab in zip(names, labels):
+            link[n] = f"L{int(lab)}"
+    merged: dict[str, list[np.ndarray]] = {}
+    for n in names:
+        merged.setdefault(link[n], []).append(embs[n])
+    turns = [Turn(t.start, t.end, link[t.speaker]) for t in turns]
+    turns, out = dz.relabel(turns, {k: vp.unit(np.mean(v, axis=0)) for k, v in merged.items()})
+    return Diarization(turns=turns, embeddings=out, backend=getattr(dia, "name", ""))
 
 
 def final_lines(ctx: StageContext) -> tuple[list[Line], str]:

@@ -103,27 +103,43 @@ def stage_decode(req: IngestRequest, info: media_io.MediaInfo):
         out = ctx.work_dir / "files"
         out.mkdir(parents=True, exist_ok=True)
         dialogue = out / "dialogue.flac"
+        analysis = out / "analysis.flac"
         tmp = out / "dialogue.flac.part"
+        an_tmp = out / "analysis.flac.part"
         n = 0
         nch = 1 if channels in ("mono", "centre") else 2
+        # one pass, block by block: the native-rate dialogue copy and the 16 kHz mono analysis copy are written as
+        # the audio decodes, so memory stays at a few blocks whatever the file's length
+        to_analysis = media_io.StreamResampler(stream.sample_rate, media_io.ANALYSIS_RATE, nch, layout="mono")
         try:
-            with sf.SoundFile(str(tmp), "w", samplerate=stream.sample_rate, channels=nch, format="FLAC", subtype="PCM_16") as f:
+            with sf.SoundFile(str(tmp), "w", samplerate=stream.sample_rate, channels=nch, format="FLAC", subtype="PCM_16") as f, \
+                 sf.SoundFile(str(an_tmp), "w", samplerate=media_io.ANALYSIS_RATE, channels=1, format="FLAC",
+                              subtype="PCM_16") as g:
                 for block in media_io.iter_audio(req.path, sample_rate=stream.sample_rate, audio_track=stream.index,
-                                                 channels=channels, progress=lambda fr, m: ctx.progress(0.85 * fr, m),
+                                                 channels=channels, progress=lambda fr, m: ctx.progress(0.95 * fr, m),
                                                  cancel=ctx.cancel):
-                    f.write(np.clip(block, -1, 1))
+                    block = np.clip(block, -1, 1)
+                    f.write(block)
+                    g.write(np.clip(to_analysis.push(block), -1, 1))
                     n += len(block)
+                g.write(np.clip(to_analysis.flush(), -1, 1))
         except OSError as e:
             tmp.unlink(missing_ok=True)
+            an_tmp.unlink(missing_ok=True)
             raise StorageError(f"cannot write decoded audio ({e.strerror or e}); the library is unchanged") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            an_tmp.unlink(missing_ok=True)
+            raise
         declared = info.duration or 0.0
         if n == 0 or n / stream.sample_rate < 0.9 * declared - 1.0:
+            tmp.unlink(missing_ok=True)
+            an_tmp.unlink(missing_ok=True)
             raise BadInputError(f"{Path(req.path).name} looks truncated or damaged: only {n / stream.sample_rate:.1f} s "
                                 f"of {declared:.1f} s could be decoded")
+        os.replace(an_tmp, analysis)
         os.replace(tmp, dialogue)
-        ctx.progress(0.9, "making 16 kHz analysis copy")
-        analysis = media_io.load_audio(dialogue, media_io.ANALYSIS_RATE)
-        media_io.write_audio(out / "analysis.flac", analysis, media_io.ANALYSIS_RATE)
+        ctx.progress(1.0, "decoded")
         return {"channel_mode": mode, "audio_track": stream.index, "dialogue_rate": stream.sample_rate,
                 "duration": n / stream.sample_rate}
 

@@ -10,6 +10,7 @@ import hashlib
 import os
 import subprocess
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -284,6 +285,50 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
     g = gcd(from_rate, to_rate)
     return resample_poly(audio, to_rate // g, from_rate // g, axis=0).astype(np.float32)
+
+
+class StreamResampler:
+    """Resample float32 blocks shaped (samples[, channels]) one after another, holding only a filter's worth of
+    state: PyAV's (libswresample's) stateful resampler, the one :func:`iter_audio` uses, so the concatenated output
+    equals resampling the whole signal at once. ``layout`` "mono" downmixes; blocks come out shaped (n,) for mono.
+    """
+
+    def __init__(self, from_rate: int, to_rate: int, channels: int = 1, layout: str = "mono") -> None:
+        import av
+
+        if channels not in (1, 2):
+            raise BadInputError(f"stream resampling takes mono or stereo blocks (got {channels} channels)")
+        self.from_rate, self.to_rate, self.channels = int(from_rate), int(to_rate), int(channels)
+        self._in_layout = "mono" if channels == 1 else "stereo"
+        self._mono = layout == "mono"
+        self._resampler = av.AudioResampler(format="flt", layout=layout, rate=self.to_rate)
+        self._pts = 0
+
+    def _frames_to_array(self, frames) -> np.ndarray:
+        parts = [f.to_ndarray().reshape(-1, len(f.layout.channels)) for f in frames]
+        width = 1 if self._mono else 2
+        out = np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
+        return out[:, 0].copy() if self._mono else out
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """Resampled audio for the next input block (may be a few samples short: the filter's delay)."""
+        import av
+
+        a = np.ascontiguousarray(np.asarray(block, dtype=np.float32).reshape(len(block), -1))
+        if a.shape[1] != self.channels:
+            raise BadInputError(f"block has {a.shape[1]} channels, the resampler was made for {self.channels}")
+        if not len(a):
+            return self._frames_to_array([])
+        frame = av.AudioFrame.from_ndarray(a.reshape(1, -1), format="flt", layout=self._in_layout)
+        frame.sample_rate = self.from_rate
+        frame.pts = self._pts
+        frame.time_base = Fraction(1, self.from_rate)
+        self._pts += len(a)
+        return self._frames_to_array(self._resampler.resample(frame))
+
+    def flush(self) -> np.ndarray:
+        """The samples still held in the filter; call once after the last block."""
+        return self._frames_to_array(self._resampler.resample(None))
 
 
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> Path:

@@ -235,16 +235,33 @@ class ResemblyzerCore:
         """(window start times, unit embeddings) over the speech regions."""
         from . import voiceprint as vp
 
-        p = self.p
-        duration = len(audio16k) / RATE
-        starts = _windows_for(regions, duration, p.window, p.hop)
-        if not starts:
+        starts = self.window_starts(regions, len(audio16k) / RATE)
+        if not len(starts):
             return np.zeros(0), np.zeros((0, 256), np.float32)
+        return starts, self.embed_span(vp.normalize_volume(audio16k), 0, starts, progress=progress, cancel=cancel)
+
+    def window_starts(self, regions: list[Region], duration: float) -> np.ndarray:
+        """Start times (seconds) of the embedding windows covering the speech regions."""
+        return np.asarray(_windows_for(regions, duration, self.p.window, self.p.hop), dtype=np.float64)
+
+    def embed_span(self, audio16k: np.ndarray, first_sample: int, starts, *, progress=no_progress,
+                   cancel=None) -> np.ndarray:
+        """Unit embeddings of the windows starting at ``starts`` (seconds in the file), computed from a stretch of
+        the file's loudness-normalised 16 kHz audio that begins at sample ``first_sample`` (a multiple of the
+        160-sample mel hop). A stretch with a few frames of context around its windows gives the same embeddings
+        as the whole file does, so long media can be embedded piece by piece and clustered once."""
+        from . import voiceprint as vp
+
+        p = self.p
+        hop = int(RATE * FRAME)
+        if first_sample % hop:
+            raise ValueError(f"first_sample must be a multiple of {hop}")
         wf = int(round(p.window / FRAME))
-        mel = vp.mel_frames(vp.normalize_volume(audio16k))
-        fstarts = [int(round(s / FRAME)) for s in starts]
+        mel = vp.mel_frames(audio16k)
+        offset = first_sample // hop
+        fstarts = [int(round(s / FRAME)) - offset for s in starts]
         if p.per_window_gain:
-            # window loudness from mean mel power, scaled to the file's overall level: quiet windows get louder
+            # window loudness from mean mel power, scaled to the stretch's overall level: quiet windows get louder
             total = mel.sum(axis=1)
             ref = float(np.mean(total[total > 0])) if np.any(total > 0) else 1.0
             mel = mel.copy()
@@ -254,10 +271,8 @@ class ResemblyzerCore:
                 gains.append(np.clip(ref / w, 0.1, 10.0) if w > 0 else 1.0)
             feats = np.stack([np.pad(mel[s : s + wf], ((0, max(0, s + wf - len(mel))), (0, 0))) * g
                               for s, g in zip(fstarts, gains)]).astype(np.float32)
-            x = self._encode_batches(feats, progress=progress, cancel=cancel)
-        else:
-            x = vp.embed_windows(mel, fstarts, wf, cancel=cancel, progress=progress)
-        return np.asarray(starts), x
+            return self._encode_batches(feats, progress=progress, cancel=cancel)
+        return vp.embed_windows(mel, fstarts, wf, cancel=cancel, progress=progress)
 
     @staticmethod
     def _encode_batches(feats: np.ndarray, *, progress, cancel, batch: int = 32) -> np.ndarray:
@@ -347,16 +362,12 @@ class ResemblyzerCore:
         cents = _centroids(x, labels)
         scores = x @ cents.T  # (windows, k)
         nf = int(np.ceil(duration / FRAME)) + 1
-        acc = np.zeros((nf, k), np.float32)
-        cnt = np.zeros(nf, np.float32)
         wf = int(round(p.window / FRAME))
         # triangular weights: a window speaks most for its middle
         tri = 1.0 - np.abs(np.linspace(-1, 1, wf)) * 0.9
-        for s, sc in zip(starts, scores):
-            f0 = int(round(s / FRAME))
-            f1 = min(nf, f0 + wf)
-            acc[f0:f1] += tri[: f1 - f0, None] * sc[None, :]
-            cnt[f0:f1] += tri[: f1 - f0]
+        w0s = np.array([int(round(s / FRAME)) for s in starts], dtype=np.int64)
+        order = np.argsort(w0s, kind="stable")
+        sorted_w0 = w0s[order]
         turns: list[Turn] = []
         smooth = max(1, int(round(p.smooth / FRAME)) | 1)
         min_len = max(1, int(round(p.min_turn / FRAME)))
@@ -364,7 +375,17 @@ class ResemblyzerCore:
             f0, f1 = int(round(r.start / FRAME)), min(nf, int(round(r.end / FRAME)))
             if f1 <= f0:
                 continue
-            seg_acc, seg_cnt = acc[f0:f1], cnt[f0:f1]
+            # the frames' window votes, summed over the windows touching this region only (memory grows with the
+            # region, not the file)
+            seg_acc = np.zeros((f1 - f0, k), np.float32)
+            seg_cnt = np.zeros(f1 - f0, np.float32)
+            first, last = np.searchsorted(sorted_w0, f0 - wf + 1), np.searchsorted(sorted_w0, f1)
+            for j in order[first:last]:
+                w0 = int(w0s[j])
+                a, b = max(w0, f0), min(w0 + wf, nf, f1)
+                if b > a:
+                    seg_acc[a - f0 : b - f0] += tri[a - w0 : b - w0, None] * scores[j][None, :]
+                    seg_cnt[a - f0 : b - f0] += tri[a - w0 : b - w0]
             covered = seg_cnt > 0
             if not covered.any():
                 # a region no window touched: nearest window in time decides
@@ -396,6 +417,16 @@ class ResemblyzerCore:
             progress: ProgressCallback = no_progress, cancel: CancelToken | None = None):
         duration = len(audio16k) / RATE
         starts, x = self.embed(audio16k, regions, progress=lambda f, m="": progress(f * 0.9, m), cancel=cancel)
+        return self.cluster_segment(duration, regions, starts, x, lo=lo, hi=hi, fixed=fixed, progress=progress,
+                                    cancel=cancel)
+
+    def cluster_segment(self, duration: float, regions: list[Region], starts: np.ndarray, x: np.ndarray, *, lo: int,
+                        hi: int, fixed: int | None, progress: ProgressCallback = no_progress,
+                        cancel: CancelToken | None = None):
+        """Turns and speaker embeddings from every window's embedding at once (the whole file's view)."""
+        starts, x = np.asarray(starts), np.asarray(x)
+        if len(x) == 0:
+            return [], {}
         ok = np.isfinite(x).all(axis=1) & (np.abs(x).sum(axis=1) > 0)  # silent windows embed to nothing
         starts, x = starts[ok], x[ok]
         if len(x) == 0:
@@ -450,32 +481,71 @@ class ResemblyzerDiarizer(DiarizeBackend):
 
     def diarize(self, audio, rate, *, regions=None, num_speakers=None, min_speakers=1, max_speakers=8,
                 progress=no_progress, cancel=None) -> Diarization:
-        import torch
-
         from . import voiceprint as vp
 
-        lo, hi = _check_counts(num_speakers, min_speakers, max_speakers)
+        _check_counts(num_speakers, min_speakers, max_speakers)
         a = vp.prepare(audio, rate)
         duration = len(a) / RATE
-        prev = torch.get_num_threads()
-        torch.set_num_threads(max(1, self.threads))
-        try:
+        with self._threads():
             if regions is None:
                 progress(0.0, "finding speech")
                 regions = speech_regions(a, progress=lambda f, m="": progress(0.1 * f, m), cancel=cancel)
                 base = 0.1
             else:
                 base = 0.0
-            regions = sorted((Region(max(0.0, r.start), min(duration, r.end)) for r in regions if r.end > r.start),
-                             key=lambda r: r.start)
+            regions = clip_regions(regions, duration)
             core = ResemblyzerCore(self.params)
-            turns, embs = core.run(a, regions, lo=lo, hi=hi, fixed=num_speakers,
-                                   progress=lambda f, m="": progress(base + (1 - base) * f, m), cancel=cancel)
-        finally:
-            torch.set_num_threads(prev)
+            starts, x = core.embed(a, regions, progress=lambda f, m="": progress(base + (1 - base) * 0.9 * f, m),
+                                   cancel=cancel)
+        return self.diarize_embedded(duration, regions, starts, x, num_speakers=num_speakers, min_speakers=min_speakers,
+                                     max_speakers=max_speakers,
+                                     progress=lambda f, m="": progress(base + (1 - base) * f, m), cancel=cancel)
+
+    # the same algorithm in pieces, for media too long to hold whole: window_starts → embed_span per stretch of
+    # audio → diarize_embedded once over every window (pipeline.analysis does this)
+    def window_starts(self, regions: list[Region], duration: float) -> np.ndarray:
+        """Start times of the embedding windows (seconds) over the (clipped, sorted) speech regions."""
+        return ResemblyzerCore(self.params).window_starts(regions, duration)
+
+    def embed_span(self, audio16k: np.ndarray, first_sample: int, starts, *, progress=no_progress,
+                   cancel=None) -> np.ndarray:
+        """Embeddings of windows ``starts`` from loudness-normalised audio beginning at ``first_sample``."""
+        with self._threads():
+            return ResemblyzerCore(self.params).embed_span(audio16k, first_sample, starts, progress=progress,
+                                                           cancel=cancel)
+
+    def diarize_embedded(self, duration: float, regions: list[Region], starts, x, *, num_speakers=None,
+                         min_speakers=1, max_speakers=8, progress=no_progress, cancel=None) -> Diarization:
+        """Cluster every window's embedding and re-segment the regions: the diarization of the whole file."""
+        lo, hi = _check_counts(num_speakers, min_speakers, max_speakers)
+        with self._threads():
+            turns, embs = ResemblyzerCore(self.params).cluster_segment(
+                duration, regions, starts, x, lo=lo, hi=hi, fixed=num_speakers, progress=progress, cancel=cancel)
         turns, out = relabel(turns, embs)
         progress(1.0, f"{len({t.speaker for t in turns})} speakers")
         return Diarization(turns=turns, embeddings=out, backend=self.name)
+
+    def _threads(self):
+        import contextlib
+
+        import torch
+
+        @contextlib.contextmanager
+        def scope():
+            prev = torch.get_num_threads()
+            torch.set_num_threads(max(1, self.threads))
+            try:
+                yield
+            finally:
+                torch.set_num_threads(prev)
+
+        return scope()
+
+
+def clip_regions(regions: list[Region], duration: float) -> list[Region]:
+    """Regions inside [0, duration], non-empty, sorted by start."""
+    return sorted((Region(max(0.0, r.start), min(duration, r.end)) for r in regions if r.end > r.start),
+                  key=lambda r: r.start)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -66,9 +66,18 @@ def prepare(audio: np.ndarray, rate: int) -> np.ndarray:
 def normalize_volume(audio: np.ndarray, target_dbfs: float = -30.0) -> np.ndarray:
     """Scale to the loudness the encoder was trained at (its mel features are not log-compressed)."""
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if len(audio) else 0.0
-    if rms < 1e-6:
+    gain = loudness_gain(rms, target_dbfs)
+    if gain is None:
         return audio
-    return (audio * (10 ** (target_dbfs / 20) / rms)).astype(np.float32)
+    return (audio * gain).astype(np.float32)
+
+
+def loudness_gain(rms: float, target_dbfs: float = -30.0) -> float | None:
+    """The factor :func:`normalize_volume` applies to audio of this RMS (None: silence, left as it is); lets long
+    media be normalised stretch by stretch with the whole file's RMS."""
+    if rms < 1e-6:
+        return None
+    return 10 ** (target_dbfs / 20) / rms
 
 
 def mel_frames(audio16k: np.ndarray, block_seconds: float = 60.0) -> np.ndarray:
