@@ -197,7 +197,13 @@ def stage_commit(req: IngestRequest, info: media_io.MediaInfo, fingerprint: str)
             meta["declared_duration"] = round(declared, 3)
         meta["dropped_cues"] = int(subs.get("dropped_cues") or 0)
         with lib.atomic() as db:
-            if existing_media(lib, fingerprint):
+            if (mid := existing_media(lib, fingerprint)) is not None:
+                if own_item(lib, ctx.job_id, mid):  # committed by this job before a kill: resume past it
+                    result = {"media_id": mid, "duration": duration, "warnings": warnings,
+                              "dropped_cues": meta["dropped_cues"]}
+                    db.execute("UPDATE jobs SET media_id = ? WHERE id = ?", [mid, ctx.job_id])
+                    ctx.record(db, result)
+                    return result
                 raise BadInputError(f"{Path(req.path).name} is already in the library")
             db["media"].insert({
                 "kind": req.kind, "title": req.title or Path(req.path).stem,
@@ -218,13 +224,34 @@ def stage_commit(req: IngestRequest, info: media_io.MediaInfo, fingerprint: str)
             if subs.get("track"):
                 insert_subtitle_track(db, media_id, subs["track"], [line_from_dict(d) for d in subs["lines"]], primary=True)
             target = lib.media_dir(media_id)
-            if target.exists():  # leftover of a crashed earlier commit with the same id
-                shutil.rmtree(target)
-            os.replace(files, target)
+            if not files.exists() and target.exists() and (target / "dialogue.flac").exists():
+                pass  # killed after moving the files, before the commit: the rolled-back id is handed out again
+            else:
+                if target.exists():  # leftover of a crashed earlier commit with the same id
+                    shutil.rmtree(target)
+                os.replace(files, target)
+            result = {"media_id": media_id, "duration": duration, "warnings": warnings, "dropped_cues": meta["dropped_cues"]}
+            # the job owns the item and the stage is recorded in the same transaction as the rows: a kill after
+            # the commit resumes with the analysis instead of finding "already in the library"
+            db.execute("UPDATE jobs SET media_id = ? WHERE id = ?", [media_id, ctx.job_id])
+            ctx.record(db, result)
         ctx.progress(1.0, f"imported as item {media_id}")
-        return {"media_id": media_id, "duration": duration, "warnings": warnings, "dropped_cues": meta["dropped_cues"]}
+        return result
 
     return Stage("commit", run, weight=0.5, label="saving to library")
+
+
+def own_item(lib: Library, job_id: int, media_id: int) -> bool:
+    """Whether this job's commit created the item: the job is linked to it, or (a library from before the
+    commit linked its job) the item was made after the job started and no other job claims it."""
+    job = lib.db.execute("SELECT media_id, created_at FROM jobs WHERE id = ?", [job_id]).fetchone()
+    if job is None:
+        return False
+    if job[0] is not None:
+        return job[0] == media_id
+    made = lib.db.execute("SELECT created_at FROM media WHERE id = ?", [media_id]).fetchone()
+    claimed = lib.db.execute("SELECT 1 FROM jobs WHERE media_id = ? AND id != ?", [media_id, job_id]).fetchone()
+    return made is not None and made[0] >= job[1] and claimed is None
 
 
 def insert_subtitle_track(db, media_id: int, track: dict, lines: list[Line], *, primary: bool) -> int:

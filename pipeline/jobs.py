@@ -5,19 +5,26 @@ killed job is run again, finished stages are skipped and their results reused. S
 :class:`StageContext` with the job's work folder (files in progress live there, never in the library
 proper) and report progress through it. Cancel works across processes: ``request_cancel`` flips the
 row to 'cancelling' and the running process notices at its next progress report.
+
+A stage whose result is a database write records itself inside that write's transaction
+(:meth:`StageContext.record`), so a kill between the two cannot leave a write without its record. When a job
+fails or is cancelled its work folder is removed first and only then is the row marked (that write may fail
+on a full disk); a job whose process is gone shows as 'interrupted', or 'failed' when its work folder is gone.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import Cancelled, NotFoundError, WeaverError
+from .errors import Cancelled, NotFoundError, StorageError, WeaverError
 from .progress import CancelToken, Progress
 from .store import Library, dumps, now
 
@@ -42,11 +49,20 @@ class StageContext:
     results: dict[str, Any]
     cancel: CancelToken
     _report: Callable[[float, str], None] = field(repr=False, default=lambda f, m: None)
+    stage: str = ""
+    _started: float = field(repr=False, default=0.0)
 
     def progress(self, fraction: float, message: str = "") -> None:
         """Report progress within the current stage (0..1); raises Cancelled if cancel was requested."""
         self._report(fraction, message)
         self.cancel.check()
+
+    def record(self, db, result: Any) -> None:
+        """Store the current stage's result inside the caller's transaction (``db`` from ``library.atomic()``):
+        a stage whose work is that transaction commits it together with its record, so a kill right after the
+        commit still resumes past it. The runner stores the same result again afterwards (harmless)."""
+        db["job_stages"].insert({"job_id": self.job_id, "name": self.stage, "result": dumps(result),
+                                 "finished_at": now(), "seconds": time.monotonic() - self._started}, replace=True)
 
 
 ProgressListener = Callable[[Progress], None]
@@ -76,11 +92,12 @@ class JobRunner:
 
     # -- rows ----------------------------------------------------------------------------------
     def create(self, kind: str, params: dict, *, key: str | None = None, media_id: int | None = None) -> int:
+        """A queued job owned by this process (its pid), so a queue lost with its process is found stale."""
         t = now()
         with self.lib.atomic() as db:
             db["jobs"].insert(
                 {"kind": kind, "key": key, "media_id": media_id, "params": dumps(params), "state": "queued",
-                 "progress": 0.0, "created_at": t, "updated_at": t}
+                 "progress": 0.0, "pid": os.getpid(), "created_at": t, "updated_at": t}
             )
             return db.execute("SELECT last_insert_rowid()").fetchone()[0]
 
@@ -92,14 +109,30 @@ class JobRunner:
             "SELECT name FROM job_stages WHERE job_id = ? ORDER BY finished_at", [job_id])]
         return job
 
+    def _stale(self, row: dict) -> bool:
+        if row["state"] == "queued":  # waiting in a queue: stale only when the process holding the queue is gone
+            return row["pid"] is not None and not pid_alive(row["pid"])
+        return not pid_alive(row["pid"]) or (row["pid"] == os.getpid() and not self._is_ours(row["id"]))
+
     def mark_stale(self) -> int:
-        """Jobs left 'running' by a process that died become 'interrupted' (resumable). Returns how many."""
-        stale = [r["id"] for r in self.lib.db.query("SELECT id, pid FROM jobs WHERE state IN ('running','cancelling')")
-                 if not pid_alive(r["pid"]) or (r["pid"] == os.getpid() and not self._is_ours(r["id"]))]
-        if stale:
-            with self.lib.atomic() as db:
-                for jid in stale:
-                    db.execute("UPDATE jobs SET state='interrupted', updated_at=? WHERE id=?", [now(), jid])
+        """Jobs left active by a process that is gone become 'interrupted' (resumable), or 'failed' when their
+        work folder is gone too (the process cleaned up but could not record it, e.g. on a full disk: resuming
+        would reuse results whose files no longer exist). Returns how many."""
+        rows = list(self.lib.db.query("SELECT id, pid, state FROM jobs WHERE state IN ('queued','running','cancelling')"))
+        stale = [r for r in rows if self._stale(r)]
+        if not stale:
+            return 0
+        with self.lib.atomic() as db:
+            for r in stale:
+                again = db.execute("SELECT state, pid FROM jobs WHERE id = ?", [r["id"]]).fetchone()
+                if not again or (again[0], again[1]) != (r["state"], r["pid"]):
+                    continue  # picked up (or finished) meanwhile
+                if r["state"] != "queued" and not self.lib.work_dir(r["id"]).exists():
+                    db.execute("UPDATE jobs SET state='failed', error=coalesce(error, ?), finished_at=?, updated_at=?"
+                               " WHERE id=?", ["stopped before it could record why; its work files are gone",
+                                               now(), now(), r["id"]])
+                else:
+                    db.execute("UPDATE jobs SET state='interrupted', updated_at=? WHERE id=?", [now(), r["id"]])
         return len(stale)
 
     _running_here: set[int] = set()
@@ -130,13 +163,48 @@ class JobRunner:
         return rows
 
     def request_cancel(self, job_id: int) -> None:
-        """Ask a queued/running job (in any process) to stop; an interrupted job is cancelled at once."""
+        """Ask a queued/running job (in any process) to stop; a job whose process is gone (interrupted) is
+        cancelled at once and its work folder removed."""
+        self.mark_stale()
         job = self.get(job_id)
         if job["state"] in ("queued", "running"):
             self._update(job_id, state="cancelling")
-        elif job["state"] == "interrupted":
-            self._finish(job_id, "cancelled", error="cancelled")
+        elif job["state"] in ("interrupted", "failed", "cancelled"):
+            if job["state"] == "interrupted":
+                self._finish(job_id, "cancelled", error="cancelled")
             shutil.rmtree(self.lib.work_dir(job_id), ignore_errors=True)
+
+    def jobs_of_media(self, media_id: int) -> list[int]:
+        """Ids of every job working on (or that made) a media item: linked by media_id, keyed by its id, or
+        whose commit stage created it."""
+        ids = {r["id"] for r in self.lib.db.query("SELECT id FROM jobs WHERE media_id = ? OR key = ?",
+                                                  [media_id, f"analyze:{media_id}"])}
+        for r in self.lib.db.query("SELECT job_id, result FROM job_stages WHERE name = 'commit'"):
+            try:
+                if int((json.loads(r["result"] or "{}") or {}).get("media_id") or 0) == media_id:
+                    ids.add(r["job_id"])
+            except (ValueError, TypeError, AttributeError):
+                pass
+        return sorted(ids)
+
+    def forget(self, job_ids: list[int], db) -> list[int]:
+        """Inside the caller's transaction: remove these jobs' rows, except jobs still running in a live process,
+        which are asked to cancel (their runner removes their work folder). Returns the ids whose work folders
+        the caller removes after committing."""
+        removed = []
+        for jid in job_ids:
+            row = db.execute("SELECT state, pid FROM jobs WHERE id = ?", [jid]).fetchone()
+            if row is None:
+                continue
+            if row[0] in ("running", "cancelling") and self._alive_runner(jid, row[1]):
+                db.execute("UPDATE jobs SET state = 'cancelling', updated_at = ? WHERE id = ?", [now(), jid])
+                continue
+            db.execute("DELETE FROM jobs WHERE id = ?", [jid])
+            removed.append(jid)
+        return removed
+
+    def _alive_runner(self, job_id: int, pid: int | None) -> bool:
+        return pid_alive(pid) and (pid != os.getpid() or self._is_ours(job_id))
 
     def _update(self, job_id: int, **values) -> None:
         values["updated_at"] = now()
@@ -168,7 +236,15 @@ class JobRunner:
                 for r in self.lib.db.query("SELECT name, result FROM job_stages WHERE job_id = ?", [job_id])}
         total_w = sum(s.weight for s in stages) or 1.0
         base = sum(s.weight for s in stages if s.name in done)
-        self._update(job_id, state="running", pid=os.getpid(), error=None)
+        with self.lib.atomic() as db:  # a cancel asked while it waited in a queue wins
+            state = db.execute("SELECT state FROM jobs WHERE id = ?", [job_id]).fetchone()[0]
+            if state != "cancelling":
+                db.execute("UPDATE jobs SET state = 'running', pid = ?, error = NULL, updated_at = ? WHERE id = ?",
+                           [os.getpid(), now(), job_id])
+        if state == "cancelling":
+            shutil.rmtree(work, ignore_errors=True)
+            self._finish(job_id, "cancelled", error="cancelled")
+            raise Cancelled()
         JobRunner._running_here.add(job_id)
         progress = Progress()
         start_fraction = base / total_w
@@ -200,32 +276,34 @@ class JobRunner:
                     continue
                 cancel.check()
                 ctx._report = lambda f, m, s=stage, o=offset: report(s, o, f, m)
-                t0 = time.monotonic()
+                ctx.stage, ctx._started = stage.name, time.monotonic()
                 ctx.progress(0.0, "starting")
                 result = stage.run(ctx)
                 ctx.results[stage.name] = result
+                _test_stall_hook(stage.name, "unrecorded")
                 with self.lib.atomic() as db:
-                    db["job_stages"].insert({"job_id": job_id, "name": stage.name, "result": dumps(result),
-                                             "finished_at": now(), "seconds": time.monotonic() - t0}, replace=True)
+                    ctx.record(db, result)
                 report(stage, offset, 1.0, "done")
                 offset += stage.weight
                 _test_stall_hook(stage.name)
-        except Cancelled:
-            self._finish(job_id, "cancelled", error="cancelled")
-            shutil.rmtree(work, ignore_errors=True)
-            raise
-        except WeaverError as e:
-            self._finish(job_id, "failed", error=str(e))
-            shutil.rmtree(work, ignore_errors=True)
-            raise
         except BaseException as e:
-            if isinstance(e, KeyboardInterrupt):
-                self._finish(job_id, "cancelled", error="cancelled")
-                shutil.rmtree(work, ignore_errors=True)
-                raise Cancelled() from None
-            self._finish(job_id, "failed", error=f"internal error: {type(e).__name__}: {e}")
+            JobRunner._running_here.discard(job_id)
+            full = None if isinstance(e, (WeaverError, KeyboardInterrupt)) else _storage_error(e, work)
+            # files first: freeing them must not depend on a database write succeeding (a full disk)
             shutil.rmtree(work, ignore_errors=True)
-            raise
+            if isinstance(e, (Cancelled, KeyboardInterrupt)):
+                state, error, raised = "cancelled", "cancelled", e if isinstance(e, Cancelled) else Cancelled()
+            else:
+                raised = e if isinstance(e, WeaverError) else full or e
+                state = "failed"
+                error = str(raised) if isinstance(raised, WeaverError) else f"internal error: {type(e).__name__}: {e}"
+            try:
+                self._finish(job_id, state, error=error)
+            except Exception:  # noqa: BLE001 - still unwritable: mark_stale shows it failed (no work folder left)
+                pass
+            if raised is e:
+                raise
+            raise raised from None
         finally:
             JobRunner._running_here.discard(job_id)
         final = {k: v for k, v in ctx.results.items()}
@@ -234,10 +312,41 @@ class JobRunner:
         return final
 
 
-def _test_stall_hook(stage_name: str) -> None:
-    """Tests set WEAVER_TEST_STALL_AFTER=<stage> to freeze a job after that stage so they can kill -9 it."""
-    if os.environ.get("WEAVER_TEST_STALL_AFTER") == stage_name:
-        print(f"stalled after {stage_name}", flush=True)
+LOW_SPACE = 1 << 20  # free bytes under which a failed write is put down to a full disk
+
+
+def _storage_error(e: BaseException, work: Path) -> StorageError | None:
+    """A full disk (or the file size limit) behind an error that does not say so (an OSError, sqlite's "disk
+    is full", or a library such as libsndfile answering "System error"), as a one-line StorageError. Called
+    before the work folder is removed, while the disk is still full."""
+    unchanged = "; the library is unchanged"
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return StorageError(f"no space left to write the library's files ({e.strerror}){unchanged}")
+    if isinstance(e, sqlite3.OperationalError) and "full" in str(e).lower():
+        return StorageError(f"disk full while writing the library: {e}")
+    try:
+        free = shutil.disk_usage(work if work.exists() else work.parent).free
+    except OSError:
+        free = None
+    if free is not None and free < LOW_SPACE:
+        return StorageError(f"no space left on the disk of the library ({work.parent.parent}: {free // 1024} KiB free)"
+                            f" while writing its files{unchanged}")
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and work.exists():
+        if any(f.is_file() and f.stat().st_size >= limit for f in work.rglob("*")):
+            return StorageError(f"a file reached this process's file size limit ({limit >> 20} MiB) while writing"
+                                f" the library's files{unchanged}")
+    return None
+
+
+def _test_stall_hook(stage_name: str, point: str = "") -> None:
+    """Tests set WEAVER_TEST_STALL_AFTER=<stage> to freeze a job after that stage (its record stored) so they can
+    kill -9 it; ``<stage>:unrecorded`` freezes it after the stage ran but before the runner stored its record."""
+    name = f"{stage_name}:{point}" if point else stage_name
+    if os.environ.get("WEAVER_TEST_STALL_AFTER") == name:
+        print(f"stalled after {name}", flush=True)
         while True:
             time.sleep(3600)
 

@@ -176,7 +176,12 @@ class Service(VoicesMixin, ChatMixin):
         return m
 
     def remove_media(self, media_id: int) -> None:
+        """Delete an item with its rows, files and jobs (a job still running elsewhere is asked to cancel)."""
+        from . import analysis
+
+        path = self.lib.abspath(self.lib.media(media_id)["analysis_path"])
         self.lib.remove_media(media_id)
+        analysis._AUDIO_CACHE.pop(str(path), None)
 
     def lines(self, media_id: int) -> list[dict]:
         """Subtitle lines of the primary track (falls back to segments when there is none)."""
@@ -270,6 +275,8 @@ class Service(VoicesMixin, ChatMixin):
         return self.runner.get(job_id)
 
     def cancel_job(self, job_id: int) -> dict:
+        """Stop a job: a running one stops at its next progress report; one whose process is gone is cancelled
+        at once and its work folder removed."""
         self.runner.request_cancel(job_id)
         return self.runner.get(job_id)
 

@@ -1,15 +1,21 @@
 """The library: one SQLite database (WAL, foreign keys, versioned migrations) plus media files beside it.
 
 Rows reference files by paths relative to the library home, so the whole folder can be moved.
-Multi-table writes go through :meth:`Library.atomic` so a failure leaves no half-written rows.
+Every write goes through :meth:`Library.atomic` (sqlite_utils' own ``Database.atomic`` is the same mechanism):
+a transaction takes the write lock up front (``BEGIN IMMEDIATE``, retried with backoff while another process
+writes), so a read-then-write block never fails with "database is locked" because another connection committed
+between its read and its write (WAL mode cannot upgrade such a read snapshot). Nested blocks are savepoints.
+Ids are never reused (AUTOINCREMENT): jobs and folders keyed by an id can never fall onto a newer row.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -192,6 +198,54 @@ def _migration_user_edits(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE segments SET user_split = 1 WHERE line_id IS NULL AND origin = 'subtitle'")
 
 
+_ID_PK = re.compile(r"(?<![\w\]\"])(\[id\]|\"id\"|id)(\s+INTEGER\s+PRIMARY\s+KEY)(?!\s+(ASC\s+|DESC\s+)?AUTOINCREMENT)", re.I)
+_TABLE_HEAD = re.compile(r"^\s*CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?(\"[^\"]+\"|\[[^\]]+\]|\S+?)(?=\s*\()", re.I)
+
+
+def _migration_autoincrement(db: sqlite_utils.Database) -> None:
+    """Rebuild every table keyed by ``id INTEGER PRIMARY KEY`` as AUTOINCREMENT, keeping its rows, indexes and
+    triggers. Plain rowid keys hand the id of a deleted last row to the next insert, so a job or folder keyed by
+    a deleted item's id (``analyze:<id>``, ``media/<id>``, ``work/job-<id>``) fell onto the new item.
+    Runs with foreign keys off (see Library._migrate), the documented way to rebuild a table in SQLite."""
+    tables = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL"
+                        " AND name NOT LIKE 'sqlite_%'").fetchall()
+    virtual = [n for n, sql in tables if sql.upper().lstrip().startswith("CREATE VIRTUAL")]
+    shadow = set(virtual) | {n for n, _ in tables if any(n.startswith(v + "_") for v in virtual)}  # FTS internals
+    db.execute("PRAGMA legacy_alter_table = ON")  # rename without re-checking every trigger against dropped tables
+    try:
+        for name, sql in tables:
+            if name in shadow or not _ID_PK.search(sql):
+                continue
+            tmp = f"_weaver_rebuild_{name}"
+            create = _TABLE_HEAD.sub(f"CREATE TABLE [{tmp}]", _ID_PK.sub(r"\1\2 AUTOINCREMENT", sql, count=1), count=1)
+            extras = [r[0] for r in db.execute("SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN"
+                                               " ('index', 'trigger') AND sql IS NOT NULL", [name]).fetchall()]
+            cols = ", ".join(f"[{r[1]}]" for r in db.execute(f"PRAGMA table_info([{name}])").fetchall())
+            db.execute(create)
+            db.execute(f"INSERT INTO [{tmp}] ({cols}) SELECT {cols} FROM [{name}]")
+            db.execute(f"DROP TABLE [{name}]")
+            db.execute(f"ALTER TABLE [{tmp}] RENAME TO [{name}]")
+            for extra in extras:
+                db.execute(extra)
+    finally:
+        db.execute("PRAGMA legacy_alter_table = OFF")
+    # ids already handed out and freed before this version: jobs remember them, never give them out again
+    seen = [int(k.split(":", 1)[1]) for (k,) in db.execute("SELECT key FROM jobs WHERE key LIKE 'analyze:%'").fetchall()
+            if k.split(":", 1)[1].isdigit()]
+    seen += [m for (m,) in db.execute("SELECT media_id FROM jobs WHERE media_id IS NOT NULL").fetchall()]
+    for (result,) in db.execute("SELECT result FROM job_stages WHERE name = 'commit'").fetchall():
+        try:
+            seen.append(int(json.loads(result or "{}").get("media_id") or 0))
+        except (ValueError, TypeError, AttributeError):
+            pass
+    top = max(seen, default=0)
+    if top:
+        if db.execute("SELECT 1 FROM sqlite_sequence WHERE name = 'media'").fetchone():
+            db.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'media'", [top])
+        else:
+            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('media', ?)", [top])
+
+
 # Append only: each entry is one schema version. Never edit a released migration.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_sql(SCHEMA_V1),
@@ -199,7 +253,99 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _plugin_migration("pipeline.voices.schema"),
     _plugin_migration("pipeline.chat.schema"),
     _migration_user_edits,
+    _migration_autoincrement,
 ]
+
+BUSY_WAIT = 60.0  # seconds a write transaction keeps retrying to get the write lock before giving up
+
+
+def _is_busy(e: sqlite3.OperationalError) -> bool:
+    msg = str(e).lower()
+    return "locked" in msg or "busy" in msg
+
+
+def _is_full(e: sqlite3.OperationalError) -> bool:
+    return "full" in str(e).lower()
+
+
+class LibraryDatabase(sqlite_utils.Database):
+    """sqlite_utils.Database on an autocommit connection whose transactions take the write lock up front.
+
+    Python's sqlite3 would open DEFERRED transactions before DML, and sqlite_utils' ``atomic`` opens a plain
+    ``BEGIN``: a deferred transaction that read first cannot become a writer once another connection committed
+    (SQLITE_BUSY_SNAPSHOT, reported as "database is locked" at once, whatever the busy timeout). Here every
+    transaction, including the ones sqlite_utils opens inside insert/upsert, is ``BEGIN IMMEDIATE``, retried
+    with backoff while another process holds the lock; nested blocks are savepoints. One transaction at a time
+    per connection (a lock), so threads sharing a handle do not interleave statements in each other's blocks.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, busy_wait: float = BUSY_WAIT):
+        super().__init__(conn)
+        self.busy_wait = busy_wait
+        self._tx_lock = threading.RLock()
+        self._depth = 0
+
+    @contextmanager
+    def atomic(self) -> Iterator["LibraryDatabase"]:
+        with self._tx_lock:
+            if self._depth or self.conn.in_transaction:  # nested (or inside a transaction opened by hand): savepoint
+                yield from self._savepoint()
+                return
+            self._retry_busy("BEGIN IMMEDIATE")
+            self._depth = 1
+            ok = False
+            try:
+                yield self
+                ok = True
+            finally:
+                self._depth = 0
+                if ok:
+                    try:
+                        self._retry_busy("COMMIT")
+                    except BaseException:
+                        self._rollback()
+                        raise
+                else:
+                    self._rollback()
+
+    def _savepoint(self) -> Iterator["LibraryDatabase"]:
+        name = f"weaver_sp{self._depth}"
+        self.conn.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield self
+        except BaseException:
+            if self.conn.in_transaction:  # an error may have ended the whole transaction already
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
+            raise
+        else:
+            self.conn.execute(f"RELEASE {name}")
+        finally:
+            self._depth -= 1
+
+    def _retry_busy(self, statement: str) -> None:
+        deadline = time.monotonic() + self.busy_wait
+        delay = 0.005
+        while True:
+            try:
+                self.conn.execute(statement)
+                return
+            except sqlite3.OperationalError as e:
+                if not _is_busy(e):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise StorageError(f"the library database stayed locked by another program for {self.busy_wait:.0f} s"
+                                       f" ({e}); try again") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+
+    def _rollback(self) -> None:
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
 
 class Library:
@@ -216,13 +362,14 @@ class Library:
             secure_library(self.home)  # a library from before: tighten its folders and files
         except OSError as e:
             raise StorageError(f"cannot create the library folder {self.home}: {e.strerror}") from None
-        conn = sqlite3.connect(str(self.db_path), timeout=30, check_same_thread=False)
-        self.db = sqlite_utils.Database(conn)
+        # isolation_level=None: no implicit DEFERRED transactions; every transaction is an explicit atomic() block
+        conn = sqlite3.connect(str(self.db_path), timeout=30, check_same_thread=False, isolation_level=None)
+        self.db = LibraryDatabase(conn)
         self._use_wal()
-        self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=30000")
         self._migrate()
+        self.db.execute("PRAGMA foreign_keys=ON")
 
     def _use_wal(self, timeout: float = 30.0) -> None:
         """Switch a new database to WAL (it stays so). The switch needs the database to itself and SQLite
@@ -246,28 +393,28 @@ class Library:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
 
     def _migrate(self) -> None:
-        current = self.schema_version
-        if current >= len(MIGRATIONS):
+        """Apply pending migrations in one write transaction (one writer migrates; others wait, then see the
+        new version). Foreign keys are off meanwhile (set on after), so a migration can rebuild a table."""
+        if self.schema_version >= len(MIGRATIONS):
             return
-        self.db.execute("BEGIN IMMEDIATE")  # one writer migrates; others wait then see the new version
+        self.db.execute("PRAGMA foreign_keys=OFF")  # only takes effect outside a transaction
         try:
-            current = self.schema_version
-            for version in range(current, len(MIGRATIONS)):
-                MIGRATIONS[version](self.db)
-                self.db.execute(f"PRAGMA user_version={version + 1}")
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.conn.rollback()
-            raise
+            with self.atomic():
+                for version in range(self.schema_version, len(MIGRATIONS)):
+                    MIGRATIONS[version](self.db)
+                    self.db.execute(f"PRAGMA user_version={version + 1}")
+        finally:
+            self.db.execute("PRAGMA foreign_keys=ON")
 
     @contextmanager
-    def atomic(self) -> Iterator[sqlite_utils.Database]:
-        """A transaction (savepoint when nested); disk-full turns into StorageError after rollback."""
+    def atomic(self) -> Iterator[LibraryDatabase]:
+        """A write transaction (savepoint when nested) holding the write lock from its start; waits (with
+        backoff) while another process writes. Disk-full turns into StorageError after rollback."""
         try:
             with self.db.atomic():
                 yield self.db
         except sqlite3.OperationalError as e:
-            if "full" in str(e).lower():
+            if _is_full(e):
                 raise StorageError(f"disk full while writing the library: {e}") from None
             raise
 
@@ -310,10 +457,19 @@ class Library:
         return sorted(str(p.relative_to(self.home)) for p in root.rglob("*") if p.is_file())
 
     def remove_media(self, media_id: int) -> None:
-        """Delete a media item's rows (cascading) and then its folder."""
+        """Delete a media item: its jobs are removed (one still running elsewhere is asked to cancel), then its
+        rows (cascading) in the same transaction, then the jobs' work folders and the item's folder. No job of a
+        deleted item can resume later, and ids are never reused, so nothing of it reaches a newer item."""
+        from .jobs import JobRunner
+
         self.media(media_id)
+        runner = JobRunner(self)
         with self.atomic() as db:
+            self.media(media_id)
+            removed = runner.forget(runner.jobs_of_media(media_id), db)
             db.execute("DELETE FROM media WHERE id = ?", [media_id])
+        for job_id in removed:
+            shutil.rmtree(self.work_dir(job_id), ignore_errors=True)
         shutil.rmtree(self.media_dir(media_id), ignore_errors=True)
 
 
