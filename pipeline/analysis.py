@@ -218,6 +218,7 @@ def stage_asr(opts: AnalysisOptions) -> Stage:
 
 def stage_sync(opts: AnalysisOptions) -> Stage:
     def run(ctx: StageContext) -> dict:
+        from .subtitles import describe_dropped, drop_bad_cues
         from .sync import apply_sync, estimate_sync
 
         mid = _media_id(ctx)
@@ -231,8 +232,12 @@ def stage_sync(opts: AnalysisOptions) -> Stage:
         ctx.progress(1.0, res.describe())
         applied = res.reliable and not res.is_identity()
         new_lines = apply_sync(lines, res) if applied else lines
+        # the import kept cues a sync could still move inside the media; what is still outside now is dropped
+        new_lines, dropped = drop_bad_cues(new_lines, duration)
+        warning = describe_dropped(dropped, duration)
         return {"applied": applied, "sync": {**asdict(res), "description": res.describe()},
-                "lines": [ln.to_dict() for ln in new_lines]}
+                "lines": [ln.to_dict() for ln in new_lines], "dropped_cues": sum(dropped.values()),
+                "warnings": [f"after sync: {warning}"] if warning else []}
 
     return Stage("sync", run, weight=0.5, label="syncing subtitles")
 
@@ -466,7 +471,8 @@ def stage_save() -> Stage:
         save_analysis(lib, mid, lines, att, sync=sync.get("sync") if sync.get("applied") else None,
                       embeddings=dia.get("embeddings") or {})
         names = sorted(r["name"] for r in lib.db.query("SELECT name FROM characters WHERE media_id = ?", [mid]))
-        return {"media_id": mid, "lines": len(lines), "characters": names, "warnings": att["warnings"]}
+        return {"media_id": mid, "lines": len(lines), "characters": names,
+                "warnings": list(sync.get("warnings") or []) + list(att["warnings"])}
 
     return Stage("save", run, weight=0.3, label="saving analysis")
 

@@ -30,6 +30,7 @@ class IngestRequest:
     channel_mode: str = "auto"  # auto | centre | mix
     title: str | None = None
     kind: str = "file"
+    resync: bool = False  # a subtitle sync pass follows: keep cues it can still move inside the media
 
     def key(self, fingerprint: str) -> str:
         extra = f"{self.subtitles}|{self.audio_track}|{self.channel_mode}"
@@ -148,7 +149,7 @@ def stage_decode(req: IngestRequest, info: media_io.MediaInfo):
 
 def stage_subtitles(req: IngestRequest, info: media_io.MediaInfo):
     def run(ctx: StageContext) -> dict:
-        from .subtitles import describe_dropped, drop_bad_cues, extract_embedded_subtitles
+        from .subtitles import describe_dropped, drop_bad_cues, extract_embedded_subtitles, sync_slack
 
         if req.subtitles:
             doc = _sidecar_subtitles(req)
@@ -166,7 +167,7 @@ def stage_subtitles(req: IngestRequest, info: media_io.MediaInfo):
         track.update({"format": doc.format, "encoding": doc.encoding})
         # cues that cannot be cut from what decoded (past its end, end <= start, NaN/negative) are left out, counted
         duration = (ctx.results.get("decode") or {}).get("duration")
-        lines, dropped = drop_bad_cues(doc.lines, duration)
+        lines, dropped = drop_bad_cues(doc.lines, duration, slack=sync_slack(duration) if req.resync else 0.0)
         for reason, n in doc.dropped.items():
             dropped[reason] = dropped.get(reason, 0) + n
         warnings = [w for w in [describe_dropped(dropped, duration)] if w]

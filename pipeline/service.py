@@ -99,6 +99,7 @@ class Service(VoicesMixin, ChatMixin):
         req = ingest_mod.IngestRequest(str(path), subtitles=subtitles, audio_track=audio_track,
                                        channel_mode=channel_mode or self.settings.channel_mode, title=title, kind=kind)
         opts = analysis or AnalysisOptions()
+        req.resync = bool(analyze and opts.sync)
         if script and not str(script).isdigit():
             from .scripts import parse_script
 

@@ -40,6 +40,7 @@ __all__ = [
     "split_sdh",
     "drop_bad_cues",
     "describe_dropped",
+    "sync_slack",
     "SUBTITLE_MAX_BYTES",
     "SCRIPT_MAX_BYTES",
 ]
@@ -319,11 +320,19 @@ _END_BEFORE_START = "ending before they start"
 _PAST_END = "starting after the end of the media"
 
 
-def drop_bad_cues(lines: list[Line], duration: float | None = None) -> tuple[list[Line], dict[str, int]]:
+def sync_slack(duration: float | None) -> float:
+    """How far past the media's end a cue may start and still be brought inside by a subtitle sync (an offset of
+    up to a minute plus a frame-rate change of up to 10 %, e.g. 25 ↔ 23.976 fps is 4.3 %)."""
+    return 0.1 * duration + 60.0 if duration else 0.0
+
+
+def drop_bad_cues(lines: list[Line], duration: float | None = None, *, slack: float = 0.0) -> tuple[list[Line], dict[str, int]]:
     """Lines whose times can be cut from the media, and how many were left out by reason.
 
     Left out: NaN/infinite/negative times, ``end <= start`` and (given the media's ``duration``) a start at or
-    after the end of the media; a line running past the end is cut at ``duration``. Kept lines are renumbered.
+    after ``duration + slack``; a line running past that limit is cut there. Kept lines are renumbered. Before a
+    subtitle sync pass ``slack`` (see :func:`sync_slack`) keeps the cues a sync can still move into the media;
+    after it (or with no sync to come) the limit is the media's end.
     """
     kept: list[Line] = []
     dropped: dict[str, int] = {}
@@ -331,7 +340,7 @@ def drop_bad_cues(lines: list[Line], duration: float | None = None) -> tuple[lis
     def drop(reason: str) -> None:
         dropped[reason] = dropped.get(reason, 0) + 1
 
-    limit = duration if duration is not None and math.isfinite(duration) and duration > 0 else None
+    limit = duration + max(0.0, slack) if duration is not None and math.isfinite(duration) and duration > 0 else None
     for ln in lines:
         try:
             start, end = float(ln.start), float(ln.end)
