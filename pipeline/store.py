@@ -192,6 +192,23 @@ def _migration_user_edits(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE segments SET user_split = 1 WHERE line_id IS NULL AND origin = 'subtitle'")
 
 
+def _migration_line_text_and_encodings(db: sqlite_utils.Database) -> None:
+    """User-edited line text, user joins and how a subtitle track's encoding was chosen (self-contained).
+
+    - ``segments.user_text``: 1 when the user typed the line's text (edit or join of an edited line); that text
+      wins over every automatic source, re-analysis included.
+    - ``segments.user_join``: 1 when the segment is two lines the user joined (re-analysis joins them again).
+    - ``subtitle_tracks.encoding_info``: JSON {encoding, unsure, method, candidates: [{encoding, cost, sample}]}.
+    """
+    def add(table: str, column: str, decl: str) -> None:
+        if column not in {c[1] for c in db.execute(f"PRAGMA table_info([{table}])").fetchall()}:
+            db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{column}] {decl}")
+
+    add("segments", "user_text", "INTEGER NOT NULL DEFAULT 0")
+    add("segments", "user_join", "INTEGER NOT NULL DEFAULT 0")
+    add("subtitle_tracks", "encoding_info", "TEXT")
+
+
 # Append only: each entry is one schema version. Never edit a released migration.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_sql(SCHEMA_V1),
@@ -199,6 +216,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _plugin_migration("pipeline.voices.schema"),
     _plugin_migration("pipeline.chat.schema"),
     _migration_user_edits,
+    _migration_line_text_and_encodings,
 ]
 
 
