@@ -122,10 +122,12 @@ class LinesMixin:
         changed, rebuilt = 0, False
         with self.lib.atomic() as db:
             if same:
+                retext: dict[int, tuple[str, str]] = {}
                 for o, n in zip(old, new):
                     if (o["text"], o["speaker_cue"]) == (n.text, n.speaker_cue):
                         continue
                     changed += 1
+                    retext[o["id"]] = (o["text"], n.text)
                     db.execute("UPDATE lines SET text = ?, speaker_cue = ?, tags = ? WHERE id = ?",
                                [n.text, n.speaker_cue, dumps(n.tags) if n.tags else "[]", o["id"]])
                     for s in db.query("SELECT id FROM segments WHERE line_id = ? AND text = ? AND user_text = 0",
@@ -136,6 +138,7 @@ class LinesMixin:
                         if words and len(words) == len(tokens):
                             for wid, tok in zip(words, tokens):
                                 db.execute("UPDATE words SET text = ? WHERE id = ?", [tok, wid])
+                _retext_edits(db, t["media_id"], retext)
             else:
                 rebuilt = bool(t["is_primary"])
                 if rebuilt:
@@ -159,3 +162,29 @@ class LinesMixin:
             db.execute("UPDATE subtitle_tracks SET encoding = ?, encoding_info = ? WHERE id = ?", [enc, dumps(info), track_id])
         return {"track": track_id, "media_id": t["media_id"], "encoding": enc, "lines": len(new), "changed": changed,
                 "rebuilt": rebuilt}
+
+
+def _retext_edits(db, media_id: int, retext: dict[int, tuple[str, str]]) -> None:
+    """In the item's open edits, a line's old automatic text becomes its new reading, so undoing an edit made
+    before the re-decode gives back the new reading, not the mis-decoded text."""
+    if not retext:
+        return
+    marks = ", ".join("?" * len(retext))
+    seg_line = {r["id"]: r["line_id"] for r in db.query(
+        f"SELECT id, line_id FROM segments WHERE line_id IN ({marks})", list(retext))}
+    for e in list(db.query("SELECT id, undo FROM edits WHERE media_id = ? AND undone = 0 AND closed IS NULL", [media_id])):
+        stored = json.loads(e["undo"])
+        segs = (stored.get("rows") or {}).get("segments") or {}
+        touched = False
+        for u in segs.get("updated", []):
+            pair = retext.get(seg_line.get(u["id"]))
+            if pair and u["old"].get("text") == pair[0]:
+                u["old"]["text"] = pair[1]
+                touched = True
+        for row in segs.get("deleted", []):
+            pair = retext.get(row.get("line_id"))
+            if pair and row.get("text") == pair[0]:
+                row["text"] = pair[1]
+                touched = True
+        if touched:
+            db.execute("UPDATE edits SET undo = ? WHERE id = ?", [dumps(stored), e["id"]])

@@ -103,12 +103,15 @@ class Decoded:
 
 def normalise_encoding(name: str) -> str:
     """Python's name for a user-given encoding ("CP-1252", "latin1", "Shift-JIS"); BadInputError if unknown."""
-    text = (name or "").strip()
-    try:
-        info = codecs.lookup(text)
-    except (LookupError, TypeError):
-        raise BadInputError(f"unknown text encoding '{name}' (e.g. cp1252, cp1251, shift_jis, gb18030, utf-16)") from None
-    return info.name
+    text = str(name or "").strip()
+    for variant in (text, text.replace("-", ""), text.replace("-", "").replace("_", "")) if text else ():
+        try:
+            info = codecs.lookup(variant)
+        except LookupError:
+            continue
+        if getattr(info, "_is_text_encoding", True):  # not base64, rot13 and friends
+            return info.name
+    raise BadInputError(f"unknown text encoding '{name}' (e.g. cp1252, cp1251, shift_jis, gb18030, utf-16)")
 
 
 def _controls_ratio(text: str) -> float:
@@ -284,10 +287,14 @@ def _diff_sample(texts: list[str], limit: int = 3) -> list[int]:
     return list(range(min(limit, len(rows[0]))))
 
 
-def _candidates(rest: list[tuple[float, str, str]], limit: int = 6) -> list[Candidate]:
+def _candidates(rest: list[tuple[float, str, str]], limit: int = 8) -> list[Candidate]:
+    """The chosen reading first, then the other readings of the usual subtitle encodings (cheapest first), then
+    those only charset-normalizer proposed; each with the sample lines where the first two differ."""
     shown = _diff_sample([r[2] for r in rest[:2]])
+    usual = [r for r in rest[1:] if r[1] in LEGACY or r[1] == "utf-8"]
+    ordered = rest[:1] + usual + [r for r in rest[1:] if r not in usual]
     out = []
-    for cost, enc, text in rest[:limit]:
+    for cost, enc, text in ordered[:limit]:
         rows = text.split("\n")
         out.append(Candidate(enc, round(cost, 3), "\n".join(rows[j] for j in shown if j < len(rows))[:300]))
     return out
@@ -372,7 +379,7 @@ def detect(raw: bytes, name: str = "text", *, language: str | None = None) -> De
     preferred, native = LANGUAGES.get(lang, ((), ""))
     sample = _sample(raw)
     names = list(LEGACY) + [e for e in preferred if e not in LEGACY]
-    names += [e for e in _proposed(sample) if e not in names]
+    names = list(dict.fromkeys(names + _proposed(sample)))
     scored = _score(sample, names, preferred, native)
     # candidates decoding to the same text are one choice (the first, by cost then prior, stands for it)
     distinct: list[tuple[float, str, str]] = []
