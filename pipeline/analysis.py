@@ -480,7 +480,8 @@ def stage_save() -> Stage:
 USER_SOURCES = ("user", "user-line")  # attribution sources the user owns; no automatic pass overwrites them
 _MIN_PIECE = 0.02  # seconds: a split point this close to a line edge does not cut it
 _OLD_SEGMENTS = (
-    "SELECT s.id, s.line_id, s.start, s.end, s.text, s.attribution_source, s.user_split, c.name AS character,"
+    "SELECT s.id, s.line_id, s.start, s.end, s.text, s.attribution_source, s.user_split, s.user_text, s.user_join,"
+    " c.name AS character,"
     " sp.label AS speaker, cl.trim_start, cl.trim_end, cl.status"
     " FROM segments s LEFT JOIN characters c ON c.id = s.character_id LEFT JOIN speakers sp ON sp.id = s.speaker_id"
     " LEFT JOIN clips cl ON cl.segment_id = s.id WHERE s.media_id = ? ORDER BY s.start, s.idx")
@@ -491,8 +492,8 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
 
     The pass recreates the segments; each new line is paired with the old segment it continues
     (:func:`match_segments`) and keeps that segment's user-owned values: a character the user gave it (attribution
-    source 'user' or 'user-line'), its clip trims and its keep/reject mark. Lines the user split are split again at
-    the same times first; a speaker the user named passes the name to the new cluster holding most of its lines,
+    source 'user' or 'user-line'), the text the user typed (user_text), its clip trims and its keep/reject mark.
+    Lines the user split are split again at the same times first, and lines the user joined are joined again; a speaker the user named passes the name to the new cluster holding most of its lines,
     which names that cluster's other lines as label_speaker did. Labelling edits made before are closed for undo
     (the rows they changed are gone)."""
     from .ingest import insert_segment
@@ -500,14 +501,14 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
     track_id, _, line_ids = subtitle_lines(lib, media_id)
     labels = att["line_speakers"] or [None] * len(lines)
     overlaps = set(att.get("overlaps") or [])
-    rows = [{"line": ln, "att": a, "label": labels[i], "overlap": i in overlaps, "user_split": False,
+    rows = [{"line": ln, "att": a, "label": labels[i], "overlap": i in overlaps, "user_split": False, "user_join": False,
              "line_id": line_ids[i] if att["origin"] == "subtitle" and i < len(line_ids) else None}
             for i, (ln, a) in enumerate(zip(lines, att["attributions"]))]
     with lib.atomic() as db:
         old = list(db.query(_OLD_SEGMENTS, [media_id]))
         named = {r["label"]: r["name"] for r in db.query(
             "SELECT label, name FROM speakers WHERE media_id = ? AND name IS NOT NULL AND name_source = 'user'", [media_id])}
-        rows = _split_again(rows, old)
+        rows = _join_again(_split_again(rows, old), old)
         pairs = match_segments(old, [{"start": r["line"].start, "end": r["line"].end, "text": r["line"].text,
                                       "line_id": r["line_id"]} for r in rows])
         user_names = _carry_speaker_names(named, old, rows, pairs, set(embeddings))
@@ -536,13 +537,17 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
             else:
                 name, source, conf = a["character"], a["source"], a["confidence"]
             ln.confidence = conf
+            user_text = bool(o is not None and o["user_text"])
+            if user_text:
+                ln.text = o["text"]  # the user's text wins over the new subtitle/ASR text
             seg_id = insert_segment(db, media_id, ln, line_id=r["line_id"], origin=att["origin"], idx=i)
             if name and name not in char_ids:
                 db.execute("INSERT INTO characters (media_id, name) VALUES (?, ?)", [media_id, name])
                 char_ids[name] = db.execute("SELECT last_insert_rowid()").fetchone()[0]
             db.execute("UPDATE segments SET speaker_id = ?, character_id = ?, attribution_source = ?, overlap = ?,"
-                       " user_split = ? WHERE id = ?",
-                       [speaker_ids.get(r["label"]), char_ids.get(name), source, int(r["overlap"]), int(r["user_split"]), seg_id])
+                       " user_split = ?, user_join = ?, user_text = ? WHERE id = ?",
+                       [speaker_ids.get(r["label"]), char_ids.get(name), source, int(r["overlap"]), int(r["user_split"]),
+                        int(r["user_join"]), int(user_text), seg_id])
             if o is not None and o["status"] is not None:
                 db.execute("UPDATE clips SET trim_start = ?, trim_end = ?, status = ? WHERE segment_id = ?",
                            [o["trim_start"], o["trim_end"], o["status"], seg_id])
@@ -573,6 +578,30 @@ def _split_again(rows: list[dict], old: list[dict]) -> list[dict]:
         j = best[1]
         left, right = split_line_at(rows[j]["line"], at)
         rows[j:j + 1] = [{**rows[j], "line": left}, {**rows[j], "line": right, "line_id": None, "user_split": True}]
+    return rows
+
+
+def _join_again(rows: list[dict], old: list[dict]) -> list[dict]:
+    """Join the new lines again where the user joined old ones: the consecutive new lines whose midpoints lie
+    inside an old joined segment become one line (words concatenated, first line's cue, attribution and subtitle
+    line), so the joined segment pairs with it and keeps its text, trims and mark."""
+    from .service_lines import join_text
+
+    for o in sorted((o for o in old if o["user_join"]), key=lambda o: o["start"]):
+        inside = [j for j, r in enumerate(rows) if o["start"] <= (r["line"].start + r["line"].end) / 2 <= o["end"]]
+        if len(inside) < 2 or inside != list(range(inside[0], inside[-1] + 1)):
+            continue
+        group = [rows[j] for j in inside]
+        first, lines = group[0], [g["line"] for g in group]
+        text = lines[0].text
+        for ln in lines[1:]:
+            text = join_text(text, ln.text)
+        joined = Line(start=lines[0].start, end=max(ln.end for ln in lines), text=text,
+                      words=[w for ln in lines for w in ln.words], speaker_cue=lines[0].speaker_cue,
+                      tags=list(dict.fromkeys(t for ln in lines for t in ln.tags)),
+                      confidence=min(ln.confidence for ln in lines), index=lines[0].index)
+        rows[inside[0]:inside[-1] + 1] = [{**first, "line": joined, "user_join": True,
+                                           "overlap": any(g["overlap"] for g in group)}]
     return rows
 
 

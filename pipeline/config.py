@@ -27,6 +27,7 @@ class Settings:
     backends: dict[str, str] = field(default_factory=dict)  # stage -> backend name ("" = best available)
     asr_model: str = "tiny.en"
     channel_mode: str = "auto"  # auto (centre when the track has one) | centre | mix
+    subtitle_language: str | None = None  # language of legacy-encoded subtitle files ("fr", "pl"): a decoding hint
     cloud_enabled: bool = False  # cloud adapters and online sources stay off unless the user opts in
     opensubtitles_api_key: str | None = None  # the user's own key, for `weaver scripts fetch --source opensubtitles`
     screenplay_site_url: str | None = None  # a screenplay site (search page + <pre> script pages)

@@ -31,9 +31,13 @@ class IngestRequest:
     title: str | None = None
     kind: str = "file"
     resync: bool = False  # a subtitle sync pass follows: keep cues it can still move inside the media
+    subtitle_encoding: str | None = None  # the user's pick (else detected)
+    subtitle_language: str | None = None  # a hint for the detection ("fr", "pl", "ru")
 
     def key(self, fingerprint: str) -> str:
         extra = f"{self.subtitles}|{self.audio_track}|{self.channel_mode}"
+        if self.subtitle_encoding:
+            extra += f"|{self.subtitle_encoding}"
         return f"ingest:{fingerprint}:{hashlib.sha1(extra.encode()).hexdigest()[:10]}"
 
 
@@ -45,11 +49,9 @@ def validate(req: IngestRequest) -> tuple[media_io.MediaInfo, str]:
     if req.channel_mode not in ("auto", "centre", "mix"):
         raise BadInputError(f"unknown channel mode '{req.channel_mode}' (auto, centre, mix)")
     if req.subtitles:
-        from .subtitles import read_subtitle_file
-
         sig = _file_signature(req.subtitles)
         # kept for this process's subtitles stage: a 50k-cue file is then parsed once, not twice
-        req.__dict__["_parsed_subtitles"] = (sig, read_subtitle_file(req.subtitles))
+        req.__dict__["_parsed_subtitles"] = (sig, _read_sidecar(req))
     return info, media_io.fingerprint(path)
 
 
@@ -63,12 +65,20 @@ def _file_signature(path: str) -> tuple | None:
 
 def _sidecar_subtitles(req: IngestRequest):
     """The sidecar file parsed by validate() when it is unchanged since, else read again (a resumed job)."""
-    from .subtitles import read_subtitle_file
-
     cached = req.__dict__.pop("_parsed_subtitles", None)
     if cached is not None and cached[0] is not None and cached[0] == _file_signature(req.subtitles):
         return cached[1]
-    return read_subtitle_file(req.subtitles)
+    return _read_sidecar(req)
+
+
+def _read_sidecar(req: IngestRequest):
+    from .subtitles import read_subtitle_file
+
+    if req.subtitle_encoding:
+        from .text_encoding import normalise_encoding
+
+        normalise_encoding(req.subtitle_encoding)  # an unknown name is refused before the file is read
+    return read_subtitle_file(req.subtitles, encoding=req.subtitle_encoding, language=req.subtitle_language)
 
 
 def _line_dict(ln: Line) -> dict:
@@ -164,13 +174,17 @@ def stage_subtitles(req: IngestRequest, info: media_io.MediaInfo):
             except WeaverError as e:
                 return {"track": None, "lines": [], "warnings": [f"embedded subtitles unreadable: {e}"]}
             track = {"source": "embedded", "path": None, "stream_index": pick.stream_index, "language": pick.language}
-        track.update({"format": doc.format, "encoding": doc.encoding})
+        track.update({"format": doc.format, "encoding": doc.encoding, "encoding_info": doc.encoding_info})
         # cues that cannot be cut from what decoded (past its end, end <= start, NaN/negative) are left out, counted
         duration = (ctx.results.get("decode") or {}).get("duration")
         lines, dropped = drop_bad_cues(doc.lines, duration, slack=sync_slack(duration) if req.resync else 0.0)
         for reason, n in doc.dropped.items():
             dropped[reason] = dropped.get(reason, 0) + n
         warnings = [w for w in [describe_dropped(dropped, duration)] if w]
+        if doc.encoding_unsure:
+            others = [c["encoding"] for c in doc.encoding_info["candidates"][1:4]]
+            warnings.append(f"subtitle encoding unsure: read as {doc.encoding}" + (f" (or {', '.join(others)})" if others else "")
+                            + "; pick another with `weaver encoding TRACK ENCODING` or in the Transcript view")
         ctx.progress(1.0, f"{len(lines)} subtitle lines" + (f", {sum(dropped.values())} bad cues dropped" if dropped else ""))
         return {"track": track, "lines": [_line_dict(ln) for ln in lines], "warnings": warnings,
                 "dropped_cues": sum(dropped.values())}
@@ -261,7 +275,8 @@ def insert_subtitle_track(db, media_id: int, track: dict, lines: list[Line], *, 
         db.execute("UPDATE subtitle_tracks SET is_primary = 0 WHERE media_id = ?", [media_id])
     db["subtitle_tracks"].insert({"media_id": media_id, "source": track["source"], "stream_index": track.get("stream_index"),
                                   "path": track.get("path"), "format": track.get("format"), "encoding": track.get("encoding"),
-                                  "language": track.get("language"), "is_primary": int(primary)})
+                                  "language": track.get("language"), "is_primary": int(primary),
+                                  **({"encoding_info": dumps(track["encoding_info"])} if track.get("encoding_info") else {})})
     track_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
     # one max(idx) lookup for the whole track, not one per line (a per-line scan made 50k cues quadratic)
     next_idx = db.execute("SELECT coalesce(max(idx) + 1, 0) FROM segments WHERE media_id = ?", [media_id]).fetchone()[0] if primary else 0

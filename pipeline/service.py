@@ -20,6 +20,7 @@ from .errors import BadInputError, NotFoundError, WeaverError
 from .jobs import JobRunner, ProgressListener
 from .progress import CancelToken
 from .service_chat import ChatMixin
+from .service_lines import LinesMixin
 from .service_voices import VoicesMixin
 from .store import Library, dumps, now
 
@@ -76,7 +77,7 @@ def slug(text: str, n: int = 40) -> str:
     return (s[:n] or "clip").lower()
 
 
-class Service(VoicesMixin, ChatMixin):
+class Service(VoicesMixin, ChatMixin, LinesMixin):
     """Operations on one library. Open one per thread (SQLite connections are per thread)."""
 
     def __init__(self, library: Library | None = None, home: str | os.PathLike | None = None):
@@ -90,14 +91,17 @@ class Service(VoicesMixin, ChatMixin):
     # -- import --------------------------------------------------------------------------------
     def prepare_ingest(self, path: str, *, subtitles: str | None = None, audio_track: int | None = None,
                        channel_mode: str | None = None, title: str | None = None, script: str | None = None,
-                       analyze: bool = True, analysis: "AnalysisOptions | None" = None, kind: str = "file") -> "PreparedJob":
+                       analyze: bool = True, analysis: "AnalysisOptions | None" = None, kind: str = "file",
+                       subtitle_encoding: str | None = None) -> "PreparedJob":
         """Validate an import (raising BadInputError before anything is written) and create or resume its job.
 
         Returns a PreparedJob whose ``run(listener, cancel)`` does the work (in this thread or a worker)."""
         from .analysis import AnalysisOptions, analysis_stages
 
         req = ingest_mod.IngestRequest(str(path), subtitles=subtitles, audio_track=audio_track,
-                                       channel_mode=channel_mode or self.settings.channel_mode, title=title, kind=kind)
+                                       channel_mode=channel_mode or self.settings.channel_mode, title=title, kind=kind,
+                                       subtitle_encoding=subtitle_encoding or None,
+                                       subtitle_language=getattr(self.settings, "subtitle_language", None))
         opts = analysis or AnalysisOptions()
         req.resync = bool(analyze and opts.sync)
         if script and not str(script).isdigit():
@@ -170,6 +174,8 @@ class Service(VoicesMixin, ChatMixin):
         m["subtitle_tracks"] = list(self.lib.db.query("SELECT * FROM subtitle_tracks WHERE media_id = ? ORDER BY id", [media_id]))
         for t in m["subtitle_tracks"]:
             t["sync"] = json.loads(t["sync"]) if t["sync"] else None
+            t["encoding_info"] = json.loads(t["encoding_info"]) if t.get("encoding_info") else None
+            t["encoding_unsure"] = bool(t["encoding_info"] and t["encoding_info"].get("unsure"))
             t["lines"] = self.lib.db.execute("SELECT count(*) FROM lines WHERE track_id = ?", [t["id"]]).fetchone()[0]
         m["segments"] = self.lib.db.execute("SELECT count(*) FROM segments WHERE media_id = ?", [media_id]).fetchone()[0]
         m["jobs"] = list(self.lib.db.query(
@@ -198,7 +204,7 @@ class Service(VoicesMixin, ChatMixin):
         """Dialogue segments with their clip edits, speaker and character names."""
         self.lib.media(media_id)
         sql = ("SELECT s.id, s.idx, s.start, s.end, s.text, s.origin, s.confidence, s.attribution_source, s.overlap,"
-               " s.speaker_cue, sp.label AS speaker, coalesce(sp.name, NULL) AS speaker_name, c.name AS character,"
+               " s.speaker_cue, s.user_text, s.user_join, sp.label AS speaker, coalesce(sp.name, NULL) AS speaker_name, c.name AS character,"
                " cl.id AS clip_id, cl.trim_start, cl.trim_end, cl.status"
                " FROM segments s LEFT JOIN speakers sp ON sp.id = s.speaker_id"
                " LEFT JOIN characters c ON c.id = s.character_id LEFT JOIN clips cl ON cl.segment_id = s.id"
@@ -362,7 +368,7 @@ class Service(VoicesMixin, ChatMixin):
         return out
 
     # -- labelling (undoable) ----------------------------------------------------------------------
-    # Labelling edits (label, merge, reassign, split) each record exactly the rows they changed (pipeline.edits),
+    # Labelling edits (label, merge, reassign, split, line text, join — see service_lines) each record exactly the rows they changed (pipeline.edits),
     # and undo puts back the latest one and nothing else. Clip trims and keep/reject marks are not labelling
     # edits: they set a value the panel shows and can set again, and no labelling undo touches them.
     @contextmanager
@@ -455,6 +461,11 @@ class Service(VoicesMixin, ChatMixin):
         line = Line(start=seg["start"], end=seg["end"], text=seg["text"], confidence=seg["confidence"] or 1.0,
                     words=[Word(w["start"], w["end"], w["text"], w["probability"] or 1.0) for w in words])
         left, right = split_line_at(line, at)
+        if seg["user_text"]:  # the user's text is cut where the words are, not rebuilt from the words' own text
+            toks = seg["text"].split()
+            k = round(len(toks) * len(left.words) / len(words)) if words else \
+                round(len(toks) * (at - seg["start"]) / (seg["end"] - seg["start"]))
+            left.text, right.text = " ".join(toks[:k]), " ".join(toks[k:])
         moved = [w["id"] for w in words if (w["start"] + w["end"]) / 2 >= at]
         with self._edit(seg["media_id"], {"op": "split", "segment": segment_id, "at": at}, ("id = ?", [segment_id]),
                         words_of=(segment_id,)) as db:
@@ -463,9 +474,9 @@ class Service(VoicesMixin, ChatMixin):
                 db.execute("DELETE FROM words WHERE id = ?", [word_id])
             new_id = insert_segment(db, seg["media_id"], right, line_id=None, origin=seg["origin"], idx=seg["idx"])
             db.execute("UPDATE segments SET speaker_id = ?, character_id = ?, attribution_source = ?, overlap = ?,"
-                       " speaker_cue = ?, tags = ?, user_split = 1 WHERE id = ?",
+                       " speaker_cue = ?, tags = ?, user_split = 1, user_text = ? WHERE id = ?",
                        [seg["speaker_id"], seg["character_id"], seg["attribution_source"], seg["overlap"],
-                        seg["speaker_cue"], seg["tags"], new_id])
+                        seg["speaker_cue"], seg["tags"], seg["user_text"], new_id])
         return {"segment": segment_id, "new_segment": new_id}
 
     def undo(self, media_id: int) -> dict | None:

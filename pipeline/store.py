@@ -246,6 +246,23 @@ def _migration_autoincrement(db: sqlite_utils.Database) -> None:
             db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('media', ?)", [top])
 
 
+def _migration_line_text_and_encodings(db: sqlite_utils.Database) -> None:
+    """User-edited line text, user joins and how a subtitle track's encoding was chosen (self-contained).
+
+    - ``segments.user_text``: 1 when the user typed the line's text (edit or join of an edited line); that text
+      wins over every automatic source, re-analysis included.
+    - ``segments.user_join``: 1 when the segment is two lines the user joined (re-analysis joins them again).
+    - ``subtitle_tracks.encoding_info``: JSON {encoding, unsure, method, candidates: [{encoding, cost, sample}]}.
+    """
+    def add(table: str, column: str, decl: str) -> None:
+        if column not in {c[1] for c in db.execute(f"PRAGMA table_info([{table}])").fetchall()}:
+            db.execute(f"ALTER TABLE [{table}] ADD COLUMN [{column}] {decl}")
+
+    add("segments", "user_text", "INTEGER NOT NULL DEFAULT 0")
+    add("segments", "user_join", "INTEGER NOT NULL DEFAULT 0")
+    add("subtitle_tracks", "encoding_info", "TEXT")
+
+
 # Append only: each entry is one schema version. Never edit a released migration.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_sql(SCHEMA_V1),
@@ -254,6 +271,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _plugin_migration("pipeline.chat.schema"),
     _migration_user_edits,
     _migration_autoincrement,
+    _migration_line_text_and_encodings,
 ]
 
 BUSY_WAIT = 60.0  # seconds a write transaction keeps retrying to get the write lock before giving up

@@ -58,6 +58,11 @@ class SubtitleDoc:
     source: str  # file path, "stream N of FILE", or "<text>"
     warnings: list[str] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)  # cues left out while parsing, by reason
+    encoding_info: dict | None = None  # how the encoding was chosen: unsure?, candidates (text_encoding.Decoded.info)
+
+    @property
+    def encoding_unsure(self) -> bool:
+        return bool(self.encoding_info and self.encoding_info.get("unsure"))
 
     @property
     def dialogue(self) -> list[Line]:
@@ -76,69 +81,13 @@ class SubtitleDoc:
 
 # ------------------------------------------------------------------------------------------------ text decoding
 
-_BOMS = [
-    (b"\xef\xbb\xbf", "utf-8-sig"),
-    (b"\xff\xfe\x00\x00", "utf-32"),
-    (b"\x00\x00\xfe\xff", "utf-32"),
-    (b"\xff\xfe", "utf-16"),
-    (b"\xfe\xff", "utf-16"),
-]
+def decode_text(raw: bytes, name: str = "text", *, language: str | None = None) -> tuple[str, str]:
+    """Decode text bytes of unknown encoding; return (text, encoding). See :func:`pipeline.text_encoding.detect`
+    (BOM, BOM-less UTF-16, strict UTF-8, then the most plausible legacy encoding). BadInputError for binary data."""
+    from .text_encoding import detect
 
-
-def _controls_ratio(text: str) -> float:
-    if not text:
-        return 0.0
-    bad = sum(1 for ch in text if (ord(ch) < 32 and ch not in "\t\n\r\f\v") or 0x7F <= ord(ch) < 0xA0)
-    return bad / len(text)
-
-
-def decode_text(raw: bytes, name: str = "text") -> tuple[str, str]:
-    """Decode text bytes of unknown encoding; return (text, encoding).
-
-    Order: a BOM (UTF-8/16/32), BOM-less UTF-16 (NUL in every other byte), strict UTF-8, then charset-normalizer
-    (ties among single-byte Western/Central European guesses go to cp1252, the usual subtitle encoding).
-    Raises BadInputError for binary data.
-    """
-    for bom, enc in _BOMS:
-        if raw.startswith(bom):
-            try:
-                return raw.decode(enc), enc
-            except UnicodeDecodeError:
-                break
-    head = raw[:4000]
-    if len(head) >= 4 and head.count(b"\x00") >= len(head) // 4:
-        even, odd = head[0::2].count(0), head[1::2].count(0)
-        enc = "utf-16-le" if odd > even * 3 else "utf-16-be" if even > odd * 3 else None
-        if enc:
-            try:
-                return raw.decode(enc), enc
-            except UnicodeDecodeError:
-                pass
-        raise BadInputError(f"{name} is not a text file (binary data)")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    else:
-        if _controls_ratio(text[:20000]) > 0.05:
-            raise BadInputError(f"{name} is not a text file (binary data)")
-        return text, "utf-8"
-
-    import charset_normalizer
-
-    results = [m for m in charset_normalizer.from_bytes(raw) if not m.encoding.startswith(("utf_16", "utf_32"))]
-    if not results:
-        raise BadInputError(f"{name} is not a text file (cannot detect its encoding)")
-    best = results[0]
-    enc = best.encoding.replace("_", "-")
-    for m in results:
-        if "cp1252" in (m.could_be_from_charset or [m.encoding]) and m.chaos <= best.chaos + 0.02:
-            best, enc = m, "cp1252"
-            break
-    text = str(best)
-    if _controls_ratio(text[:20000]) > 0.05:
-        raise BadInputError(f"{name} is not a text file (binary data)")
-    return text, enc
+    d = detect(raw, name, language=language)
+    return d.text, d.encoding
 
 
 # ------------------------------------------------------------------------------------------------- text cleaning
@@ -544,18 +493,24 @@ def read_user_file(path: str | os.PathLike, what: str, max_bytes: int | None = N
     return p, raw
 
 
-def read_subtitle_file(path: str | os.PathLike) -> SubtitleDoc:
-    """Read a subtitle file in any encoding; BadInputError (one line, naming the file) when unusable."""
+def read_subtitle_file(path: str | os.PathLike, *, encoding: str | None = None, language: str | None = None) -> SubtitleDoc:
+    """Read a subtitle file in any encoding; BadInputError (one line, naming the file) when unusable.
+
+    ``encoding`` forces one (the user's pick); otherwise it is detected (``language``, e.g. "pl", helps) and
+    ``doc.encoding_info`` says whether the guess is unsure and which other encodings read differently."""
+    from .text_encoding import decode_as, detect
+
     p, raw = read_user_file(path, "subtitle")
     if not raw.strip():
         raise BadInputError(f"no subtitle lines in {p.name} (the file is empty)")
-    text, enc = decode_text(raw, p.name)
+    decoded = decode_as(raw, encoding, p.name) if encoding else detect(raw, p.name, language=language)
+    text, enc = decoded.text, decoded.encoding
     ext_hint = {".srt": "srt", ".vtt": "vtt", ".ass": None, ".ssa": None, ".sub": None}.get(p.suffix.lower())
     fmt = _guess_format(text, None)
     if fmt is None and ext_hint and not re.search(r"\[Script Info\]|^Dialogue:", text, re.M):
         fmt = ext_hint
     lines, got, dropped = _parse(text, fmt, p.name)
-    return SubtitleDoc(lines=lines, format=got, encoding=enc, source=str(p), dropped=dropped)
+    return SubtitleDoc(lines=lines, format=got, encoding=enc, source=str(p), dropped=dropped, encoding_info=decoded.info())
 
 
 # ------------------------------------------------------------------------------------------------ embedded streams

@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ingest", help="import a media file (and run the analysis chain)")
     s.add_argument("path")
     s.add_argument("--subtitles", help="sidecar subtitle file (takes precedence over embedded streams)")
+    s.add_argument("--subtitle-encoding", metavar="ENC",
+                   help="text encoding of the subtitle file (cp1252, cp1251, shift_jis, gb18030…; default: detected)")
     s.add_argument("--script", help="screenplay (txt, fountain, pdf) to name the characters")
     s.add_argument("--audio-track", type=int, help="audio track number (0-based, see `weaver show`)")
     s.add_argument("--channels", choices=["auto", "centre", "mix"], help="centre channel of 5.1/7.1 (auto) or a downmix")
@@ -150,7 +152,8 @@ def cmd_ingest(a) -> int:
     svc = service()
     try:  # validation first, so bad input fails before any progress bar or write
         prepared = svc.prepare_ingest(a.path, subtitles=a.subtitles, audio_track=a.audio_track, channel_mode=a.channels,
-                                      title=a.title, script=a.script, analyze=not a.no_analysis)
+                                      title=a.title, script=a.script, analyze=not a.no_analysis,
+                                      subtitle_encoding=a.subtitle_encoding)
     except AlreadyImported as e:
         err(f"weaver: {e}")
         out(str(e.media_id))
@@ -289,7 +292,7 @@ def raise_usage(msg: str):
 def main(argv: list[str] | None = None) -> int:
     from pipeline.errors import Cancelled, WeaverError
 
-    from . import cli_capture, cli_chat, cli_more, cli_voices  # noqa: F401  (register more subcommands)
+    from . import cli_capture, cli_chat, cli_lines, cli_more, cli_voices  # noqa: F401  (register more subcommands)
 
     parser = build_parser()
     a = parser.parse_args(argv)

@@ -241,6 +241,24 @@ def create_app(*, home: str | os.PathLike | None = None, token: str | None = Non
     def split(segment_id: int, body: dict = Body(...)):
         return svc().split_line(segment_id, float(body["at"]))
 
+    @app.post("/api/segments/{segment_id}/text")
+    def edit_text(segment_id: int, body: dict = Body(...)):
+        return svc().edit_line_text(segment_id, str(body.get("text", "")))
+
+    @app.post("/api/segments/{segment_id}/join")
+    def join(segment_id: int, body: dict = Body(...)):
+        if not str(body.get("next", "")).isdigit():
+            raise BadInputError("next (the id of the line to join with) is required")
+        return svc().join_lines(segment_id, int(body["next"]), force=bool(body.get("force")))
+
+    @app.get("/api/subtitle-tracks/{track_id}/encoding")
+    def subtitle_encoding(track_id: int):
+        return svc().subtitle_encoding(track_id)
+
+    @app.post("/api/subtitle-tracks/{track_id}/encoding")
+    def set_subtitle_encoding(track_id: int, body: dict = Body(...)):
+        return svc().set_subtitle_encoding(track_id, str(body.get("encoding", "")))
+
     @app.post("/api/media/{media_id}/undo")
     def undo(media_id: int):
         return {"undone": svc().undo(media_id)}

@@ -1,4 +1,5 @@
-// Transcript view: lines with speaker colours and character names; label speakers (rename, merge, split, reassign) with undo.
+// Transcript view: lines with speaker colours and character names; label speakers (rename, merge, split, reassign),
+// edit a line's text and join two lines, with undo; pick a subtitle file's encoding when its detection was unsure.
 import { $, api, colorFor, el, fmt, play, registerView } from "./app.js";
 
 async function render() {
@@ -15,15 +16,20 @@ async function render() {
       el("button", { class: "name-speaker", onclick: async () => { await api(`/api/media/${id}/speakers/${encodeURIComponent(s.speaker)}/label`, { method: "POST", body: { name: input.value } }); render(); } }, "Name"),
       " ", merge, el("span", { class: "muted" }, ` ${s.segments.length} lines${s.match_score != null ? ` · voiceprint ${s.match_score.toFixed(2)}` : ""}`));
   }));
-  $("#transcript tbody").replaceChildren(...segments.map((s) => {
+  encodingBanner(id);
+  $("#transcript tbody").replaceChildren(...segments.map((s, i) => {
+    const next = segments[i + 1];
     const row = el("tr", { class: "playable", "data-segment": s.id, "data-clip": s.clip_id, onclick: (e) => { if (!e.target.closest("button,input")) play(`/api/clips/${s.clip_id}/audio`); } },
       el("td", {}, `${fmt(s.start)}–${fmt(s.end)}`),
       el("td", {}, el("span", { class: "speaker", style: `border-color:${colorFor(s.speaker)}` }, s.speaker || "-")),
       el("td", { class: "character" }, s.character || "?", el("span", { class: "muted" }, s.attribution_source ? ` (${s.attribution_source})` : "")),
-      el("td", {}, s.text, s.overlap ? el("span", { class: "muted" }, " [overlap]") : ""),
+      el("td", { class: "text" }, el("span", { class: "line-text" }, s.text), s.user_text ? el("span", { class: "muted edited" }, " [edited]") : "",
+        s.overlap ? el("span", { class: "muted" }, " [overlap]") : ""),
       el("td", { class: "actions" },
         el("button", { class: "reassign", onclick: (e) => reassignEditor(e.target.closest("td"), s) }, "Reassign"), " ",
-        el("button", { class: "split", onclick: (e) => splitEditor(e.target.closest("td"), s) }, "Split")));
+        el("button", { class: "split", onclick: (e) => splitEditor(e.target.closest("td"), s) }, "Split"), " ",
+        el("button", { class: "edit-text", onclick: (e) => textEditor(e.target.closest("td"), s) }, "Edit"), " ",
+        next ? el("button", { class: "join", title: "join with the next line", onclick: (e) => joinEditor(e.target.closest("td"), s, next) }, "Join ↓") : ""));
     return row;
   }));
   const names = await api(`/api/media/${id}/characters`);
@@ -60,6 +66,51 @@ function splitEditor(cell, s) {
     if (!(at > s.start && at < s.end)) throw new Error(`pick a time inside ${s.start.toFixed(2)}–${s.end.toFixed(2)} s`);
     await api(`/api/segments/${s.id}/split`, { method: "POST", body: { at } });
   });
+}
+
+function textEditor(cell, s) {
+  const input = el("input", { class: "line-text-input", value: s.text, size: 40, title: "the words actually spoken" });
+  inlineEditor(cell, input, async (text) => {
+    if (!text.trim()) throw new Error("a line needs some text (reject its clip to leave it out)");
+    await api(`/api/segments/${s.id}/text`, { method: "POST", body: { text: text.trim() } });
+  });
+}
+
+function joinEditor(cell, s, next) {
+  const other = (s.character || "") !== (next.character || "");
+  const force = el("input", { type: "checkbox", class: "join-force" });
+  const error = el("span", { class: "inline-error" });
+  const ok = async () => {
+    try {
+      error.textContent = "";
+      if (other && !force.checked) throw new Error(`the next line is ${next.character || "unattributed"}'s: tick “join anyway” to join lines of two characters`);
+      await api(`/api/segments/${s.id}/join`, { method: "POST", body: { next: next.id, force: other && force.checked } });
+      render();
+    } catch (e) { error.textContent = e.message; }
+  };
+  cell.replaceChildren(el("span", { class: "muted" }, `join with “${next.text.slice(0, 40)}”`), " ",
+    other ? el("label", {}, force, " join anyway (other character)") : "", " ",
+    el("button", { class: "ok", onclick: ok }, "OK"), " ", el("button", { class: "cancel", onclick: () => render() }, "Cancel"), " ", error);
+}
+
+// Where the subtitle file's encoding was a close call, show how it reads and let the user pick another reading.
+async function encodingBanner(id) {
+  let box = $("#tr-encoding");
+  if (!box) { box = el("div", { id: "tr-encoding", class: "row" }); $("#transcript").before(box); }
+  const item = await api(`/api/media/${id}`);
+  const track = (item.subtitle_tracks || []).find((t) => t.is_primary && t.encoding_unsure);
+  if (!track) { box.hidden = true; box.replaceChildren(); return; }
+  const cands = track.encoding_info.candidates || [];
+  const sample = el("pre", { class: "encoding-sample" }, cands[0] ? cands[0].sample : "");
+  const pick = el("select", { class: "encoding-pick" }, ...cands.map((c) => el("option", { value: c.encoding }, `${c.encoding}: ${c.sample.split("\n")[0].slice(0, 60)}`)));
+  pick.onchange = () => { sample.textContent = (cands.find((c) => c.encoding === pick.value) || {}).sample || ""; };
+  const error = el("span", { class: "inline-error" });
+  const use = el("button", { class: "encoding-use", onclick: async () => {
+    try { await api(`/api/subtitle-tracks/${track.id}/encoding`, { method: "POST", body: { encoding: pick.value } }); render(); }
+    catch (e) { error.textContent = e.message; }
+  } }, "Use this encoding");
+  box.hidden = false;
+  box.replaceChildren(el("strong", {}, `Subtitle encoding unsure (read as ${track.encoding}).`), " Which reading is right? ", pick, " ", use, " ", error, sample);
 }
 
 $("#tr-item").addEventListener("change", render);
