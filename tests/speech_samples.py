@@ -2,8 +2,9 @@
 
 - ``espeak_*``: synthetic speech whose speech spans are known exactly (silences are inserted by us).
 - ``librivox_clips``: five real LibriVox recordings (public domain, one reader, 25 s in all) with their
-  transcripts, shipped in the pocketsphinx source distribution on PyPI (test/data/librivox). They are fetched
-  once with pip into a cache folder; tests skip when that is impossible (no PyPI access and no cache).
+  transcripts, shipped in the pocketsphinx source distribution on PyPI (test/data/librivox). The sdist file is
+  downloaded once (checked against PyPI's sha256) and only read, never built, into a cache folder; tests skip
+  when that is impossible (no PyPI access and no cache).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -86,8 +86,40 @@ def _pocketsphinx_version() -> str:
     return version("pocketsphinx")
 
 
+def download_sdist(name: str, version: str, folder: Path) -> Path:
+    """Download a package's source distribution file from the package index as a plain file, sha256-checked.
+
+    Uses the index's JSON Simple API (PEP 691) at $PIP_INDEX_URL or PyPI. (``pip download --no-binary :all:``
+    would also prepare the sdist's metadata, building its build dependencies from source too: for pocketsphinx
+    that compiled Cython for minutes at test time.)
+    """
+    import hashlib
+
+    import httpx
+
+    index = (os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple").rstrip("/")
+    listing = httpx.get(f"{index}/{name}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+                        timeout=30, follow_redirects=True)
+    listing.raise_for_status()
+    wanted = f"{name}-{version}.tar.gz"
+    entry = next(f for f in listing.json()["files"] if f["filename"] == wanted)
+    target = folder / wanted
+    digest = hashlib.sha256()
+    with httpx.stream("GET", str(listing.url.join(entry["url"])), timeout=120, follow_redirects=True) as r, \
+            open(target, "wb") as f:
+        r.raise_for_status()
+        for block in r.iter_bytes(1 << 20):
+            digest.update(block)
+            f.write(block)
+    if digest.hexdigest() != entry["hashes"]["sha256"]:
+        raise OSError(f"{wanted}: sha256 differs from the index's")
+    return target
+
+
 def librivox_clips() -> list[tuple[Path, str]] | None:
     """[(wav path, reference transcript)] of the LibriVox clips, fetching them once; None if unavailable."""
+    import httpx
+
     ver = _pocketsphinx_version()
     folder = CACHE / f"pocketsphinx-{ver}-librivox"
     done = folder / ".complete"
@@ -96,19 +128,15 @@ def librivox_clips() -> list[tuple[Path, str]] | None:
             return None
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                r = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
-                                    ":all:", f"pocketsphinx=={ver}", "-d", tmp], capture_output=True, timeout=300)
-                sdists = list(Path(tmp).glob("pocketsphinx-*.tar.gz"))
-                if r.returncode != 0 or not sdists:
-                    return None
+                sdist = download_sdist("pocketsphinx", ver, Path(tmp))
                 folder.mkdir(parents=True, exist_ok=True)
-                with tarfile.open(sdists[0]) as tar:
+                with tarfile.open(sdist) as tar:
                     for m in tar.getmembers():
                         if "/test/data/librivox/" in m.name and m.name.endswith((".wav", ".txt")) and m.isfile():
                             data = tar.extractfile(m).read()
                             (folder / Path(m.name).name).write_bytes(data)
                 done.write_text("ok\n")
-        except (OSError, subprocess.SubprocessError, tarfile.TarError):
+        except (OSError, httpx.HTTPError, ValueError, KeyError, StopIteration, tarfile.TarError):
             shutil.rmtree(folder, ignore_errors=True)
             return None
     clips = []

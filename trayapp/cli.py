@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from contextlib import contextmanager
 from typing import Callable
 
@@ -86,6 +88,37 @@ def fmt_time(t: float | None) -> str:
     m, s = divmod(max(0.0, t), 60)
     h, m = divmod(int(m), 60)
     return f"{h:d}:{m:02d}:{s:06.3f}" if h else f"{m:02d}:{s:06.3f}"
+
+
+# Environment switches read when the libraries load: no tqdm bars (model loading, downloads), no Hugging Face or
+# transformers progress bars and advisories on the user's terminal.
+QUIET_ENV = {
+    "TQDM_DISABLE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+}
+
+
+def quiet_third_party(debug: bool = False) -> None:
+    """Keep third-party warnings and progress bars off the terminal; ``--debug`` leaves them alone.
+
+    Our own output (rich progress, one-line errors, ``warning:`` lines) does not use the warnings module, so every
+    Python warning seen here comes from a library (webrtcvad's pkg_resources notice, transformers' FutureWarnings,
+    torch's UserWarnings...): none is something the user can act on. Call before the heavy imports.
+    """
+    if debug:
+        return
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    warnings.simplefilter("ignore")
+    try:  # when transformers is already loaded the environment switch came too late: set its verbosity directly
+        tf_logging = sys.modules.get("transformers.utils.logging")
+        if tf_logging is not None:
+            tf_logging.set_verbosity_error()
+            tf_logging.disable_progress_bar()
+    except Exception:  # noqa: BLE001 - best effort on a library's internals
+        pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,6 +323,11 @@ def raise_usage(msg: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args
+    quiet_third_party(debug)
+    if debug:
+        os.environ.setdefault("WEAVER_DEBUG", "1")  # engines with their own logs (llama.cpp) show them too
     from pipeline.errors import Cancelled, WeaverError
 
     from . import cli_capture, cli_chat, cli_lines, cli_more, cli_voices  # noqa: F401  (register more subcommands)

@@ -3,7 +3,7 @@
 Modules: providers (Ollama, OpenAI-compatible servers, embedded llama.cpp; registry), persona (draft a persona
 from a character's lines), conversation (streaming loop with sentence-by-sentence TTS), sentences (incremental
 splitter), cards (Character Card V2 JSON/PNG), schema (tables + helpers taking a sqlite_utils.Database).
-Client libraries (ollama, openai, llama_cpp) load only when a provider is used.
+Client libraries (ollama, openai, xllamacpp) load only when a provider is used.
 """
 
 from .cards import export_card, import_card, read_card, write_card_json, write_card_png

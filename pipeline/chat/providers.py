@@ -5,7 +5,7 @@ Every provider has the same small interface (:class:`ChatProvider`): ``list_mode
 ``stream_chat(model, messages, options=, cancel=)`` yielding text deltas. Errors meant for the user are one line:
 an unreachable provider raises :class:`ProviderUnreachableError`, a missing model :class:`ChatModelMissingError`,
 and a provider that dies mid-reply :class:`ProviderStreamError` carrying the ``partial`` text received so far.
-Client libraries (ollama, openai, llama_cpp) are imported lazily.
+Client libraries (ollama, openai, xllamacpp) are imported lazily.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import queue
+import secrets
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -450,10 +452,12 @@ def find_ollama_gguf_blobs(models_dir: str | os.PathLike | None = None) -> list[
 
 
 class EmbeddedLlamaProvider(ChatProvider):
-    """llama.cpp inside this process (llama-cpp-python) running a local GGUF file; no server needed.
+    """llama.cpp inside this process (the prebuilt ``xllamacpp`` wheel) running a local GGUF file; no server to start.
 
     ``model`` in :meth:`stream_chat` may be None (the ``model_path`` given here), a .gguf path, the file's stem,
-    or the name of a model Ollama pulled (its GGUF blob is used directly).
+    or the name of a model Ollama pulled (its GGUF blob is used directly). The GGUF's own chat template formats
+    the messages. The engine also answers HTTP on a random 127.0.0.1 port; it is locked with a random API key
+    that only this object knows (used for exact token counts).
     """
 
     name = "embedded"
@@ -465,18 +469,19 @@ class EmbeddedLlamaProvider(ChatProvider):
         self.n_ctx = int(n_ctx)
         self.n_threads = n_threads
         self.models_dir = models_dir
-        self._llm = None
-        self._llm_path: Path | None = None
+        self._engine = None  # xllamacpp.Server
+        self._engine_path: Path | None = None
+        self._engine_ctx: int | None = None  # the context the engine really has (llama.cpp caps it at the trained one)
+        self._api_key = ""
         self._lock = threading.RLock()
 
     @staticmethod
     def _library():
         try:
-            import llama_cpp
+            import xllamacpp
         except ImportError:
-            raise BackendUnavailableError(
-                'llama-cpp-python is not installed; pip install "voice-weaver[chat]" (compiles llama.cpp once, ≈10 min)') from None
-        return llama_cpp
+            raise BackendUnavailableError('xllamacpp is not installed; pip install "voice-weaver[chat]"') from None
+        return xllamacpp
 
     def list_models(self) -> list[ModelInfo]:
         out = []
@@ -488,8 +493,8 @@ class EmbeddedLlamaProvider(ChatProvider):
         return out
 
     def is_reachable(self) -> tuple[bool, str]:
-        if importlib_find("llama_cpp") is None:
-            return False, 'llama-cpp-python is not installed; pip install "voice-weaver[chat]"'
+        if importlib_find("xllamacpp") is None:
+            return False, 'xllamacpp is not installed; pip install "voice-weaver[chat]"'
         models = self.list_models()
         if not models:
             where = f"{self.model_path} does not exist and " if self.model_path else ""
@@ -519,80 +524,168 @@ class EmbeddedLlamaProvider(ChatProvider):
                                     f"model '{model}' not found: give a .gguf path, or pull it with `ollama pull {model}`")
 
     def load(self, model: str | None = None):
-        """The llama_cpp.Llama for a model (kept loaded; loading another model replaces it)."""
+        """The xllamacpp.Server running a model (kept loaded; loading another model replaces it)."""
         path = self.resolve(model)
         with self._lock:
-            if self._llm is not None and self._llm_path == path:
-                return self._llm
-            llama_cpp = self._library()
-            self._llm = None
-            kwargs: dict[str, Any] = {"n_ctx": self.n_ctx, "verbose": False}
-            if self.n_threads:
-                kwargs["n_threads"] = self.n_threads
+            if self._engine is not None and self._engine_path == path:
+                return self._engine
+            xllamacpp = self._library()
+            self._engine = None  # free the previous model before loading the next
+            self._engine_path = None
+            self._engine_ctx = None
             try:
-                self._llm = llama_cpp.Llama(model_path=str(path), **kwargs)
+                with open(path, "rb") as f:
+                    magic = f.read(4)
+            except OSError as e:
+                raise BadInputError(f"cannot read GGUF model {path.name}: {e.strerror or e}") from None
+            if magic != b"GGUF":
+                raise BadInputError(f"cannot load {path.name}: not a GGUF file")
+            params = xllamacpp.CommonParams()
+            params.model.path = str(path)
+            params.n_ctx = self.n_ctx
+            params.n_parallel = 1  # one conversation at a time: the whole context is one slot
+            if self.n_threads:
+                params.cpuparams.n_threads = int(self.n_threads)
+                params.cpuparams_batch.n_threads = int(self.n_threads)
+            params.verbosity = 3 if os.environ.get("WEAVER_DEBUG") else -1  # llama.cpp's log lines only when debugging
+            params.ui = False
+            params.hostnames = ["127.0.0.1"]
+            params.port = 0
+            params.n_threads_http = 1
+            self._api_key = secrets.token_urlsafe(24)
+            params.api_keys = [self._api_key]
+            try:
+                self._engine = xllamacpp.Server(params)
             except (ValueError, RuntimeError, OSError) as e:
-                raise BadInputError(f"cannot load GGUF model {path.name}: {e}") from None
-            self._llm_path = path
-            return self._llm
+                raise BadInputError(f"cannot load GGUF model {path.name} (llama.cpp: {e})") from None
+            self._engine_path = path
+            self._engine_ctx = self._ask_context()
+            return self._engine
+
+    def _get(self, method: str, route: str, **kwargs):
+        """A request to the loaded engine's own HTTP API (127.0.0.1, locked with this object's key)."""
+        import httpx
+
+        r = httpx.request(method, self._engine.listening_address + route, timeout=30,
+                          headers={"Authorization": f"Bearer {self._api_key}"}, **kwargs)
+        r.raise_for_status()
+        return r.json()
+
+    def _ask_context(self) -> int | None:
+        import httpx
+
+        try:
+            return int(self._get("GET", "/slots")[0]["n_ctx"])
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+            return None
 
     def count_tokens(self, text: str, model: str | None = None) -> int:
         """Exact count with the model's tokenizer (loads the model); the estimate if it cannot be loaded."""
+        import httpx
+
         if not text:
             return 0
         try:
-            llm = self.load(model)
+            with self._lock:
+                self.load(model)
+                return len(self._get("POST", "/tokenize", json={"content": text, "add_special": False,
+                                                                 "parse_special": True})["tokens"])
         except WeaverError:
             return super().count_tokens(text)
-        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return super().count_tokens(text)
 
     def context_length(self, model: str | None) -> int | None:
-        return self.n_ctx
+        """The loaded model's context in tokens: ``n_ctx``, or less when the model was trained on less."""
+        try:
+            with self._lock:
+                self.load(model)
+                return self._engine_ctx or self.n_ctx
+        except WeaverError:
+            return self.n_ctx
+
+    def _error(self, error: Any, partial: str) -> WeaverError:
+        """The one-line error for an error object the engine returned (a dict like OpenAI's, or a string)."""
+        info = error if isinstance(error, dict) else {"message": str(error)}
+        message = str(info.get("message") or info).strip().splitlines()[0] if info else "unknown error"
+        if not partial and (info.get("type") == "exceed_context_size_error" or "context" in message.lower()):
+            n_ctx = self._engine_ctx or self.n_ctx
+            return BadInputError(f"the conversation does not fit the model's context ({n_ctx} tokens): {message}")
+        if partial:
+            return ProviderStreamError(f"llama.cpp failed mid-reply: {message}", partial)
+        return WeaverError(f"llama.cpp refused the chat request: {message}")
 
     def stream_chat(self, model, messages, *, options=None, cancel=None) -> Iterator[str]:
         opts = normalize_options(options)
-        kwargs = {k: opts[k] for k in ("temperature", "top_p", "top_k", "max_tokens", "seed", "stop", "logit_bias",
-                                       "repeat_penalty", "min_p", "presence_penalty", "frequency_penalty") if k in opts}
-        if "logit_bias" in kwargs:
-            kwargs["logit_bias"] = {int(k): float(v) for k, v in kwargs["logit_bias"].items()}
-        msgs = _plain_messages(messages)
+        request: dict[str, Any] = {k: opts[k] for k in ("temperature", "top_p", "top_k", "max_tokens", "seed", "stop",
+                                                         "repeat_penalty", "min_p", "presence_penalty",
+                                                         "frequency_penalty") if k in opts}
+        if opts.get("logit_bias"):
+            request["logit_bias"] = [[int(k), float(v)] for k, v in opts["logit_bias"].items()]
+        request["messages"] = _plain_messages(messages)
+        request["stream"] = True
         _check(cancel)
-        llm = self.load(model)
+        engine = self.load(model)
         partial = ""
         finished = False
         with self._lock:  # one generation at a time on a loaded model
-            stream = None
+            chunks: queue.Queue = queue.Queue()
+            stop = threading.Event()
+            done = object()
+
+            def on_chunk(chunk) -> bool:  # runs on the worker thread; True asks the engine to stop
+                chunks.put(chunk)
+                return stop.is_set() or (cancel is not None and cancel.cancelled)
+
+            def work() -> None:
+                try:
+                    result = engine.handle_chat_completions(request, on_chunk)
+                    if isinstance(result, dict) and "error" in result:
+                        chunks.put(result)
+                except Exception as e:  # noqa: BLE001 - the engine may raise anything; reported to the reader
+                    chunks.put(e)
+                finally:
+                    chunks.put(done)
+
+            worker = threading.Thread(target=work, name="llama.cpp reply", daemon=True)
+            worker.start()
             try:
-                stream = llm.create_chat_completion(messages=msgs, stream=True, **kwargs)
-                for chunk in stream:
+                while True:
                     _check(cancel)
-                    choice = chunk["choices"][0]
-                    delta = (choice.get("delta") or {}).get("content")
-                    if delta:
-                        partial += delta
-                        yield delta
-                    if choice.get("finish_reason"):
-                        finished = True
-            except (Cancelled, GeneratorExit):
-                raise
-            except ValueError as e:
-                if not partial and "context window" in str(e).lower():
-                    raise BadInputError(f"the conversation does not fit the model's context ({self.n_ctx} tokens): {e}") from None
-                raise ProviderStreamError(f"llama.cpp failed mid-reply: {e}", partial) from None
-            except Exception as e:  # noqa: BLE001 - the engine may raise anything mid-generation
-                raise ProviderStreamError(f"llama.cpp failed mid-reply ({type(e).__name__}: {e})", partial) from None
+                    try:
+                        chunk = chunks.get(timeout=0.1)
+                    except queue.Empty:
+                        continue
+                    if chunk is done:
+                        break
+                    if isinstance(chunk, Exception):
+                        if isinstance(chunk, ValueError) and not partial:
+                            raise BadInputError(f"llama.cpp refused the chat request: {chunk}") from None
+                        raise ProviderStreamError(f"llama.cpp failed mid-reply ({type(chunk).__name__}: {chunk})",
+                                                  partial) from None
+                    if not isinstance(chunk, dict):
+                        continue
+                    if "error" in chunk:
+                        raise self._error(chunk["error"], partial)
+                    for choice in chunk.get("choices") or []:
+                        delta = (choice.get("delta") or {}).get("content")
+                        if delta:
+                            partial += delta
+                            yield delta
+                        if choice.get("finish_reason"):
+                            finished = True
             finally:
-                if stream is not None and hasattr(stream, "close"):
-                    stream.close()
+                stop.set()
+                worker.join()  # the engine stops at its next token once on_chunk answers True
         if not finished:
             raise ProviderStreamError("llama.cpp stopped before the reply finished", partial)
 
     def close(self) -> None:
         with self._lock:
-            if self._llm is not None and hasattr(self._llm, "close"):
-                self._llm.close()
-            self._llm = None
-            self._llm_path = None
+            self._engine = None  # the engine stops its threads and frees the model when released
+            self._engine_path = None
+            self._engine_ctx = None
+            self._api_key = ""
 
 
 def importlib_find(module: str):
