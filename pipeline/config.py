@@ -34,7 +34,8 @@ class Settings:
     screenplay_site_consent: bool = False  # the user agreed to fetch from that site
     chat_provider: str = "embedded"  # embedded (llama.cpp GGUF) | ollama | openai (LM Studio, llama.cpp server…)
     chat_model: str | None = None  # model name for Ollama/OpenAI-compatible servers
-    chat_model_path: str | None = None  # GGUF file for the embedded provider (or a model Ollama pulled)
+    chat_model_path: str | None = None  # GGUF file for the embedded provider (None: the packaged SmolLM2-135M)
+    chat_threads: int = 1  # CPU threads of the embedded provider
     openai_api_key: str | None = None
     last_persona_id: int | None = None  # Quick chat opens this one
     ollama_host: str = "http://127.0.0.1:11434"
@@ -60,6 +61,65 @@ class Settings:
         with open_private(tmp, os.O_TRUNC) as f:
             f.write(json.dumps(asdict(self), indent=2).encode("utf-8"))
         os.replace(tmp, home / "settings.json")
+
+
+# -- typed access, for `weaver settings` and the panel ------------------------------------------
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
+_NONE = {"", "none", "null", "-"}
+
+
+def setting_keys() -> list[str]:
+    """Every setting's name, in the order of the dataclass."""
+    return list(Settings.__dataclass_fields__)
+
+
+def setting_type(key: str) -> str:
+    """The declared type of a setting as written in the dataclass ("str | None", "bool", ...)."""
+    return str(Settings.__dataclass_fields__[key].type)
+
+
+def parse_setting(key: str, value):
+    """``value`` (a string from the command line, or JSON-typed from the panel) as the setting's declared type;
+    BadInputError naming the valid keys for an unknown one, or the expected type for a bad value."""
+    from .errors import BadInputError
+
+    if key not in Settings.__dataclass_fields__:
+        raise BadInputError(f"unknown setting '{key}' (valid: {', '.join(setting_keys())})")
+    kinds = [k.strip() for k in setting_type(key).split("|")]
+    optional = "None" in kinds
+    kind = next((k for k in kinds if k != "None"), "str")
+    if value is None or (optional and isinstance(value, str) and value.strip().lower() in _NONE):
+        if optional:
+            return None
+        raise BadInputError(f"{key} cannot be empty (type {setting_type(key)})")
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            v = str(value).strip().lower()
+            if v in _TRUE | _FALSE:
+                return v in _TRUE
+            raise ValueError
+        if kind == "int":
+            if isinstance(value, bool) or float(value) != int(float(value)):
+                raise ValueError
+            return int(float(value))
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind.startswith("dict"):
+            v = json.loads(value) if isinstance(value, str) else value
+            if not isinstance(v, dict):
+                raise ValueError
+            return {str(k): str(x) for k, x in v.items()}
+        if not isinstance(value, str):
+            raise ValueError
+        return value
+    except (TypeError, ValueError):
+        want = {"bool": "true or false", "int": "a whole number", "float": "a number",
+                "dict[str, str]": 'a JSON object like {"asr": "whisper"}'}.get(kind, "text")
+        raise BadInputError(f"{key} must be {want} (got {value!r})") from None
 
 
 # -- owner-only files ---------------------------------------------------------------------------

@@ -88,6 +88,35 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
     def settings(self) -> Settings:
         return Settings.load(self.lib.home)
 
+    def settings_dict(self) -> dict:
+        """Every setting with its current value."""
+        from dataclasses import asdict
+
+        return asdict(self.settings)
+
+    def get_setting(self, key: str):
+        """One setting's value (BadInputError listing the valid keys for an unknown one)."""
+        from .config import parse_setting, setting_keys
+
+        if key not in setting_keys():
+            parse_setting(key, None)  # raises the unknown-key error
+        return getattr(self.settings, key)
+
+    def update_settings(self, changes: dict) -> dict:
+        """Set several settings at once, each typed by its declared type; nothing is saved if one is bad."""
+        from dataclasses import replace
+
+        from .config import parse_setting
+
+        typed = {k: parse_setting(k, v) for k, v in changes.items()}
+        s = replace(self.settings, **typed)
+        s.save(self.lib.home)
+        return self.settings_dict()
+
+    def set_setting(self, key: str, value) -> object:
+        """Set one setting (a string is parsed as the setting's type); returns the stored value."""
+        return self.update_settings({key: value})[key]
+
     # -- import --------------------------------------------------------------------------------
     def prepare_ingest(self, path: str, *, subtitles: str | None = None, audio_track: int | None = None,
                        channel_mode: str | None = None, title: str | None = None, script: str | None = None,

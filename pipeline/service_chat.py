@@ -71,11 +71,22 @@ class ChatMixin:
         return load_persona(self.lib.db, persona_id)
 
     def update_persona(self, persona_id: int, changes: dict) -> dict:
-        """Edit a persona's prompt, model, provider, temperature, options or voice."""
-        from .chat.persona import Persona
+        """Edit a persona's prompt, model, provider, temperature, options or voice, and its generation controls
+        (max_tokens, top_p, repetition_penalty, max_chars, stop: typed, range-checked, kept in ``options``)."""
+        from .chat.persona import CONTROL_ALIASES, GENERATION_CONTROLS, Persona, generation_control
         from .chat.schema import save_persona
 
         current = self.persona(persona_id).to_dict()
+        changes = dict(changes)
+        controls = {k: changes.pop(k) for k in list(changes)
+                    if k != "temperature" and (k in GENERATION_CONTROLS or k in CONTROL_ALIASES)}
+        if controls:
+            options = dict(changes.get("options", current.get("options")) or {})
+            for k, v in controls.items():
+                key, value = generation_control(k, v)
+                options.pop(k, None)
+                options[key] = value
+            changes["options"] = options
         allowed = {"name", "system_prompt", "model", "provider", "temperature", "options", "voice", "greeting"}
         unknown = set(changes) - allowed
         if unknown:

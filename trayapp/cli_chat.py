@@ -1,4 +1,4 @@
-"""`weaver chat-models`, `weaver chat CHARACTER`, `weaver persona`, `weaver card import|export`."""
+"""`weaver chat-models`, `weaver chat CHARACTER`, `weaver persona`, `weaver card import|export`, `weaver settings`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ def add_parsers(sub) -> None:
     s.add_argument("item", type=int)
     s.add_argument("character")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="change a field: system_prompt, model, provider, temperature, voice, greeting")
+                   help="change a field: system_prompt, model, provider, temperature, voice, greeting, or a "
+                        "generation control: max_tokens, top_p, repetition_penalty, max_chars, stop (a|b)")
     s.add_argument("--json", action="store_true")
     s = sub.add_parser("card", help="import/export Character Card V2 (JSON or PNG)")
     csub = s.add_subparsers(dest="card_action", required=True)
@@ -30,6 +31,47 @@ def add_parsers(sub) -> None:
     e.add_argument("file")
     i = csub.add_parser("import")
     i.add_argument("file")
+    s = sub.add_parser("settings", help="show every setting, or get/set one (`weaver settings set chat_threads 2`)")
+    ssub = s.add_subparsers(dest="settings_action")
+    g = ssub.add_parser("get")
+    g.add_argument("key")
+    st = ssub.add_parser("set")
+    st.add_argument("key")
+    st.add_argument("value", help="typed by the setting: true/false, numbers, text, none to clear, JSON for dicts")
+    s.add_argument("--json", action="store_true")
+
+
+_SECRET_KEYS = ("api_key",)
+
+
+def _show_value(key: str, value) -> str:
+    import json
+
+    if value is not None and any(k in key for k in _SECRET_KEYS):
+        return "(set)"
+    return "none" if value is None else json.dumps(value) if isinstance(value, (dict, list, bool)) else str(value)
+
+
+@command("settings")
+def cmd_settings(a) -> int:
+    svc = service()
+    action = getattr(a, "settings_action", None)
+    if action == "get":
+        value = svc.get_setting(a.key)
+        out_json(value) if a.json else out(_show_value("", value))
+        return 0
+    if action == "set":
+        value = svc.set_setting(a.key, a.value)
+        out_json({a.key: value}) if a.json else out(f"{a.key} = {_show_value(a.key, value)}")
+        return 0
+    rows = svc.settings_dict()
+    if a.json:
+        out_json(rows)
+        return 0
+    width = max(len(k) for k in rows)
+    for k, v in rows.items():
+        out(f"{k:{width}s}  {_show_value(k, v)}")
+    return 0
 
 
 EXTRA_PARSERS.append(add_parsers)
@@ -70,7 +112,7 @@ def cmd_persona(a) -> int:
             if "=" not in kv:
                 raise BadInputError(f"--set needs KEY=VALUE, got {kv!r}")
             k, v = kv.split("=", 1)
-            changes[k.strip()] = float(v) if k.strip() == "temperature" else v
+            changes[k.strip()] = float(v) if k.strip() == "temperature" else v  # controls are typed by the service
         p = svc.update_persona(p["id"], changes)
     if a.json:
         out_json(p)

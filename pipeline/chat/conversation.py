@@ -22,11 +22,12 @@ from ..errors import BadInputError, Cancelled, WeaverError
 from ..progress import CancelToken
 from .persona import Persona
 from .providers import ChatProvider, ProviderStreamError, normalize_options
-from .sentences import SentenceSplitter
+from .reply_shape import ReplyShaper
 
 MAX_USER_CHARS = 8000  # ≈ 2000 tokens: more is a paste, not a chat turn
 DEFAULT_HISTORY_TOKENS = 3000  # when neither the caller nor the provider knows the context size
 DEFAULT_REPLY_TOKENS = 400  # spoken replies are short; the persona's options may change it
+SHAPING_KEYS = ("max_chars",)  # generation controls applied here, not sent to the provider
 MESSAGE_OVERHEAD_TOKENS = 4  # role markers the chat template adds around each message
 CONTEXT_MARGIN_TOKENS = 32
 
@@ -51,6 +52,7 @@ class Reply:
     t_audio_done: float | None = None  # every sentence synthesised (and played, with a player)
     audio_errors: list[str] = field(default_factory=list)
     dropped_messages: int = 0  # old history messages left out to fit the context
+    stopped: str | None = None  # why reply shaping ended it early: stop | length | repeat | truncated
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,6 +100,15 @@ class Conversation:
         opts = normalize_options(self.persona.generation_options())
         opts.setdefault("max_tokens", DEFAULT_REPLY_TOKENS)
         return opts
+
+    def provider_options(self) -> dict:
+        """:meth:`options` without the ones only reply shaping uses."""
+        return {k: v for k, v in self.options().items() if k not in SHAPING_KEYS}
+
+    def shaper(self) -> ReplyShaper:
+        """The reply shaper for this persona: its ``max_chars`` cap and stop strings."""
+        opts = self.options()
+        return ReplyShaper(max_chars=opts.get("max_chars") or None, stop=opts.get("stop"))
 
     def _tokens(self, role: str, text: str) -> int:
         """Tokens one message takes in the prompt: its text, its role and the template's markers."""
@@ -184,8 +195,10 @@ class Conversation:
         reply = Reply(text="", dropped_messages=dropped)
         since = lambda: time.perf_counter() - t0  # noqa: E731
         speech = _SpeechPipeline(self.tts, self.player, on_sentence_audio, cancel, reply, since) if self.tts else None
-        splitter = SentenceSplitter()
+        shaper = self.shaper()  # stop strings, length cap at a sentence end, repeated sentences
+        opts = self.provider_options()
         parts: list[str] = []
+        sent = ""  # what on_delta has been given
         stopped_by_provider = False
 
         def take(sentences: list[str]) -> None:
@@ -198,18 +211,22 @@ class Conversation:
 
         stream = None
         try:
-            stream = self.provider.stream_chat(self.model, messages, options=self.options(), cancel=cancel)
+            stream = self.provider.stream_chat(self.model, messages, options=opts, cancel=cancel)
             for delta in stream:
                 if reply.t_first_token is None:
                     reply.t_first_token = since()
                 parts.append(delta)
-                if on_delta is not None:
+                take(shaper.feed(delta))
+                shown = shaper.shown  # on_delta only ever sees a prefix of the final reply
+                if on_delta is not None and len(shown) > len(sent):
+                    piece, sent = shown[len(sent):], shown
                     try:
-                        on_delta(delta)
+                        on_delta(piece)
                     except Exception as e:  # noqa: BLE001 - e.g. the listener went away: stop, keep what we have
                         reply.error = f"reply stopped: {e}" if str(e) else "reply stopped"
                         break
-                take(splitter.feed(delta))
+                if shaper.done:
+                    break  # closing the stream below stops the model
                 if cancel is not None and cancel.cancelled:
                     raise Cancelled("reply cancelled")
         except Cancelled:
@@ -224,14 +241,28 @@ class Conversation:
         finally:
             if stream is not None and hasattr(stream, "close"):
                 stream.close()  # releases the provider's connection (or model lock) when we stopped early
-        reply.text = "".join(parts)
         reply.partial = reply.cancelled or reply.error is not None
-        if not reply.cancelled:
-            rest = splitter.flush()
-            if not stopped_by_provider or reply.text.rstrip().endswith((".", "!", "?", "…")):
-                take(rest)  # a reply cut mid-sentence keeps its text but its last fragment is not spoken
+        if shaper.done:  # cut by shaping: the kept text (with the space already shown after it, if any)
+            reply.text = sent if sent.rstrip() == shaper.text else shaper.text
+        elif reply.partial:
+            reply.text = "".join(parts)
+        if not reply.cancelled and not shaper.done:
+            if reply.partial:
+                rest = shaper.finish()
+                if not stopped_by_provider or "".join(parts).rstrip().endswith((".", "!", "?", "…")):
+                    take(rest)  # a reply cut mid-sentence keeps its text but its last fragment is not spoken
+                else:
+                    reply.sentences.extend(rest)
             else:
-                reply.sentences.extend(rest)
+                # the token cap ended it (about one delta a token): an unfinished last fragment is dropped
+                take(shaper.finish(truncated=len(parts) >= int(opts.get("max_tokens") or 0) > 0))
+                reply.text = "".join(parts) if shaper.stopped is None else shaper.text
+        reply.stopped = shaper.stopped
+        if on_delta is not None and not reply.partial and len(reply.text) > len(sent) and reply.text.startswith(sent):
+            try:
+                on_delta(reply.text[len(sent):])  # the part held back until it was certain
+            except Exception:  # noqa: BLE001 - the listener went away after the reply was complete
+                pass
         reply.t_done = since()
 
         if reply.text or not reply.partial:

@@ -17,7 +17,39 @@ from ..errors import BadInputError
 
 MAX_LINE_CHARS = 200  # one example line in the prompt
 MAX_EXAMPLES_CHARS = 2400  # all example lines together (≈600 tokens)
-DEFAULT_TEMPERATURE = 0.8
+DEFAULT_TEMPERATURE = 0.7
+# generation controls that suit speech (a persona's ``options`` override them): a short reply, sampled a little
+# conservatively, with a repetition penalty small models need; ``max_chars`` ends the reply at a sentence end
+GENERATION_DEFAULTS = {"max_tokens": 120, "top_p": 0.9, "repeat_penalty": 1.15, "max_chars": 300}
+# editable controls: key -> (type, low, high); stop is a list of strings
+GENERATION_CONTROLS = {"max_tokens": (int, 1, 8192), "temperature": (float, 0.0, 2.0), "top_p": (float, 0.0, 1.0),
+                       "repeat_penalty": (float, 0.5, 2.0), "max_chars": (int, 0, 100_000), "stop": (list, None, None)}
+CONTROL_ALIASES = {"repetition_penalty": "repeat_penalty", "num_predict": "max_tokens", "max_length": "max_chars"}
+
+
+def generation_control(key: str, value) -> tuple[str, object]:
+    """(canonical key, typed and range-checked value) for one generation control; BadInputError otherwise.
+
+    Strings are accepted (the CLI's ``--set KEY=VALUE``): numbers are parsed, ``stop`` splits on ``|``."""
+    key = CONTROL_ALIASES.get(key, key)
+    if key not in GENERATION_CONTROLS:
+        raise BadInputError(f"unknown generation control '{key}' (known: {', '.join(GENERATION_CONTROLS)})")
+    kind, lo, hi = GENERATION_CONTROLS[key]
+    if kind is list:
+        if isinstance(value, str):
+            value = [s for s in value.split("|") if s]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(s, str) and s for s in value):
+            raise BadInputError("stop must be a list of non-empty strings (on the command line: a|b|c)")
+        return key, list(value)
+    try:
+        typed = kind(float(value)) if kind is int else kind(value)
+        if kind is int and float(value) != typed:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise BadInputError(f"{key} must be {'a whole number' if kind is int else 'a number'} (got {value!r})") from None
+    if not lo <= typed <= hi:
+        raise BadInputError(f"{key} must be between {lo} and {hi} (got {typed})")
+    return key, typed
 
 
 @dataclass
@@ -50,8 +82,11 @@ class Persona:
         return cls(**known)
 
     def generation_options(self) -> dict:
-        """Options for ChatProvider.stream_chat: the persona's options with its temperature."""
-        opts = dict(self.options or {})
+        """Generation controls: the speech defaults, then the persona's options, with its temperature.
+        (``max_chars`` is for reply shaping, not for the provider.)"""
+        opts = dict(GENERATION_DEFAULTS)
+        for k, v in (self.options or {}).items():
+            opts[CONTROL_ALIASES.get(k, k)] = v
         opts.setdefault("temperature", self.temperature)
         return opts
 

