@@ -121,14 +121,21 @@ class VoicesMixin:
             tr = ctx.results["train"]
             info = register_voice(self.voices_dir, name, tr["adapter_dir"], base_model=base_model,
                                   character=character[0] if character else None, snac_dir=snac_dir, overwrite=True)
-            with ctx.library.atomic() as db:
-                db.execute("UPDATE voices SET status='ready', adapter_path=?, adapter_bytes=?, base_bytes=? WHERE id=?",
+            with ctx.library.atomic() as db:  # 'ready' or 'failed' is decided by the voice check that follows
+                db.execute("UPDATE voices SET adapter_path=?, adapter_bytes=?, base_bytes=? WHERE id=?",
                            [ctx.library.relpath(Path(info.path)), tr["adapter_bytes"], tr["base_bytes"], voice_id])
                 db.execute("UPDATE training_runs SET state='done', losses_json=? WHERE job_id=?", [dumps(tr["losses"]), job_id])
             return {"voice": name, "adapter_bytes": tr["adapter_bytes"], "base_bytes": tr["base_bytes"]}
 
+        def check_stage(ctx: StageContext) -> dict:
+            from .voices.synth import synthesize
+
+            return self._check_and_store(voice_id, lambda text: synthesize(name, text, voices_dir=self.voices_dir),
+                                         dataset_dir, library=ctx.library, progress=ctx.progress, cancel=ctx.cancel)
+
         stages = [Stage("train", train_stage, weight=20.0, label="training voice"),
-                  Stage("register", register_stage, weight=0.2, label="saving voice")]
+                  Stage("register", register_stage, weight=0.2, label="saving voice"),
+                  Stage("check", check_stage, weight=2.0, label="checking voice")]
 
         def run(svc, listener=None, cancel=None):
             from .service import JobOutcome
@@ -143,7 +150,7 @@ class VoicesMixin:
                     db.execute("UPDATE voices SET status = ? WHERE id = ? AND status != 'ready'",
                                ["cancelled" if state == "cancelled" else "failed", voice_id])
                 raise
-            return JobOutcome(job_id, results["register"], resumed is not None)
+            return JobOutcome(job_id, {**results["register"], "check": results["check"]}, resumed is not None)
 
         return PreparedJob(job_id, resumed is not None, run)
 
@@ -151,8 +158,29 @@ class VoicesMixin:
                     cancel: CancelToken | None = None, **kwargs):
         return self.prepare_training(name, dataset_id, **kwargs).run(self, listener, cancel)
 
+    def _check_and_store(self, voice_id: int, synthesize_fn, dataset_dir, *, library=None, progress=None,
+                         cancel: CancelToken | None = None) -> dict:
+        """Run the voice check (pipeline.voices.check) on a registered voice against its dataset's held-out clips;
+        store similarity / WER / DNSMOS and set the voice 'ready' or 'failed'. Returns the check as a dict."""
+        from .errors import BackendUnavailableError, ModelMissingError
+        from .voices.check import check_voice
+        from .voices.dataset import read_dataset
+
+        lib = library or self.lib
+        refs = [p for p, _ in (read_dataset(dataset_dir, "validation") or read_dataset(dataset_dir, "train"))][:6]
+        try:
+            res = check_voice(synthesize_fn, refs, progress=progress or (lambda f, m="": None), cancel=cancel).to_dict()
+        except (BackendUnavailableError, ModelMissingError) as e:  # the checker can't run here: keep the voice, unchecked
+            res = {"similarity": None, "wer": None, "dnsmos": None, "ok": None, "reasons": [f"not checked: {e}"], "default": None}
+        with lib.atomic() as db:
+            db.execute("UPDATE voices SET status=?, similarity=?, wer=?, dnsmos=?, check_json=? WHERE id=?",
+                       ["failed" if res["ok"] is False else "ready", res["similarity"], res["wer"], res["dnsmos"],
+                        dumps(res), voice_id])
+        return res
+
     def voices(self) -> list[dict]:
-        """Every voice (the built-in `default` first) with adapter size beside its base model's size."""
+        """Every voice (the built-in `default` first) with adapter size beside its base model's size, and the voice
+        check's numbers (``check``: similarity, wer, dnsmos, ok, reasons, default = the default voice's numbers)."""
         from .voices.synth import list_voices
 
         rows = {r["name"]: r for r in self.lib.db.query("SELECT * FROM voices")}
@@ -161,11 +189,17 @@ class VoicesMixin:
             r = rows.get(v.name, {})
             out.append({**v.to_dict(), "status": r.get("status", "ready"), "base_bytes": r.get("base_bytes"),
                         "adapter_mb": round(v.adapter_bytes / 1e6, 2),
-                        "base_mb": round(r["base_bytes"] / 1e6, 1) if r.get("base_bytes") else None})
+                        "base_mb": round(r["base_bytes"] / 1e6, 1) if r.get("base_bytes") else None,
+                        "check": json.loads(r["check_json"]) if r.get("check_json") else None})
         for name, r in rows.items():  # voices still training / failed
             if not any(o["name"] == name for o in out):
                 out.append({"name": name, "status": r["status"], "base_model": r["base_model"], "adapter_bytes": 0,
-                            "builtin": False, "character": None})
+                            "builtin": False, "character": None,
+                            "check": json.loads(r["check_json"]) if r.get("check_json") else None})
+        checked = [o["check"]["default"] for o in out if o.get("check") and o["check"].get("default")]
+        if out and out[0].get("builtin"):  # the default voice: its WER / DNSMOS from the latest check that measured it
+            out[0]["check"] = {"similarity": None, "wer": checked[-1]["wer"], "dnsmos": checked[-1]["dnsmos"], "ok": True,
+                               "reasons": [], "default": None} if checked else None
         return out
 
     def training_runs(self) -> list[dict]:

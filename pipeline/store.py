@@ -169,11 +169,11 @@ def _migration_scripts_fts(db: sqlite_utils.Database) -> None:
     db["scripts"].enable_fts(["title"], create_triggers=True)
 
 
-def _plugin_migration(module: str) -> Callable[[sqlite_utils.Database], None]:
+def _plugin_migration(module: str, function: str = "create_tables") -> Callable[[sqlite_utils.Database], None]:
     def apply(db: sqlite_utils.Database) -> None:
         import importlib
 
-        importlib.import_module(module).create_tables(db)
+        getattr(importlib.import_module(module), function)(db)
 
     return apply
 
@@ -272,6 +272,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_user_edits,
     _migration_autoincrement,
     _migration_line_text_and_encodings,
+    _plugin_migration("pipeline.voices.schema", "add_check_columns"),
 ]
 
 BUSY_WAIT = 60.0  # seconds a write transaction keeps retrying to get the write lock before giving up

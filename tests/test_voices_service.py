@@ -37,7 +37,7 @@ def trained(movie, tmp_path_factory):
     ds = weaver(home, "dataset", mid, "--character", "BORIS", "--min", "1.0")
     dataset_id = ds.stdout.strip().splitlines()[-1]
     tr = weaver(home, "train", "boris", "--dataset", dataset_id, "--backend", "cpu", "--steps", "5", "--save-every", "2",
-                "--base", base, "--snac", snac)
+                "--base", base, "--snac", snac, check=False)  # the random tiny model speaks noise: its voice check fails
     return home, mid, ds, tr
 
 
@@ -46,14 +46,22 @@ def test_dataset_summary_then_training_reports_adapter_vs_base(trained, movie):
     assert "clips kept" in ds.stderr and "rejected" in ds.stderr
     assert tr.stdout.strip().splitlines()[-1] == "boris"
     assert "adapter" in tr.stderr and "base model" in tr.stderr
+    # the tiny random base "trains" into noise: the voice check after training says so (issue #13)
+    assert tr.returncode == 1 and "failed its voice check" in tr.stderr and "Traceback" not in tr.stderr
     voices = json.loads(weaver(home, "voices", "--json").stdout)
     assert [v["name"] for v in voices][:1] == ["default"]
     boris = next(v for v in voices if v["name"] == "boris")
-    assert boris["status"] == "ready" and boris["character"] == "BORIS"
+    assert boris["status"] == "failed" and boris["character"] == "BORIS"
+    c = boris["check"]
+    assert c["ok"] is False and c["reasons"] and (c["wer"] > 0.5 or c["dnsmos"] < 2.0)
+    assert c["default"]["wer"] <= 0.5 and c["default"]["dnsmos"] >= 2.0  # the default voice's numbers beside it
+    listing = weaver(home, "voices").stdout
+    assert "failed:" in listing and "default voice on the same clips" in listing
     assert 0 < boris["adapter_bytes"] < 0.05 * boris["base_bytes"]  # one small adapter per voice on a shared base
     svc = Service(home=home)
     run = svc.training_runs()[0]
     assert run["state"] == "done" and len(run["losses"]) == 5 and all(x == x for x in run["losses"])
+    assert svc.persona_for(mid, "BORIS")["voice"] == "default"  # a failed voice is never given to a persona
 
 
 def test_say_writes_audio_in_the_trained_and_default_voices(trained, tmp_path):

@@ -56,8 +56,25 @@ def cmd_train(a) -> int:
         outcome = prepared.run(svc, listener, None)
     r = outcome.result
     err(f"voice '{r['voice']}': adapter {r['adapter_bytes'] / 1e6:.2f} MB on a {r['base_bytes'] / 1e6:.1f} MB base model")
+    check = r.get("check") or {}
+    if check.get("ok") is None:
+        err(f"voice check: {'; '.join(check.get('reasons') or ['not run'])}")
+    else:
+        err(f"voice check: {_check_line(check)}")
     out(r["voice"])
+    if check.get("ok") is False:
+        err(f"voice '{r['voice']}' failed its voice check: {'; '.join(check['reasons'])}. It is listed as failed and"
+            " no persona gets it automatically.")
+        return 1
     return 0
+
+
+def _check_line(c: dict) -> str:
+    """'similarity 0.81, WER 4%, DNSMOS 3.3' (n/a where not measured)."""
+    def num(v, fmt):
+        return "n/a" if v is None else format(v, fmt)
+
+    return f"similarity {num(c.get('similarity'), '.2f')}, WER {num(c.get('wer'), '.0%')}, DNSMOS {num(c.get('dnsmos'), '.2f')}"
 
 
 @command("voices")
@@ -67,8 +84,20 @@ def cmd_voices(a) -> int:
         out_json(rows)
         return 0
     for v in rows:
-        size = "built-in" if v.get("builtin") else f"adapter {v.get('adapter_mb') or 0} MB / base {v.get('base_mb') or '?'} MB"
+        size = f"built-in ({v.get('base_model')})" if v.get("builtin") else f"adapter {v.get('adapter_mb') or 0} MB / base {v.get('base_mb') or '?'} MB"
         out(f"{v['name']:20s} {v.get('status', ''):9s} {size}  {v.get('character') or ''}")
+        c = v.get("check")
+        if not c:
+            continue
+        if c.get("ok") is None and c.get("reasons"):
+            out(f"{'':20s} check: {'; '.join(c['reasons'])}")
+            continue
+        line = f"{'':20s} check: {_check_line(c)}"
+        if c.get("default"):
+            line += f"  | default voice on the same clips: {_check_line(c['default'])}"
+        out(line)
+        if c.get("ok") is False:
+            out(f"{'':20s} failed: {'; '.join(c.get('reasons') or [])}")
     return 0
 
 

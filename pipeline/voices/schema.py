@@ -40,3 +40,10 @@ def create_tables(db: sqlite_utils.Database) -> None:
     """Create the voices, datasets and training_runs tables (idempotent; plain SQL so it runs inside a migration)."""
     for statement in [s.strip() for s in SCHEMA.split(";") if s.strip()]:
         db.execute(statement)
+
+
+def add_check_columns(db: sqlite_utils.Database) -> None:
+    """One schema version: the voice check's numbers per voice (pipeline.voices.check; NULL until checked).
+    ``check_json`` holds the whole check (ok, reasons, the default voice's numbers)."""
+    for column, kind in (("similarity", "REAL"), ("wer", "REAL"), ("dnsmos", "REAL"), ("check_json", "TEXT")):
+        db.execute(f"ALTER TABLE voices ADD COLUMN {column} {kind}")

@@ -1,4 +1,4 @@
-"""Voice registry and speech synthesis (trained Orpheus LoRA voices + the built-in espeak-ng ``default``).
+"""Voice registry and speech synthesis (trained Orpheus LoRA voices + the built-in ``default``: Piper, else espeak-ng).
 
 A voices folder holds one sub-folder per trained voice::
 
@@ -55,7 +55,7 @@ class VoiceInfo:
 
 
 def _default_info() -> VoiceInfo:
-    return VoiceInfo(name=default_voice.NAME, base_model="espeak-ng", character=None, created=None, adapter_bytes=0, rate=OUTPUT_RATE, builtin=True)
+    return VoiceInfo(name=default_voice.NAME, base_model=default_voice.describe(), character=None, created=None, adapter_bytes=0, rate=OUTPUT_RATE, builtin=True)
 
 
 def list_voices(voices_dir: str | os.PathLike | None) -> list[VoiceInfo]:
@@ -289,7 +289,7 @@ def synthesize_stream(
         engine = _engine(base, Path(info.path) / "adapter", str(snac_dir) if snac_dir else meta.get("snac_dir"))
         speaker = meta.get("speaker")
     else:
-        default_voice.espeak_binary()  # fail now, not mid-stream, when espeak-ng is missing
+        default_voice.ensure_ready()  # fail now, not mid-stream, when espeak-ng is missing; load the neural voice
     split = split_text(text, max_chunk_chars)
 
     def chunks() -> Iterator[tuple[np.ndarray, int]]:
@@ -297,13 +297,18 @@ def synthesize_stream(
         for chunk in split:
             if cancel is not None:
                 cancel.check()
-            if engine is None:
-                audio, rate = default_voice.speak(chunk, rate=OUTPUT_RATE)
-            else:
-                audio, rate = engine.generate(
-                    chunk, speaker=speaker, max_new_tokens=max_new_tokens or _tokens_for(chunk), temperature=temperature, top_p=top_p,
-                    repetition_penalty=repetition_penalty, seed=seed,
-                )
+            if engine is None:  # the default voice: each sentence of the chunk as soon as it is made
+                for audio, rate in default_voice.speak_iter(chunk, rate=OUTPUT_RATE):
+                    yield audio, rate
+                    if cancel is not None:
+                        cancel.check()
+                done += len(chunk) + 1
+                progress(min(1.0, done / total), f"synthesised {min(done, total)}/{total} characters")
+                continue
+            audio, rate = engine.generate(
+                chunk, speaker=speaker, max_new_tokens=max_new_tokens or _tokens_for(chunk), temperature=temperature, top_p=top_p,
+                repetition_penalty=repetition_penalty, seed=seed,
+            )
             done += len(chunk) + 1
             progress(min(1.0, done / total), f"synthesised {min(done, total)}/{total} characters")
             yield audio, rate

@@ -16,6 +16,16 @@ function lossCurve(losses) {
   return c;
 }
 
+// similarity / WER / DNSMOS of a voice, each with the default voice's number on the same clips beside it
+function checkCells(c) {
+  const fmt = { similarity: (x) => x.toFixed(2), wer: (x) => `${Math.round(x * 100)}%`, dnsmos: (x) => x.toFixed(2) };
+  return ["similarity", "wer", "dnsmos"].map((k) => {
+    const v = c?.[k], d = c?.default?.[k];
+    const text = v == null ? "" : fmt[k](v) + (d == null ? "" : ` (default ${fmt[k](d)})`);
+    return el("td", { class: `check-${k}` }, text);
+  });
+}
+
 async function render() {
   const root = $("#voices");
   const [voices, datasets, runs, media] = await Promise.all([api("/api/voices"), api("/api/voices/datasets"), api("/api/voices/training"), api("/api/media")]);
@@ -27,9 +37,15 @@ async function render() {
   const voiceSel = el("select", { id: "say-voice" }, ...voices.filter((v) => v.status === "ready").map((v) => el("option", { value: v.name }, v.name)));
   root.replaceChildren(
     el("h3", {}, "Voices"),
-    el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "name"), el("th", {}, "status"), el("th", {}, "character"), el("th", {}, "size on disk"))),
-      el("tbody", {}, ...voices.map((v) => el("tr", { "data-voice": v.name }, el("td", {}, v.name), el("td", {}, v.status || ""), el("td", {}, v.character || ""),
-        el("td", {}, v.builtin ? "built-in (espeak-ng)" : `adapter ${v.adapter_mb ?? 0} MB on a shared base model of ${v.base_mb ?? "?"} MB`))))),
+    el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "name"), el("th", {}, "status"), el("th", {}, "character"), el("th", {}, "size on disk"),
+      el("th", { title: "speaker similarity to the character's held-out clips (Resemblyzer cosine)" }, "similarity"),
+      el("th", { title: "word error rate of Whisper tiny.en on held-out sentences" }, "WER"), el("th", { title: "DNSMOS overall, 1-5" }, "DNSMOS"))),
+      el("tbody", {}, ...voices.map((v) => el("tr", { "data-voice": v.name, class: v.status === "failed" ? "failed" : "" }, el("td", {}, v.name),
+        el("td", { title: (v.check?.reasons || []).join("; ") }, v.status || ""), el("td", {}, v.character || ""),
+        el("td", {}, v.builtin ? `built-in (${v.base_model || "espeak-ng"})` : `adapter ${v.adapter_mb ?? 0} MB on a shared base model of ${v.base_mb ?? "?"} MB`),
+        ...checkCells(v.check))))),
+    ...voices.filter((v) => v.status === "failed" && v.check?.reasons?.length).map((v) =>
+      el("div", { class: "row muted", "data-failed": v.name }, `${v.name} failed its voice check: ${v.check.reasons.join("; ")}`)),
     el("div", { class: "row" }, "Test: ", voiceSel, say, el("button", { id: "say-play", onclick: async () => {
       const res = await api("/v1/audio/speech", { method: "POST", body: { model: "weaver", voice: voiceSel.value, input: say.value, response_format: "wav" }, raw: true });
       const url = URL.createObjectURL(await res.blob()); const p = $("#player"); p.src = url; p.play().catch(() => {});
