@@ -17,7 +17,7 @@ import numpy as np
 
 from . import media as media_io
 from .errors import BadInputError, StorageError, WeaverError
-from .jobs import JobRunner, Stage, StageContext
+from .jobs import JobRunner, Stage, StageContext, storage_error
 from .store import Library, dumps, now
 from .types import Line, line_from_dict
 
@@ -134,13 +134,16 @@ def stage_decode(req: IngestRequest, info: media_io.MediaInfo):
                     g.write(np.clip(to_analysis.push(block), -1, 1))
                     n += len(block)
                 g.write(np.clip(to_analysis.flush(), -1, 1))
-        except OSError as e:
+        except BaseException as e:
+            # a full disk often arrives disguised (libsndfile's "System error"): recognise it while the partial files
+            # still show it, then remove them
+            full = storage_error(e, ctx.work_dir) if isinstance(e, Exception) and not isinstance(e, WeaverError) else None
             tmp.unlink(missing_ok=True)
             an_tmp.unlink(missing_ok=True)
-            raise StorageError(f"cannot write decoded audio ({e.strerror or e}); the library is unchanged") from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            an_tmp.unlink(missing_ok=True)
+            if full is None and isinstance(e, OSError):
+                full = StorageError(f"cannot write decoded audio ({e.strerror or e}); the library is unchanged")
+            if full is not None:
+                raise full from None
             raise
         declared = info.duration or 0.0
         if n == 0 or n / stream.sample_rate < 0.9 * declared - 1.0:

@@ -288,7 +288,7 @@ class JobRunner:
                 _test_stall_hook(stage.name)
         except BaseException as e:
             JobRunner._running_here.discard(job_id)
-            full = None if isinstance(e, (WeaverError, KeyboardInterrupt)) else _storage_error(e, work)
+            full = None if isinstance(e, (WeaverError, KeyboardInterrupt)) else storage_error(e, work)
             # files first: freeing them must not depend on a database write succeeding (a full disk)
             shutil.rmtree(work, ignore_errors=True)
             if isinstance(e, (Cancelled, KeyboardInterrupt)):
@@ -315,7 +315,7 @@ class JobRunner:
 LOW_SPACE = 1 << 20  # free bytes under which a failed write is put down to a full disk
 
 
-def _storage_error(e: BaseException, work: Path) -> StorageError | None:
+def storage_error(e: BaseException, work: Path) -> StorageError | None:
     """A full disk (or the file size limit) behind an error that does not say so (an OSError, sqlite's "disk
     is full", or a library such as libsndfile answering "System error"), as a one-line StorageError. Called
     before the work folder is removed, while the disk is still full."""

@@ -213,11 +213,7 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
 
     def remove_media(self, media_id: int) -> None:
         """Delete an item with its rows, files and jobs (a job still running elsewhere is asked to cancel)."""
-        from . import analysis
-
-        path = self.lib.abspath(self.lib.media(media_id)["analysis_path"])
         self.lib.remove_media(media_id)
-        analysis._AUDIO_CACHE.pop(str(path), None)
 
     def lines(self, media_id: int) -> list[dict]:
         """Subtitle lines of the primary track (falls back to segments when there is none)."""

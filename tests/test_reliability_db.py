@@ -184,8 +184,9 @@ def _edit_until(stop: threading.Event, base: str, token: str, clip_ids: list[int
                 key, value = ("status", clip), status
             log["codes"].append(r.status_code)
             if r.status_code == 200:
+                # an edit that changes nothing (the line already had that character) records no undo entry
+                log["reassigns"] += key[0] == "segment" and log["last"].get(key) != value
                 log["last"][key] = value
-                log["reassigns"] += key[0] == "segment"
             else:
                 log["errors"].append(f"{r.status_code} {r.text[:200]}")
 
