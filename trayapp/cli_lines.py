@@ -36,12 +36,9 @@ def cmd_line(a) -> int:
     elif a.line_action == "join":
         res = svc.join_lines(a.segment, a.next, force=a.force)
     else:
-        res = svc.undo(a.item)
-        if res is None:
-            err("nothing to undo")
-            return 1
-        err(f"undid {res['op']}")
-        return 0
+        from .cli_more import undo_last_edit
+
+        return undo_last_edit(svc, a.item)
     out_json(res)
     out(str(res["segment"]))
     return 0

@@ -296,13 +296,18 @@ def cmd_label(a) -> int:
         out(str(res["new_segment"]))
         return 0
     else:
-        res = svc.undo(a.item)
-        if res is None:
-            err("nothing to undo")
-            return 1
-        err(f"undid {res['op']}")
-        return 0
+        return undo_last_edit(svc, a.item)
     out_json(res)
+    return 0
+
+
+def undo_last_edit(svc, item: int) -> int:
+    """`label undo` / `line undo`: undo the item's latest edit and say which (exit 1 when nothing is left)."""
+    res = svc.undo(item)
+    if res is None:
+        err("nothing to undo")
+        return 1
+    err(f"undid {res['op']}")
     return 0
 
 
