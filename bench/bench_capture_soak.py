@@ -84,7 +84,7 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="folder for the recording (default: a temp dir, removed)")
     a = ap.parse_args()
 
-    from capture.pulse_env import private_pulseaudio, speech_wav
+    from tests.pulse_env import private_pulseaudio, speech_wav
     from capture.session import CaptureSession
 
     tmp = Path(tempfile.mkdtemp(prefix="vw-soak-"))

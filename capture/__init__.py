@@ -1,7 +1,8 @@
 """Capture what the computer plays (and/or a microphone) into a rolling buffer and crash-safe chunk folders.
 
-A leaf package: it records to folders of FLAC chunks with a manifest and reports status; it knows nothing
-of the library (``pipeline.recordings`` wires it in). Heavy/optional imports (soundcard, mss, Pillow,
+A leaf package: it records to folders of FLAC chunks with a manifest and reports status; it imports nothing
+from ``pipeline``, ``web_ui`` or ``trayapp`` and raises its own :mod:`capture.errors` (``pipeline.recordings``
+wires it into the library and hands those errors on as the library's). Heavy/optional imports (soundcard, mss, Pillow,
 soundfile) happen inside functions.
 
 Platforms
@@ -18,11 +19,14 @@ Main entry points: :class:`CaptureSession`, :func:`list_devices`, :class:`RingBu
 """
 
 from .chunks import ChunkInfo, ChunkWriter, FrameInfo, RecordingInfo, concat_chunks, read_manifest, recover
-from .devices import AudioBackendError, Device, DeviceNotFoundError, list_devices
+from .devices import Device, list_devices
+from .errors import (AudioBackendError, CaptureBadInputError, CaptureError, CaptureStorageError, CaptureUnavailableError,
+                     DeviceNotFoundError, ScreenUnavailableError)
 from .ring import RingBuffer, levels
 from .session import CaptureSession, CaptureStatus
 
 __all__ = [
-    "AudioBackendError", "CaptureSession", "CaptureStatus", "ChunkInfo", "ChunkWriter", "Device", "DeviceNotFoundError",
-    "FrameInfo", "RecordingInfo", "RingBuffer", "concat_chunks", "levels", "list_devices", "read_manifest", "recover",
+    "AudioBackendError", "CaptureBadInputError", "CaptureError", "CaptureSession", "CaptureStatus", "CaptureStorageError",
+    "CaptureUnavailableError", "ChunkInfo", "ChunkWriter", "Device", "DeviceNotFoundError", "FrameInfo", "RecordingInfo",
+    "RingBuffer", "ScreenUnavailableError", "concat_chunks", "levels", "list_devices", "read_manifest", "recover",
 ]

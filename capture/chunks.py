@@ -450,8 +450,6 @@ def concat_chunks(folder: str | os.PathLike, out_path: str | os.PathLike, *, fil
     """
     import soundfile as sf
 
-    from pipeline.media import read_audio_file
-
     folder, out = Path(folder), Path(out_path)
     m = read_manifest(folder)
     if m is None:
@@ -472,7 +470,7 @@ def concat_chunks(folder: str | os.PathLike, out_path: str | os.PathLike, *, fil
         for c in sorted(info.chunks, key=lambda c: c.start):
             if c.start > pos and fill_gaps:
                 silence(f, c.start - pos)
-            audio, _ = read_audio_file(folder / c.file)
+            audio, _ = sf.read(str(folder / c.file), dtype="float32", always_2d=False)
             audio = np.asarray(audio, dtype=np.float32).reshape(len(audio), -1)
             if c.start < pos:  # overlapping chunk (should not happen): keep the new part only
                 audio = audio[pos - c.start:]

@@ -13,18 +13,10 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from pipeline.errors import BackendUnavailableError, NotFoundError
+from .errors import AudioBackendError, DeviceNotFoundError
 
 _LOCK = threading.RLock()
 CLIENT_NAME = "voice-weaver"
-
-
-class AudioBackendError(BackendUnavailableError):
-    """No sound server / no capture device can be reached."""
-
-
-class DeviceNotFoundError(NotFoundError):
-    """The device id asked for is not among the current devices."""
 
 
 @dataclass

@@ -11,13 +11,9 @@ import io
 import os
 from dataclasses import dataclass
 
-from pipeline.errors import BackendUnavailableError, BadInputError
+from .errors import CaptureBadInputError, ScreenUnavailableError
 
 Region = int | tuple[int, int, int, int] | dict | None
-
-
-class ScreenUnavailableError(BackendUnavailableError):
-    """No screen can be grabbed (no X display / Wayland without XWayland / mss missing)."""
 
 
 @dataclass
@@ -51,7 +47,7 @@ class FrameGrabber:
         elif fmt == "webp":
             self.ext, self._pil = "webp", "WEBP"
         else:
-            raise BadInputError(f"frame format must be jpeg or webp, not {fmt!r}")
+            raise CaptureBadInputError(f"frame format must be jpeg or webp, not {fmt!r}")
         self.quality = int(quality)
         self.max_width = max_width
         self._sct = _mss()
@@ -63,7 +59,7 @@ class FrameGrabber:
             return dict(mons[0])
         if isinstance(region, int):
             if not 0 <= region < len(mons):
-                raise BadInputError(f"no monitor {region}: this screen has {len(mons) - 1}")
+                raise CaptureBadInputError(f"no monitor {region}: this screen has {len(mons) - 1}")
             return dict(mons[region])
         if isinstance(region, dict):
             r = {k: int(region[k]) for k in ("left", "top", "width", "height")}
@@ -71,7 +67,7 @@ class FrameGrabber:
             left, top, width, height = (int(v) for v in region)
             r = {"left": left, "top": top, "width": width, "height": height}
         if r["width"] <= 0 or r["height"] <= 0:
-            raise BadInputError(f"screen region must have a positive size, not {r}")
+            raise CaptureBadInputError(f"screen region must have a positive size, not {r}")
         return r
 
     def grab(self) -> Frame:

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import BadInputError, StorageError, WeaverError
-
 from . import devices
 from .chunks import FRAMES_DIR, ChunkWriter, RecordingInfo, atomic_write_bytes, frame_name, new_recording_folder
+from .errors import CaptureBadInputError, CaptureError, CaptureStorageError
 from .ring import FLOOR_DB, RingBuffer, levels
 
 SOURCES = ("loopback", "mic", "both")
@@ -279,11 +278,11 @@ class CaptureSession:
                  frame_format: str = "jpeg", frame_quality: int = 75, frame_max_width: int | None = 1280,
                  queue_seconds: float = 30.0, fsync: bool = True, device_block: int = 1024):
         if source not in SOURCES:
-            raise BadInputError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+            raise CaptureBadInputError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
         if buffer_seconds <= 0 or chunk_seconds <= 0 or rate <= 0 or block_seconds <= 0:
-            raise BadInputError("buffer, chunk and block lengths and the rate must be positive")
+            raise CaptureBadInputError("buffer, chunk and block lengths and the rate must be positive")
         if frames and frame_interval <= 0:
-            raise BadInputError("frame_interval must be positive")
+            raise CaptureBadInputError("frame_interval must be positive")
         self.source = source
         self.device_id = device_id
         self.loopback_id = loopback_id
@@ -340,7 +339,7 @@ class CaptureSession:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
-        """Open the device(s) and start filling the rolling buffer; raises a WeaverError when there is none."""
+        """Open the device(s) and start filling the rolling buffer; raises a CaptureError when there is none."""
         with self._lock:
             if self._running:
                 return
@@ -398,7 +397,7 @@ class CaptureSession:
 
     def close(self) -> None:
         """Stop recording (closing the recording folder), stop the threads and release the device."""
-        with contextlib.suppress(WeaverError):
+        with contextlib.suppress(CaptureError):
             if self._rec is not None:
                 self.stop_recording()
         self._stop.set()
@@ -527,7 +526,7 @@ class CaptureSession:
         try:
             grabber = FrameGrabber(self.region, fmt=self.frame_format, quality=self.frame_quality,
                                    max_width=self.frame_max_width)
-        except WeaverError as e:
+        except CaptureError as e:
             self._frame_error = f"screen frames unavailable: {e}"
             return
         try:
@@ -568,7 +567,7 @@ class CaptureSession:
         """Begin writing chunks from now into a new folder under out_root; returns the folder."""
         with self._lock:
             if not self._running:
-                raise WeaverError(self._error or "the capture is not running; start it first")
+                raise CaptureError(self._error or "the capture is not running; start it first")
             if self._rec is not None:
                 return self._rec.folder
             started = time.time()
@@ -578,7 +577,7 @@ class CaptureSession:
                                      device=self.device_name, device_id=self.device_id, started_at=started,
                                      chunk_seconds=self.chunk_seconds, fsync=self.fsync)
             except OSError as e:
-                raise StorageError(f"cannot start a recording in {self.out_root}: {e.strerror or e}") from None
+                raise CaptureStorageError(f"cannot start a recording in {self.out_root}: {e.strerror or e}") from None
             self._ended = None
             self._error = None
             self._rec = _Recording(writer, self.queue_blocks, self._writer_failed)
@@ -601,7 +600,7 @@ class CaptureSession:
             if rec is None:
                 ended, self._ended = self._ended, None
                 if ended is None:
-                    raise WeaverError("not recording")
+                    raise CaptureError("not recording")
         if ended is not None:
             return ended.finish(None)
         info = rec.finish(None)
@@ -612,10 +611,10 @@ class CaptureSession:
     def save_last(self, seconds: float, out_dir: Path) -> RecordingInfo:
         """Write the last `seconds` of the rolling buffer (and frames of that window) as a recording folder."""
         if seconds <= 0:
-            raise BadInputError("save at least a fraction of a second")
+            raise CaptureBadInputError("save at least a fraction of a second")
         ring = self._ring
         if ring is None or ring.frames == 0:
-            raise WeaverError("the rolling buffer is empty: start the capture first")
+            raise CaptureError("the rolling buffer is empty: start the capture first")
         data, first = ring.last_frames(int(round(seconds * self.rate)))
         started = self._wall0 + first / self.rate
         frames = [(p, f) for p, f in list(self._frame_ring) if first <= p < first + len(data)]
@@ -637,7 +636,7 @@ class CaptureSession:
             return w.close()
         except OSError as e:
             what = "disk full" if e.errno == errno.ENOSPC else "cannot save the buffer"
-            raise StorageError(f"{what}: {e.strerror or e} (while writing {folder or out_dir})") from None
+            raise CaptureStorageError(f"{what}: {e.strerror or e} (while writing {folder or out_dir})") from None
 
     # -- status ------------------------------------------------------------------------------------
     @property

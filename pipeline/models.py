@@ -4,8 +4,8 @@ whether they are present, and the exact command to fetch them on a machine with 
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 
+from .hub import hub_fetch_command
 from .stages.base import STAGE_MODULES, list_backends
 
 
@@ -43,19 +43,3 @@ def _tts_rows() -> list[dict]:
                      "models": [{"name": repo, "path": path, "fetch_command": hub_fetch_command(repo), "size_mb": None,
                                  "bundled": False, "present": present}]})
     return rows
-
-
-def hub_fetch_command(repo: str, local_dir: str | None = None) -> str:
-    """The command that downloads a Hugging Face model repo on a machine with internet."""
-    return f"hf download {repo}" + (f" --local-dir {local_dir}" if local_dir else "")
-
-
-def cached_hub_folder(repo: str, required_file: str) -> Path | None:
-    """The local Hugging Face cache snapshot of a repo if it holds required_file (never downloads)."""
-    try:
-        from huggingface_hub import snapshot_download
-
-        found = Path(snapshot_download(repo, local_files_only=True))
-    except Exception:
-        return None
-    return found if (found / required_file).is_file() else None

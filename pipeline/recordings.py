@@ -3,21 +3,66 @@
 `capture/` records chunk folders and knows nothing of the library; this module starts/stops its session,
 turns finished recordings (and saved buffer windows) into media items, and recovers recordings a crash left
 open. The analysis pipeline can then be queued on them like on any file.
+
+It is the product's one door into `capture/`: capture raises its own :mod:`capture.errors`, and every call made
+through here hands them on as the ``pipeline.errors`` class of the same kind (:func:`as_weaver_error`), so the
+CLI, the panel and the tray see one family of one-line errors.
 """
 
 from __future__ import annotations
 
+import functools
 import shutil
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from .errors import BadInputError, WeaverError
+from .errors import BackendUnavailableError, BadInputError, NotFoundError, StorageError, WeaverError
 from .store import Library
 
 _LOCK = threading.Lock()
 _MANAGERS: dict[str, "CaptureManager"] = {}
+
+
+def as_weaver_error(e: Exception) -> WeaverError:
+    """A :class:`capture.errors.CaptureError` as the library's error of the same kind, with the same message."""
+    from capture import errors as ce
+
+    for theirs, ours in ((ce.CaptureBadInputError, BadInputError), (ce.DeviceNotFoundError, NotFoundError),
+                         (ce.CaptureUnavailableError, BackendUnavailableError), (ce.CaptureStorageError, StorageError)):
+        if isinstance(e, theirs):
+            return ours(str(e))
+    return WeaverError(str(e))
+
+
+@contextmanager
+def capture_errors():
+    """Run capture code; a CaptureError leaving it is raised again as the matching WeaverError."""
+    from capture.errors import CaptureError
+
+    try:
+        yield
+    except CaptureError as e:
+        raise as_weaver_error(e) from e
+
+
+def _handing_on(method):
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with capture_errors():
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+def list_devices() -> list:
+    """The audio sources capture can record (``capture.devices.list_devices``), errors as WeaverErrors."""
+    from capture.devices import list_devices as capture_list_devices
+
+    with capture_errors():
+        return capture_list_devices()
 
 
 def manager_for(home: Path) -> "CaptureManager":
@@ -38,6 +83,7 @@ class CaptureManager:
         self.last_media_id: int | None = None
 
     # -- session -------------------------------------------------------------------------------
+    @_handing_on
     def start(self, *, source: str = "loopback", device_id: str | None = None, frames: bool = False,
               buffer_minutes: float = 10.0, frame_interval: float = 1.0, record: bool = False) -> dict:
         """Start listening into the rolling buffer (and optionally recording to chunks at once)."""
@@ -57,11 +103,13 @@ class CaptureManager:
             session.start_recording()
         return self.status()
 
+    @_handing_on
     def record(self) -> dict:
         self._require()
         self.session.start_recording()
         return self.status()
 
+    @_handing_on
     def stop(self, *, analyze: bool = False) -> int | None:
         """Stop recording (if recording) and the session; the recording becomes a media item, whose id is returned."""
         self._require()
@@ -74,6 +122,7 @@ class CaptureManager:
         self.session = None
         return media_id
 
+    @_handing_on
     def save_last(self, minutes: float, *, analyze: bool = False) -> int:
         """Save the last N minutes of the rolling buffer as a new media item; returns its id."""
         self._require()
@@ -82,6 +131,7 @@ class CaptureManager:
         info = self.session.save_last(minutes * 60, self.root)
         return self.import_recording(Path(info.folder), analyze=analyze)
 
+    @_handing_on
     def status(self) -> dict:
         if self.session is None:
             return {"running": False, "recording": False, "error": self.last_error, "last_media_id": self.last_media_id}
@@ -95,6 +145,7 @@ class CaptureManager:
             raise WeaverError("no capture is running; start one first")
 
     # -- library -------------------------------------------------------------------------------
+    @_handing_on
     def import_recording(self, folder: Path, *, analyze: bool = False) -> int:
         """Join a recording's chunks into one FLAC and import it as a 'capture' item (frames kept beside it)."""
         from capture.chunks import concat_chunks, recover
@@ -128,6 +179,7 @@ class CaptureManager:
         self.last_media_id = media_id
         return media_id
 
+    @_handing_on
     def recover_interrupted(self) -> list[int]:
         """Import recordings a crash or kill left open (called at app start). Returns the new item ids."""
         ids = []

@@ -1,6 +1,6 @@
 """Helpers for the desktop tests: a private X display with a tray host, binary checks, and the pywebview child.
 
-Xvfb and PulseAudio come from capture/pulse_env.py (``xvfb_display``, ``private_pulseaudio``); this adds the
+Xvfb and PulseAudio come from tests/pulse_env.py (``xvfb_display``, ``private_pulseaudio``); this adds the
 tray host (trayer), an X window lookup, and ``python -m tests.desktop_env webview URL HOME``: a child process
 that opens the panel in a real pywebview (Qt) window and is driven over stdin/stdout with JSON lines
 (the GUI loop must own the child's main thread, so it cannot run inside pytest).
@@ -21,7 +21,7 @@ from typing import Iterator
 
 import pytest
 
-from capture.pulse_env import stop_process
+from tests.pulse_env import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ import pytest
 from tests.desktop_env import need_binaries, skip_or_fail
 import soundfile as sf
 
-from pipeline.errors import WeaverError
+from capture.errors import CaptureError as WeaverError  # capture raises its own; pipeline.recordings maps them
 from pipeline.media import load_audio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ need = need_binaries
 @pytest.fixture(scope="module")
 def pulse():
     need("pulseaudio", "pactl", "paplay", "espeak-ng")
-    from capture.pulse_env import private_pulseaudio
+    from tests.pulse_env import private_pulseaudio
 
     with private_pulseaudio(sinks=("vw_test", "vw_mic"), default="vw_test") as pa:
         yield pa
@@ -40,7 +40,7 @@ def pulse():
 
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory):
-    from capture.pulse_env import speech_wav
+    from tests.pulse_env import speech_wav
 
     d = tmp_path_factory.mktemp("speech")
     a = speech_wav(d / "a.wav", "The quick brown fox jumps over the lazy dog, and then it runs far away.", voice="en+m3")
@@ -231,7 +231,7 @@ def test_unplugged_device_sets_error_and_keeps_chunks(pulse, speech, tmp_path):
 
 
 def test_sound_server_killed_sets_error_and_keeps_chunks(pulse, tmp_path):
-    from capture.pulse_env import private_pulseaudio
+    from tests.pulse_env import private_pulseaudio
 
     with private_pulseaudio(sinks=("vw_dying",)) as dying:
         s = session(tmp_path, source="loopback")
@@ -254,7 +254,7 @@ def test_sound_server_killed_sets_error_and_keeps_chunks(pulse, tmp_path):
 
 def test_no_sound_server_gives_one_line_error(tmp_path):
     code = ("from capture.session import CaptureSession\n"
-            "from pipeline.errors import WeaverError\n"
+            "from capture.errors import CaptureError as WeaverError\n"
             "try:\n    CaptureSession('loopback').start()\nexcept WeaverError as e:\n"
             "    print(type(e).__name__ + ': ' + str(e)); raise SystemExit(3)\n")
     env = dict(os.environ, PULSE_SERVER=f"unix:{tmp_path}/nothing/native", PYTHONPATH=str(ROOT))
@@ -311,7 +311,7 @@ def test_kill_9_loses_at_most_the_chunk_in_flight(pulse, speech, tmp_path):
 
 
 def test_disk_full_stops_recording_cleanly(pulse, tmp_path):
-    from capture.pulse_env import tiny_tmpfs
+    from tests.pulse_env import tiny_tmpfs
 
     noise = tmp_path / "noise.wav"
     sf.write(noise, (0.5 * np.random.default_rng(0).uniform(-1, 1, (48000 * 12, 2))).astype(np.float32), 48000)

@@ -86,7 +86,7 @@ def test_recover_closes_an_open_gap_and_skips_a_broken_chunk(tmp_path):
 @pytest.fixture
 def tiny_disk():
     """A real 256 KiB tmpfs (needs root / CAP_SYS_ADMIN)."""
-    from capture.pulse_env import tiny_tmpfs
+    from tests.pulse_env import tiny_tmpfs
 
     try:
         with tiny_tmpfs("256k") as mnt:

@@ -22,7 +22,7 @@ need = need_binaries
 @pytest.fixture(scope="module")
 def display():
     need("Xvfb", "display")
-    from capture.pulse_env import xvfb_display
+    from tests.pulse_env import xvfb_display
 
     with xvfb_display(640, 480) as d:
         yield d
@@ -61,7 +61,7 @@ def test_grab_whole_screen_region_and_webp(display):
 
 def test_frames_are_stamped_on_the_audio_clock(display, tmp_path):
     need("pulseaudio", "pactl", "paplay")
-    from capture.pulse_env import private_pulseaudio
+    from tests.pulse_env import private_pulseaudio
     from capture.session import CaptureSession
 
     root("red")

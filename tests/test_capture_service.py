@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from capture.pulse_env import private_pulseaudio, pulseaudio_available, speech_wav
+from tests.pulse_env import private_pulseaudio, pulseaudio_available, speech_wav
 from pipeline.store import Library
 
 pytestmark = [pytest.mark.audio, pytest.mark.slow]

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from capture.pulse_env import stop_process
+from tests.pulse_env import stop_process
 from tests.desktop_env import (REPO, click, find_windows, need_binaries, need_modules, start_webview_child, trayer,
                                wait_until, window_box)
 
@@ -35,7 +35,7 @@ def test_panel_window_js_bridge_and_close_hides(panel, tmp_path):
     """A real Qt pywebview window loads the panel, JS calls Python (ping → pong), ✕ hides instead of closing."""
     need_binaries("Xvfb")
     need_modules("webview", "PyQt6.QtWebEngineWidgets", "qtpy", "Xlib")
-    from capture.pulse_env import xvfb_display
+    from tests.pulse_env import xvfb_display
 
     with xvfb_display(1280, 800, set_env=False) as display:
         child = start_webview_child(panel.url, str(tmp_path / "lib"), display)
@@ -76,7 +76,7 @@ def test_tray_right_click_shows_the_menu_and_it_opens_the_panel(panel, tmp_path)
     a Qt popup, and clicking its "Open panel" entry brings back the hidden panel window."""
     need_binaries("Xvfb", "trayer")
     need_modules("webview", "PyQt6.QtWebEngineWidgets", "qtpy", "Xlib", "pystray")
-    from capture.pulse_env import xvfb_display
+    from tests.pulse_env import xvfb_display
 
     with xvfb_display(1280, 800, set_env=False) as display, trayer(display):
         child = start_webview_child(panel.url, str(tmp_path / "lib"), display, tray=True)
@@ -108,7 +108,7 @@ def test_tray_menu_starts_and_stops_capture(tmp_path, monkeypatch):
     """The tray icon docks in a real tray host; its first menu item starts a capture, then stops it into the library."""
     need_binaries("Xvfb", "trayer", "pulseaudio", "pactl", "paplay", "espeak-ng")
     need_modules("pystray", "Xlib", "soundcard")
-    from capture.pulse_env import private_pulseaudio, speech_wav, xvfb_display
+    from tests.pulse_env import private_pulseaudio, speech_wav, xvfb_display
     from pipeline.store import Library
 
     home = tmp_path / "lib"
@@ -201,7 +201,7 @@ def test_weaver_desktop_app_starts(tmp_path):
     """`weaver` with a display: the server, the panel window (mapped) and the docked tray icon all come up."""
     need_binaries("Xvfb", "trayer", "pulseaudio")
     need_modules("webview", "PyQt6.QtWebEngineWidgets", "pystray", "Xlib")
-    from capture.pulse_env import private_pulseaudio, xvfb_display
+    from tests.pulse_env import private_pulseaudio, xvfb_display
     from tests.desktop_env import qt_env
 
     home = tmp_path / "lib"
@@ -229,7 +229,7 @@ def test_tray_title_updates_reach_the_x_server(tmp_path, monkeypatch):
     """Every title change of the docked icon shows on its X window (python-xlib could leave one queued)."""
     need_binaries("Xvfb", "trayer")
     need_modules("pystray", "Xlib")
-    from capture.pulse_env import xvfb_display
+    from tests.pulse_env import xvfb_display
 
     monkeypatch.setenv("PYSTRAY_BACKEND", "xorg")
     with xvfb_display(800, 600) as display, trayer(display):

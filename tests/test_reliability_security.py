@@ -490,7 +490,7 @@ def test_page_drops_the_token_from_its_address(server):
 def test_library_folders_and_files_are_owner_only(tmp_path):
     from pipeline.config import Settings
     from pipeline.store import Library
-    from trayapp.app import write_runtime
+    from trayapp.panel import write_runtime
 
     home = tmp_path / "home"
     lib = Library(home)

@@ -6,10 +6,8 @@ import os
 import sys
 import threading
 
-from pipeline.config import weaver_home
-
 from .actions import AppActions
-from .app import write_runtime
+from .panel import start_panel
 
 
 class PanelBridge:
@@ -113,19 +111,13 @@ def run_desktop(debug: bool = False) -> int:
     """Start the server, the tray icon and the panel window; closing the window hides it, Quit ends the app."""
     import webview
 
-    from pipeline.recordings import manager_for
-    from web_ui.server import PanelServer
-
     if sys.platform.startswith("linux"):
         os.environ.setdefault("PYSTRAY_BACKEND", "xorg")
         if os.geteuid() == 0:
             os.environ.setdefault("QTWEBENGINE_CHROMIUM_FLAGS", "--no-sandbox")
-    home = weaver_home()
-    server = PanelServer().start()
-    runtime = write_runtime(home, server.port, server.token)
-    print(server.url, flush=True)
-    manager_for(home).recover_interrupted()
-    actions = AppActions(home=home)
+    running = start_panel()
+    server = running.server
+    actions = AppActions(home=running.home)
     bridge = PanelBridge(actions)
     panel = webview.create_window("Voice Weaver", server.url, js_api=bridge, width=1200, height=800, hidden=False)
     quick = {"win": None}
@@ -168,6 +160,5 @@ def run_desktop(debug: bool = False) -> int:
     finally:
         if tray is not None:
             tray.stop()
-        server.stop()
-        runtime.unlink(missing_ok=True)
+        running.stop()
     return 0

@@ -13,7 +13,7 @@ from pipeline.config import weaver_home
 from pipeline.errors import WeaverError
 from pipeline.jobs import pid_alive
 
-from .app import runtime_file
+from .panel import runtime_file
 
 
 def running_app(home: Path | None = None) -> dict | None:

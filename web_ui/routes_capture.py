@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from fastapi import Body
 
-from pipeline.recordings import manager_for
+from pipeline.recordings import list_devices, manager_for
 
 
 def register(app, svc, jobs) -> None:
@@ -15,8 +15,6 @@ def register(app, svc, jobs) -> None:
 
     @app.get("/api/capture/devices")
     def devices():
-        from capture.devices import list_devices
-
         return [asdict(d) for d in list_devices()]
 
     @app.get("/api/capture/status")

@@ -82,22 +82,10 @@ def whisper_model_spec(model: str | None = None, download_root: str | None = Non
         if os.sep in name or name.startswith((".", "~")):
             raise BadInputError(f"Whisper model folder not found: {name}")
         raise BadInputError(f"unknown Whisper model '{name}' (sizes: {', '.join(WHISPER_REPOS)}, or a CTranslate2 folder)")
-    cache = download_root
-    if cache is None:
-        from huggingface_hub import constants
+    from ..hub import cached_hub_file, hub_repo_dir
 
-        cache = constants.HF_HUB_CACHE
-    folder = Path(cache) / ("models--" + repo.replace("/", "--"))
-    path = str(folder)
-    present = False
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        hit = try_to_load_from_cache(repo, "model.bin", cache_dir=download_root)
-        if isinstance(hit, str) and os.path.isfile(hit):
-            path, present = os.path.dirname(hit), True
-    except Exception:  # noqa: BLE001 - a broken cache reads as "absent"
-        present = False
+    hit = cached_hub_file(repo, "model.bin", download_root)
+    path, present = (str(hit.parent), True) if hit is not None else (str(hub_repo_dir(repo, download_root)), False)
     size = next((v for k, v in WHISPER_SIZES_MB.items() if k in name), None)
     return ModelSpec(name=name, path=path, fetch_command=_fetch_command(name, download_root), size_mb=size, present=present)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendUnavailableError, BadInputError, ModelMissingError
+from ..hub import hub_repo_dir
 from ..progress import CancelToken, ProgressCallback, no_progress
 from ..types import Diarization, Region, Turn
 from .base import Availability, ModelSpec, StageBackend, register
@@ -555,12 +556,6 @@ PYANNOTE_MODEL = "pyannote/speaker-diarization-community-1"
 PYANNOTE_FALLBACK = "pyannote/speaker-diarization-3.1"
 
 
-def _hf_cache_dir(repo: str) -> Path:
-    home = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub")
-    return Path(home) / ("models--" + repo.replace("/", "--"))
-
-
 @register
 class PyannoteDiarizer(DiarizeBackend):
     """pyannote.audio's pretrained pipeline (gated on Hugging Face: needs HF_TOKEN and accepted conditions)."""
@@ -593,7 +588,7 @@ class PyannoteDiarizer(DiarizeBackend):
         local = os.environ.get("WEAVER_PYANNOTE_MODEL")
         if local and cls.is_local(local):
             return [ModelSpec(name=local, path=local, size_mb=0.0, fetch_command="", present=True)]
-        path = _hf_cache_dir(PYANNOTE_MODEL)
+        path = hub_repo_dir(PYANNOTE_MODEL)
         return [ModelSpec(
             name=PYANNOTE_MODEL, path=str(path), size_mb=32.0,
             fetch_command=(f"HF_TOKEN=hf_... python -c \"from pyannote.audio import Pipeline; "
@@ -635,7 +630,7 @@ class PyannoteDiarizer(DiarizeBackend):
                 f"pyannote.audio cannot be imported ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                 f"install it with: {self.install_hint} (setup runs scripts/torchaudio_cpu.py for CPU torch)") from None
         local = self.is_local(self.model)
-        if not local and not self.token and not _hf_cache_dir(self.model).is_dir():
+        if not local and not self.token and not hub_repo_dir(self.model).is_dir():
             raise BackendUnavailableError(self.token_message(self.model))
         try:
             if local:

@@ -111,9 +111,9 @@ def _torch_hub_dir() -> Path:
 
 def _demucs_weight_paths() -> list[Path]:
     """Where demucs' get_model('htdemucs') leaves its weights: the torch hub cache, or the Hugging Face cache."""
-    hf = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub")
-    return [_torch_hub_dir() / "checkpoints" / DEMUCS_SIG, Path(hf) / "models--adefossez--HTDemucs"]
+    from ..hub import hub_repo_dir
+
+    return [_torch_hub_dir() / "checkpoints" / DEMUCS_SIG, hub_repo_dir("adefossez/HTDemucs")]
 
 
 @register

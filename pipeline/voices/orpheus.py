@@ -217,7 +217,7 @@ def audio_logits_processor(cfg: OrpheusTokens, prompt_len: int):
 
 
 # ---------------------------------------------------------------------------------------------- SNAC
-from ..models import cached_hub_folder, hub_fetch_command  # noqa: E402
+from ..hub import cached_hub_folder, hub_fetch_command  # noqa: E402
 
 
 def resolve_snac_dir(snac_dir: str | os.PathLike | None = None) -> Path:

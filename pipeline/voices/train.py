@@ -102,7 +102,7 @@ def dir_bytes(folder: str | os.PathLike, patterns: tuple[str, ...] = ("*",)) -> 
     return total
 
 
-from ..models import cached_hub_folder, hub_fetch_command  # noqa: E402
+from ..hub import cached_hub_folder, hub_fetch_command  # noqa: E402
 
 
 def resolve_base_model(base_model: str) -> Path:

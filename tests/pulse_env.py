@@ -1,4 +1,4 @@
-"""Test/dev helpers: a private PulseAudio daemon with null sinks, and a private Xvfb display.
+"""Test/bench harness (not part of the product): a private PulseAudio daemon with null sinks, and a private Xvfb display.
 
 Both run as child processes of the caller in a temporary folder (their own socket / display number), so
 they never collide with a desktop's sound server or with other tests, and are stopped by pid.
@@ -116,7 +116,7 @@ def private_pulseaudio(sinks: tuple[str, ...] = ("vw_test",), rate: int = 48000,
             pa.set_default_sink(default or sinks[0])
         if set_env:
             os.environ["PULSE_SERVER"] = server
-            from .devices import reset_backend
+            from capture.devices import reset_backend
 
             import sys
             if "soundcard" in sys.modules:
