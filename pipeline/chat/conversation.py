@@ -258,8 +258,8 @@ class Conversation:
                 take(shaper.finish(truncated=len(parts) >= int(opts.get("max_tokens") or 0) > 0))
                 reply.text = "".join(parts) if shaper.stopped is None else shaper.text
         reply.stopped = shaper.stopped
-        if on_delta is not None and not reply.partial and len(reply.text) > len(sent) and reply.text.startswith(sent):
-            try:
+        if on_delta is not None and len(reply.text) > len(sent) and reply.text.startswith(sent):
+            try:  # also after an error or cancel: the listener ends with exactly the text that is kept
                 on_delta(reply.text[len(sent):])  # the part held back until it was certain
             except Exception:  # noqa: BLE001 - the listener went away after the reply was complete
                 pass
