@@ -20,7 +20,7 @@ from pipeline.chat.conversation import Conversation
 from pipeline.chat.persona import GENERATION_DEFAULTS, Persona
 from pipeline.chat.providers import OllamaProvider, packaged_model_path
 from pipeline.chat.reply_shape import normalise, shape_reply
-from pipeline.chat.sentences import split_sentences
+from pipeline.text.sentences import split_sentences
 from pipeline.errors import BadInputError
 from tests.ollama_protocol_fake import OllamaProtocolFake
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.chat.conversation import speakable
-from pipeline.chat.sentences import SentenceSplitter, split_sentences
+from pipeline.text.sentences import SentenceSplitter, split_sentences
 
 CASES = [
     ("Hello there. How are you?", ["Hello there.", "How are you?"]),

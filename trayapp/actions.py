@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -67,9 +66,3 @@ class AppActions:
             return svc.list_media()[-n:][::-1]
         finally:
             svc.lib.close()
-
-
-def run_in_thread(fn: Callable, *args) -> threading.Thread:
-    t = threading.Thread(target=fn, args=args, daemon=True)
-    t.start()
-    return t

@@ -13,7 +13,7 @@ from fastapi.responses import Response, StreamingResponse
 from pipeline.errors import BadInputError, WeaverError
 from pipeline.progress import CancelToken
 
-from .server import read_body, stream_body
+from .bodies import read_body, stream_body
 
 
 def register(app, svc, jobs) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Body
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from pipeline.errors import BadInputError
 

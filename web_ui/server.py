@@ -1,5 +1,9 @@
 """FastAPI app for the panel: every route calls pipeline.service; auth by a per-launch token.
 
+``create_app`` holds the security middleware, the error handlers and the page/static routes; the API lives in
+one module per area (``routes_library``, ``routes_clips``, ``routes_jobs``, ``routes_settings``,
+``routes_capture``, ``routes_voices``, ``routes_chat``; listed in :data:`ROUTE_AREAS`).
+
 Security notes (what a local attacker or a web page in the user's browser must not be able to do):
 
 - Bound to 127.0.0.1 only. A request whose ``Host`` is not a loopback name (127.0.0.1, localhost, [::1], with or
@@ -23,26 +27,24 @@ Security notes (what a local attacker or a web page in the user's browser must n
 
 from __future__ import annotations
 
-import asyncio
-import io
-import json
 import os
 import secrets
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from fastapi import Body, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from pipeline.errors import BadInputError, NotFoundError, WeaverError
-from pipeline.service import Service, safe_child, slug
+from pipeline.service import Service, safe_child
 
+from . import (routes_capture, routes_chat, routes_clips, routes_jobs, routes_library, routes_settings,
+               routes_voices)
+from .bodies import BodyTooLarge
 from .jobs import BackgroundJobs
 
 STATIC = Path(__file__).parent / "static"
-PUBLIC_PATHS = {"/favicon.ico"}
 
 
 # request body caps (bytes): a dropped media file may be a whole movie; a card or a spoken question is small
@@ -50,6 +52,9 @@ UPLOAD_LIMIT = 64 * 2**30
 CARD_LIMIT = 16 * 2**20
 LISTEN_LIMIT = 64 * 2**20
 JSON_LIMIT = 8 * 2**20  # every other route (JSON bodies FastAPI reads whole)
+
+# the API by area, registered in this order; a new area is a routes_<area>.py with register(app, svc, jobs)
+ROUTE_AREAS = (routes_library, routes_clips, routes_jobs, routes_settings, routes_capture, routes_voices, routes_chat)
 
 
 @dataclass
@@ -66,38 +71,6 @@ class ServerState:
         """The body cap of a request path."""
         return {"/api/upload": self.upload_limit, "/api/chat/personas/import": self.card_limit,
                 "/api/chat/listen": self.listen_limit}.get(path, self.json_limit)
-
-
-class BodyTooLarge(HTTPException):
-    """A request body passed its cap (answered 413). An HTTPException so FastAPI's body parsing lets it through."""
-
-    def __init__(self, limit: int):
-        self.message = f"request body is larger than the limit of {limit} bytes"
-        super().__init__(413, self.message)
-        self.limit = limit
-
-
-async def stream_body(request: Request, limit: int):
-    """Yield the request body's chunks, raising BodyTooLarge as soon as more than ``limit`` bytes came (or at once
-    when Content-Length says so). Nothing is buffered here."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(limit)
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit)
-        if chunk:
-            yield chunk
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole request body for a small payload, capped (BodyTooLarge → 413)."""
-    buf = bytearray()
-    async for chunk in stream_body(request, limit):
-        buf += chunk
-    return bytes(buf)
 
 
 def create_app(*, home: str | os.PathLike | None = None, token: str | None = None,
@@ -148,248 +121,10 @@ def create_app(*, home: str | os.PathLike | None = None, token: str | None = Non
             raise HTTPException(404)
         return FileResponse(path)
 
-    # -- library -------------------------------------------------------------------------------
-    @app.get("/api/health")
-    def health():
-        return {"ok": True, "version": "0.1.0"}
-
-    @app.get("/api/media")
-    def list_media():
-        return svc().list_media()
-
-    @app.post("/api/media")
-    def import_media(body: dict = Body(...)):
-        """Import a local file by path (the panel's picker or drag-drop gives one); runs as a background job."""
-        path = body.get("path")
-        if not path:
-            raise BadInputError("path is required")
-        prepared = svc().prepare_ingest(path, subtitles=body.get("subtitles") or None, script=body.get("script") or None,
-                                        audio_track=body.get("audio_track"), analyze=body.get("analyze", True))
-        jobs.submit(f"job-{prepared.job_id}", lambda s, cancel: prepared.run(s, None, cancel))
-        return {"job_id": prepared.job_id, "resumed": prepared.resumed}
-
-    @app.post("/api/upload")
-    async def upload(request: Request, name: str):
-        """Receive a dropped file's bytes into the library's uploads folder; returns its path for /api/media.
-
-        Only the file's base name is kept. The bytes go to a fresh hidden .part file (O_EXCL|O_NOFOLLOW, so a
-        link planted there is never followed) renamed over the target when complete; a body over the upload cap
-        gets 413 as soon as it passes it, and a client that goes away leaves no .part behind."""
-        from pipeline.config import open_private, private_dir
-
-        home = svc().lib.home
-        base = name.replace("\\", "/").rsplit("/", 1)[-1] or "upload.bin"
-        uploads = private_dir(safe_child(home, "uploads"))  # refuses an uploads/ that is a link out of the library
-        target = safe_child(uploads, base)
-        if target.is_dir():
-            raise BadInputError(f"'{base}' is a folder in uploads/")
-        tmp = uploads / f".{secrets.token_hex(8)}.part"
-        try:
-            with open_private(tmp, os.O_EXCL) as f:
-                async for chunk in stream_body(request, state.upload_limit):
-                    f.write(chunk)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)  # aborted, too large or failed: no partial file stays
-        return {"path": str(target)}
-
-    @app.get("/api/media/{media_id}")
-    def show_media(media_id: int):
-        return svc().show_media(media_id)
-
-    @app.delete("/api/media/{media_id}")
-    def remove_media(media_id: int):
-        svc().remove_media(media_id)
-        return {"removed": media_id}
-
-    @app.get("/api/media/{media_id}/lines")
-    def lines(media_id: int):
-        return svc().lines(media_id)
-
-    @app.get("/api/media/{media_id}/segments")
-    def segments(media_id: int, character: str | None = None, offset: int = 0, limit: int = 5000):
-        rows = svc().segments(media_id, character=character)[max(0, offset): max(0, offset) + max(1, min(limit, 20000))]
-        return fast_json(rows)
-
-    @app.get("/api/media/{media_id}/characters")
-    def characters(media_id: int):
-        return svc().characters(media_id)
-
-    @app.get("/api/media/{media_id}/speakers")
-    def speakers(media_id: int):
-        return svc().speakers(media_id)
-
-    @app.post("/api/media/{media_id}/analyze")
-    def analyze(media_id: int):
-        prepared = svc().prepare_analyze(media_id)
-        jobs.submit(f"job-{prepared.job_id}", lambda s, cancel: prepared.run(s, None, cancel))
-        return {"job_id": prepared.job_id}
-
-    @app.post("/api/media/{media_id}/speakers/{speaker}/label")
-    def label_speaker(media_id: int, speaker: str, body: dict = Body(...)):
-        return svc().label_speaker(media_id, speaker, str(body.get("name", "")))
-
-    @app.post("/api/media/{media_id}/speakers/merge")
-    def merge(media_id: int, body: dict = Body(...)):
-        return svc().merge_speakers(media_id, str(body["source"]), str(body["target"]))
-
-    @app.post("/api/segments/{segment_id}/reassign")
-    def reassign(segment_id: int, body: dict = Body(...)):
-        return svc().reassign_line(segment_id, str(body.get("character", "")))
-
-    @app.post("/api/segments/{segment_id}/split")
-    def split(segment_id: int, body: dict = Body(...)):
-        return svc().split_line(segment_id, float(body["at"]))
-
-    @app.post("/api/segments/{segment_id}/text")
-    def edit_text(segment_id: int, body: dict = Body(...)):
-        return svc().edit_line_text(segment_id, str(body.get("text", "")))
-
-    @app.post("/api/segments/{segment_id}/join")
-    def join(segment_id: int, body: dict = Body(...)):
-        if not str(body.get("next", "")).isdigit():
-            raise BadInputError("next (the id of the line to join with) is required")
-        return svc().join_lines(segment_id, int(body["next"]), force=bool(body.get("force")))
-
-    @app.get("/api/subtitle-tracks/{track_id}/encoding")
-    def subtitle_encoding(track_id: int):
-        return svc().subtitle_encoding(track_id)
-
-    @app.post("/api/subtitle-tracks/{track_id}/encoding")
-    def set_subtitle_encoding(track_id: int, body: dict = Body(...)):
-        return svc().set_subtitle_encoding(track_id, str(body.get("encoding", "")))
-
-    @app.post("/api/media/{media_id}/undo")
-    def undo(media_id: int):
-        return {"undone": svc().undo(media_id)}
-
-    @app.get("/api/media/{media_id}/edits")
-    def edits(media_id: int):
-        return svc().edits(media_id)
-
-    @app.post("/api/media/{media_id}/export")
-    def export(media_id: int, body: dict = Body(default={})):
-        """Export clips into <library>/exports/<name> (name must stay inside that folder)."""
-        s = svc()
-        name = body.get("name") or f"item-{media_id}-{slug(body.get('character') or 'all')}"
-        out = safe_child(safe_child(s.lib.home, "exports"), name)
-        path = s.export_clips(media_id, out, character=body.get("character") or None, video=bool(body.get("video")),
-                              isolate=bool(body.get("isolate")))
-        return {"path": str(path), "files": sorted(p.name for p in Path(path).iterdir())}
-
-    # -- clips ---------------------------------------------------------------------------------
-    @app.get("/api/clips/{clip_id}")
-    def clip(clip_id: int):
-        return svc().clip(clip_id)
-
-    @app.patch("/api/clips/{clip_id}")
-    def edit_clip(clip_id: int, body: dict = Body(...)):
-        s = svc()
-        if "status" in body:
-            s.set_clip_status(clip_id, body["status"])
-        if "start" in body or "end" in body:
-            s.trim_clip(clip_id, start=body.get("start"), end=body.get("end"),
-                        relative=bool(body.get("relative", False)), snap=bool(body.get("snap", False)))
-        return s.clip(clip_id)
-
-    @app.get("/api/clips/{clip_id}/audio")
-    def clip_audio(clip_id: int, pad: float = 0.0):
-        from pipeline.voices.synth import encode_audio
-
-        audio, rate = svc().clip_audio(clip_id, pad=min(max(pad, 0.0), 5.0))
-        return Response(encode_audio(audio, rate, "wav"), media_type="audio/wav")
-
-    @app.get("/api/clips/{clip_id}/waveform")
-    def clip_waveform(clip_id: int, points: int = 200, pad: float = 1.0):
-        import numpy as np
-
-        s = svc()
-        c = s.clip(clip_id)
-        pad = min(max(pad, 0.0), 5.0)
-        audio, rate = s.clip_audio(clip_id, pad=pad)
-        mono = audio.mean(axis=1) if audio.ndim > 1 else audio
-        points = max(10, min(points, 2000))
-        chunks = np.array_split(np.abs(mono), points) if len(mono) else [np.zeros(1)] * points
-        start = max(0.0, c["start"] - pad)
-        return {"start": start, "end": start + len(mono) / rate, "clip_start": c["start"], "clip_end": c["end"],
-                "peaks": [round(float(ch.max()) if len(ch) else 0.0, 4) for ch in chunks], "words": c["words"]}
-
-    @app.get("/api/clips/{clip_id}/frame")
-    def clip_frame(clip_id: int):
-        s = svc()
-        c = s.clip(clip_id)
-        data = s.frame_at(c["media_id"], (c["start"] + c["end"]) / 2)
-        if data is None:
-            raise HTTPException(404, "no video frame for this clip")
-        return Response(data, media_type="image/jpeg")
-
-    # -- jobs ----------------------------------------------------------------------------------
-    @app.get("/api/jobs")
-    def list_jobs(limit: int = 50):
-        return svc().jobs(limit)
-
-    @app.get("/api/jobs/{job_id}")
-    def job(job_id: int):
-        return svc().job(job_id)
-
-    @app.post("/api/jobs/{job_id}/cancel")
-    def cancel_job(job_id: int):
-        return svc().cancel_job(job_id)
-
-    @app.get("/api/events")
-    async def events(request: Request):
-        """Server-sent events: a 'jobs' event whenever any job's state/progress changes."""
-
-        async def stream():
-            last = None
-            s = Service(home=state.home)
-            try:
-                while not await request.is_disconnected():
-                    rows = await asyncio.to_thread(lambda: [
-                        {k: j[k] for k in ("id", "kind", "state", "progress", "stage", "message", "eta", "error", "media_id")}
-                        for j in s.jobs(20)])
-                    payload = json.dumps(rows)
-                    if payload != last:
-                        last = payload
-                        yield f"event: jobs\ndata: {payload}\n\n"
-                    await asyncio.sleep(0.4)
-            finally:
-                s.lib.close()
-
-        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
-
-    # -- settings, models ----------------------------------------------------------------------
-    @app.get("/api/models")
-    def models():
-        return svc().models()
-
-    @app.get("/api/settings")
-    def get_settings():
-        return asdict(svc().settings)
-
-    @app.put("/api/settings")
-    def put_settings(body: dict = Body(...)):
-        from pipeline.config import Settings
-
-        s = svc()
-        current = asdict(s.settings)
-        current.update({k: v for k, v in body.items() if k in current})
-        Settings(**current).save(s.lib.home)
-        return current
-
-    from . import routes_capture, routes_chat, routes_voices
-
-    for register in (routes_capture.register, routes_voices.register, routes_chat.register, *EXTRA_ROUTES):
-        register(app, svc, jobs)
+    # -- the API, by area (each module's register(app, svc, jobs) adds its routes) ------------------
+    for area in ROUTE_AREAS:
+        area.register(app, svc, jobs)
     return app
-
-
-EXTRA_ROUTES: list = []  # more route groups: register(app, svc, jobs)
-
-
-def fast_json(value: Any) -> Response:
-    """Serialise plain rows with json.dumps (FastAPI's generic encoder is slow on thousands of rows)."""
-    return Response(json.dumps(value, ensure_ascii=False, separators=(",", ":")), media_type="application/json")
 
 
 GUARDED_PREFIXES = ("/api", "/v1", "/docs", "/redoc", "/openapi.json")

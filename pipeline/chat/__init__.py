@@ -1,8 +1,8 @@
 """Chat with a character (library code: no database connection of its own, no HTTP server).
 
 Modules: providers (Ollama, OpenAI-compatible servers, embedded llama.cpp; registry), persona (draft a persona
-from a character's lines), conversation (streaming loop with sentence-by-sentence TTS), sentences (incremental
-splitter), cards (Character Card V2 JSON/PNG), schema (tables + helpers taking a sqlite_utils.Database).
+from a character's lines), conversation (streaming loop with sentence-by-sentence TTS; its sentence splitter is
+pipeline.text.sentences, re-exported here), cards (Character Card V2 JSON/PNG), schema (tables + helpers taking a sqlite_utils.Database).
 Client libraries (ollama, openai, xllamacpp) load only when a provider is used.
 """
 
@@ -22,7 +22,7 @@ from .providers import (
     find_ollama_gguf_blobs,
     get_provider,
 )
-from .sentences import SentenceSplitter, split_sentences
+from ..text.sentences import SentenceSplitter, split_sentences
 
 __all__ = [
     "ChatModelMissingError", "ChatProvider", "Conversation", "EmbeddedLlamaProvider", "ModelInfo", "OllamaProvider",

@@ -273,13 +273,6 @@ class Conversation:
             reply.t_audio_done = since()
         return reply
 
-    def send_audio(self, audio: np.ndarray, rate: int, **kwargs) -> Reply:
-        """Push-to-talk: transcribe the utterance, then :meth:`send` it (BadInputError if nothing was heard)."""
-        text = transcribe_utterance(audio, rate)
-        if not text.strip():
-            raise BadInputError("no speech was recognised in the recording")
-        return self.send(text, **kwargs)
-
 
 class _SpeechPipeline:
     """Synthesis worker (and player worker) fed sentence by sentence while the model keeps generating."""

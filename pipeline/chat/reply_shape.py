@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .sentences import SentenceSplitter
+from ..text.sentences import SentenceSplitter
 
 DEFAULT_SIMILARITY = 0.9
 SENTENCE_END = (".", "!", "?", "…", '"', "'", "”", "’", ")", "»")

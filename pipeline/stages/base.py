@@ -137,8 +137,3 @@ def get_backend(stage: str, name: str | None = None, **options) -> StageBackend:
         if cls.availability().ok:
             return cls(**options)
     raise BackendUnavailableError(f"no {stage} backend can run here; install one of: " + ", ".join(c.name for c in backends.values()))
-
-
-def register_stage_module(stage: str, module: str) -> None:
-    """Let packages outside pipeline.stages (voices, chat) register a stage module."""
-    STAGE_MODULES[stage] = module

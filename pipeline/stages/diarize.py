@@ -553,7 +553,6 @@ def clip_regions(regions: list[Region], duration: float) -> list[Region]:
 # pyannote.audio backend
 
 PYANNOTE_MODEL = "pyannote/speaker-diarization-community-1"
-PYANNOTE_FALLBACK = "pyannote/speaker-diarization-3.1"
 
 
 @register

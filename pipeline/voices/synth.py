@@ -29,6 +29,7 @@ import numpy as np
 from ..errors import BadInputError, NotFoundError, StorageError
 from ..progress import CancelToken, ProgressCallback, no_progress
 from ..store import replace_folder
+from ..text.sentences import pack_sentences
 from . import default_voice
 
 MAX_CHARS = 4096
@@ -132,51 +133,12 @@ def register_voice(
 
 
 # ---------------------------------------------------------------------------------------------- text
-_SENT_RE = re.compile(r"(?<=[.!?…;:])[\"')\]]*\s+|\n\s*\n")
-
-
 def split_text(text: str, max_chars: int = DEFAULT_CHUNK_CHARS) -> Iterator[str]:
     """Yield chunks of at most ``max_chars``: whole sentences packed together, long sentences cut at commas/spaces.
 
-    Lazy: a 100 000-character text is never copied into a list of sentences.
+    Lazy (the one sentence splitter, :func:`pipeline.text.sentences.pack_sentences`).
     """
-    if max_chars < 20:
-        raise BadInputError("max_chars must be at least 20")
-    buf = ""
-    pos = 0
-    n = len(text)
-    while pos < n:
-        m = _SENT_RE.search(text, pos)
-        end = m.end() if m else n
-        sentence = " ".join(text[pos:end].split())
-        pos = end
-        if not sentence:
-            continue
-        for piece in _cut_long(sentence, max_chars):
-            if buf and len(buf) + 1 + len(piece) > max_chars:
-                yield buf
-                buf = piece
-            else:
-                buf = f"{buf} {piece}" if buf else piece
-    if buf:
-        yield buf
-
-
-def _cut_long(sentence: str, max_chars: int) -> Iterator[str]:
-    while len(sentence) > max_chars:
-        window = sentence[: max_chars + 1]
-        cut = max(window.rfind(", "), window.rfind("; "), window.rfind(" - "))
-        if cut < max_chars // 3:
-            cut = window.rfind(" ")
-        if cut < max_chars // 3:
-            cut = max_chars  # one enormous word: hard cut
-            yield sentence[:cut]
-            sentence = sentence[cut:].lstrip()
-        else:
-            yield sentence[: cut + 1].strip()
-            sentence = sentence[cut + 1 :].lstrip()
-    if sentence:
-        yield sentence
+    return pack_sentences(text, max_chars)
 
 
 # ---------------------------------------------------------------------------------------------- Orpheus engine

@@ -1,4 +1,5 @@
-"""Incremental sentence splitting for streamed model output, so each finished sentence can be spoken at once.
+"""The one sentence splitter: incremental for streamed model output (each finished sentence can be spoken at
+once), and over whole texts for text-to-speech chunks.
 
 :class:`SentenceSplitter` takes text deltas as they arrive and returns sentences as soon as their end is
 certain: a terminator (``.``, ``!``, ``?``, ``…``, ``...``) with its closing quotes/brackets, then whitespace,
@@ -6,11 +7,17 @@ then a next character that does not continue the sentence (a lowercase letter co
 abbreviations (``Mr.``, ``Dr.``, ``e.g.``), initials (``J. R.``), decimals (``3.14``), list markers (``1.``) and
 mid-sentence ellipses (``well... maybe``) inside their sentence. Newlines end a sentence. A run-on longer than
 ``max_chars`` is cut at its last comma/space so speech can start anyway.
+
+:func:`split_sentences` splits a whole text; :func:`pack_sentences` yields text-to-speech chunks of at most
+``max_chars`` (whole sentences packed together, a longer sentence cut by the same run-on rule), lazily.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Iterator
+
+from ..errors import BadInputError
 
 # never a sentence end when followed by more text
 ABBREVIATIONS = frozenset(
@@ -123,3 +130,44 @@ def split_sentences(text: str, max_chars: int = 240) -> list[str]:
     """Split a whole text into sentences (same rules as the streaming splitter)."""
     s = SentenceSplitter(max_chars=max_chars)
     return s.feed(text) + s.flush()
+
+
+def iter_sentences(text: str, max_chars: int = 240, step: int = 4096) -> Iterator[str]:
+    """The sentences of a whole text, lazily: the text is fed to a :class:`SentenceSplitter` ``step`` characters
+    at a time, so a long text is never turned into one list (a run-on is cut near ``max_chars`` as it streams)."""
+    splitter = SentenceSplitter(max_chars=max_chars)
+    for i in range(0, len(text), step):
+        yield from splitter.feed(text[i: i + step])
+    yield from splitter.flush()
+
+
+def cut_long(sentence: str, max_chars: int) -> Iterator[str]:
+    """Pieces of at most ``max_chars`` of one sentence, cut by the run-on rule (last comma/semicolon/colon/dash
+    in the window, else the last space, else a hard cut inside one enormous word)."""
+    while len(sentence) > max_chars:
+        cut = _soft_cut(sentence, max_chars)
+        piece = sentence[:cut].strip()
+        if piece:
+            yield piece
+        sentence = sentence[cut:].lstrip()
+    if sentence:
+        yield sentence
+
+
+def pack_sentences(text: str, max_chars: int = 240) -> Iterator[str]:
+    """Chunks of at most ``max_chars`` (whitespace collapsed): whole sentences packed together, longer ones cut.
+
+    Lazy: a 100 000-character text is never copied into a list of sentences. Raises BadInputError for
+    ``max_chars`` under 20."""
+    if max_chars < 20:
+        raise BadInputError("max_chars must be at least 20")
+    buf = ""
+    for sentence in iter_sentences(text, max_chars):
+        for piece in cut_long(" ".join(sentence.split()), max_chars):
+            if buf and len(buf) + 1 + len(piece) > max_chars:
+                yield buf
+                buf = piece
+            else:
+                buf = f"{buf} {piece}" if buf else piece
+    if buf:
+        yield buf

@@ -1,0 +1,93 @@
+"""The import rules of the house, read from the source with ast (tests/import_graph.py; nothing is imported).
+
+- capture/ is a leaf: it imports nothing from pipeline/, web_ui/ or trayapp/, and the product ships no test harness.
+- pipeline/text/ is pure text logic: it imports nothing of the house but pipeline.errors.
+- no import cycles among the modules of capture/, pipeline/, web_ui/, trayapp/ — every import counts, the ones
+  inside functions too. KNOWN_CYCLES lists the cycles still in files other work is reshaping; a cycle found must
+  lie inside one of them (no new ones), and test_no_import_cycles_at_all (xfail, strict) turns red once they are
+  all gone, as a reminder to empty the list and drop the marker.
+- the panel's create_app holds no API routes itself (they live in web_ui/routes_<area>.py).
+"""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from tests.import_graph import ROOT, cycles, import_graph, outside_imports
+
+# (the lead empties this as the owners of these files break them)
+KNOWN_CYCLES = [
+    # safe_child lives in service.py, so online_sources and voices.synth import the facade back
+    {"pipeline.chat.conversation", "pipeline.online_sources", "pipeline.service", "pipeline.service_chat",
+     "pipeline.service_voices", "pipeline.voices.synth"},
+    {"pipeline.jobs", "pipeline.store"},
+    {"trayapp.cli", "trayapp.cli_capture", "trayapp.cli_chat", "trayapp.cli_lines", "trayapp.cli_more",
+     "trayapp.cli_voices"},
+]
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return import_graph()
+
+
+def test_capture_is_a_leaf(graph):
+    assert outside_imports(graph, "capture") == {}
+    assert not (ROOT / "capture" / "pulse_env.py").exists()  # the PulseAudio/Xvfb harness lives in tests/
+
+
+def test_the_product_never_imports_the_tests():
+    for pkg in ("capture", "pipeline", "trayapp", "web_ui"):
+        for f in (ROOT / pkg).rglob("*.py"):
+            for node in ast.walk(ast.parse(f.read_text())):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+                assert not any(n == "tests" or n.startswith("tests.") for n in names), f
+
+
+def test_text_is_pure(graph):
+    for m, deps in graph.items():
+        if m == "pipeline.text" or m.startswith("pipeline.text."):
+            assert deps <= {"pipeline.errors", "pipeline.text", "pipeline.text.sentences"}, (m, deps)
+
+
+def test_no_new_import_cycles(graph):
+    found = cycles(graph)
+    new = [c for c in found if not any(set(c) <= known for known in KNOWN_CYCLES)]
+    assert new == [], "new import cycles: " + "; ".join(" <-> ".join(c) for c in new)
+
+
+def test_the_cycles_this_restructuring_broke_stay_broken(graph):
+    broken = [{"pipeline.models", "pipeline.voices.orpheus"}, {"pipeline.models", "pipeline.voices.train"},
+              {"trayapp.app", "trayapp.desktop"}, {"web_ui.routes_chat", "web_ui.server"}]
+    for c in cycles(graph):
+        for pair in broken:
+            assert not pair <= set(c), c
+
+
+@pytest.mark.xfail(strict=True, reason="KNOWN_CYCLES are still to be broken (service/store/cli files)")
+def test_no_import_cycles_at_all(graph):
+    assert cycles(graph) == []
+
+
+def test_create_app_has_no_inline_api_routes():
+    tree = ast.parse((ROOT / "web_ui" / "server.py").read_text())
+    create_app = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "create_app")
+    paths = [d.args[0].value for n in ast.walk(create_app) if isinstance(n, ast.FunctionDef) for d in n.decorator_list
+             if isinstance(d, ast.Call) and d.args and isinstance(d.args[0], ast.Constant)]
+    assert paths == ["/", "/static/{name:path}"]
+
+
+def test_every_route_area_registers_routes(tmp_path):
+    from web_ui.server import ROUTE_AREAS, create_app
+
+    app = create_app(home=tmp_path, token="t")
+    paths = {r.path for r in app.routes}
+    for area in ROUTE_AREAS:
+        mine = {n.args[0].value for n in ast.walk(ast.parse(open(area.__file__).read()))
+                if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
+                and n.func.value.id == "app" and n.args and isinstance(n.args[0], ast.Constant)
+                and isinstance(n.args[0].value, str)}
+        assert mine and mine <= paths, area.__name__

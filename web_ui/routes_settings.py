@@ -1,0 +1,31 @@
+"""App routes: health, the model report, and the settings (read and update)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fastapi import Body
+
+
+def register(app, svc, jobs) -> None:
+    @app.get("/api/health")
+    def health():
+        return {"ok": True, "version": "0.1.0"}
+
+    @app.get("/api/models")
+    def models():
+        return svc().models()
+
+    @app.get("/api/settings")
+    def get_settings():
+        return asdict(svc().settings)
+
+    @app.put("/api/settings")
+    def put_settings(body: dict = Body(...)):
+        from pipeline.config import Settings
+
+        s = svc()
+        current = asdict(s.settings)
+        current.update({k: v for k, v in body.items() if k in current})
+        Settings(**current).save(s.lib.home)
+        return current
