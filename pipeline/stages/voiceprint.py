@@ -6,11 +6,11 @@ offline diarizer uses, so a diarization cluster's mean embedding can be matched 
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 
 from ..errors import BadInputError
+from ..once import load_once
 from .base import StageBackend, register
 
 RATE = 16000
@@ -29,24 +29,18 @@ MIN_SECONDS = 0.5
 # Resemblyzer scores are all positive (ReLU before the norm), so thresholds sit high.
 DEFAULT_THRESHOLD = 0.76
 
-_encoder = None
-_encoder_lock = threading.Lock()
-
-
+@load_once
 def get_encoder():
     """The shared Resemblyzer VoiceEncoder on CPU (loaded once per process, ~17 MB, < 1 s)."""
-    global _encoder
-    with _encoder_lock:
-        if _encoder is None:
-            import warnings
+    import warnings
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # webrtcvad's pkg_resources deprecation notice
-                from resemblyzer import VoiceEncoder
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # webrtcvad's pkg_resources deprecation notice
+        from resemblyzer import VoiceEncoder
 
-            _encoder = VoiceEncoder(device="cpu", verbose=False)
-            _encoder.eval()
-        return _encoder
+    encoder = VoiceEncoder(device="cpu", verbose=False)
+    encoder.eval()
+    return encoder
 
 
 def prepare(audio: np.ndarray, rate: int) -> np.ndarray:

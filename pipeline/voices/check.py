@@ -25,7 +25,6 @@ different clear voice scores far lower (espeak-ng against Piper clips: 0.54 vs 0
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -33,6 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import BadInputError
+from ..once import load_once
 from ..progress import CancelToken, ProgressCallback, no_progress
 
 WER_MAX = 0.5
@@ -75,36 +75,29 @@ class VoiceCheck:
 
 
 # ---------------------------------------------------------------------------------------------- measures
-_dnsmos = None
-_dnsmos_lock = threading.Lock()
-
-
+@load_once
 def _dnsmos_model():
     """speechmos's DNSMOS scorer with its two ONNX sessions on one thread each (loaded once per process)."""
-    global _dnsmos
-    with _dnsmos_lock:
-        if _dnsmos is None:
-            import os
+    import os
 
-            import onnxruntime as ort
+    import onnxruntime as ort
 
-            try:
-                import speechmos.dnsmos as sm
-            except ImportError as e:
-                from ..errors import BackendUnavailableError
+    try:
+        import speechmos.dnsmos as sm
+    except ImportError as e:
+        from ..errors import BackendUnavailableError
 
-                raise BackendUnavailableError(f"DNSMOS needs speechmos and librosa ({e.name} is missing): "
-                                              'pip install speechmos==0.0.1.1 librosa (or "voice-weaver[offline]")') from None
-            here = Path(sm.__file__).parent / "dnsmos_models"
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = 1
-            opts.inter_op_num_threads = 1
-            scorer = sm.DNSMOS.__new__(sm.DNSMOS)  # its __init__ opens sessions on every core: open ours instead
-            scorer.primary_model_path = os.fspath(here / "sig_bak_ovr.onnx")
-            scorer.onnx_sess = ort.InferenceSession(scorer.primary_model_path, opts, providers=["CPUExecutionProvider"])
-            scorer.p808_onnx_sess = ort.InferenceSession(os.fspath(here / "model_v8.onnx"), opts, providers=["CPUExecutionProvider"])
-            _dnsmos = scorer
-        return _dnsmos
+        raise BackendUnavailableError(f"DNSMOS needs speechmos and librosa ({e.name} is missing): "
+                                      'pip install speechmos==0.0.1.1 librosa (or "voice-weaver[offline]")') from None
+    here = Path(sm.__file__).parent / "dnsmos_models"
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    scorer = sm.DNSMOS.__new__(sm.DNSMOS)  # its __init__ opens sessions on every core: open ours instead
+    scorer.primary_model_path = os.fspath(here / "sig_bak_ovr.onnx")
+    scorer.onnx_sess = ort.InferenceSession(scorer.primary_model_path, opts, providers=["CPUExecutionProvider"])
+    scorer.p808_onnx_sess = ort.InferenceSession(os.fspath(here / "model_v8.onnx"), opts, providers=["CPUExecutionProvider"])
+    return scorer
 
 
 def dnsmos(audio: np.ndarray, rate: int) -> float:
@@ -116,19 +109,13 @@ def dnsmos(audio: np.ndarray, rate: int) -> float:
     return float(_dnsmos_model()(a, RATE, False)["ovrl_mos"])
 
 
-_asr = None
-_asr_lock = threading.Lock()
-
-
+@load_once
 def _asr_backend():
-    global _asr
-    with _asr_lock:
-        if _asr is None:
-            from ..stages.base import get_backend
+    """The bundled Whisper tiny.en backend, greedy at temperature 0 only (on noise the fallback temperatures would
+    just re-decode hallucinations)."""
+    from ..stages.base import get_backend
 
-            # greedy at temperature 0 only: on noise the fallback temperatures would just re-decode hallucinations
-            _asr = get_backend("asr", "faster-whisper", cpu_threads=2, temperature=0.0, max_new_tokens=96)
-        return _asr
+    return get_backend("asr", "faster-whisper", cpu_threads=2, temperature=0.0, max_new_tokens=96)
 
 
 def transcribe(audio: np.ndarray, rate: int) -> str:
