@@ -84,6 +84,24 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+@dataclass
+class JobOutcome:
+    """What a finished job returns to its caller: its id, the result of its last stage, whether it resumed."""
+
+    job_id: int
+    result: dict
+    resumed: bool = False
+
+
+@dataclass
+class PreparedJob:
+    """A validated job: ``run(service, listener, cancel)`` executes it (any thread, its own Service)."""
+
+    job_id: int
+    resumed: bool
+    run: Callable
+
+
 class JobRunner:
     """Creates, runs, resumes and cancels jobs stored in the library."""
 

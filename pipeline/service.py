@@ -7,7 +7,6 @@ import json
 import os
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -17,64 +16,13 @@ from . import ingest as ingest_mod
 from . import media as media_io
 from .config import Settings
 from .errors import BadInputError, NotFoundError, WeaverError
-from .jobs import JobRunner, ProgressListener
+from .files import safe_child, slug  # noqa: F401 - part of the facade's API
+from .jobs import JobOutcome, JobRunner, PreparedJob, ProgressListener  # noqa: F401 - facade API
 from .progress import CancelToken
 from .service_chat import ChatMixin
 from .service_lines import LinesMixin
 from .service_voices import VoicesMixin
 from .store import Library, dumps, now
-
-
-@dataclass
-class JobOutcome:
-    job_id: int
-    result: dict
-    resumed: bool = False
-
-
-@dataclass
-class PreparedJob:
-    """A validated job: ``run(service, listener, cancel)`` executes it (any thread, its own Service)."""
-
-    job_id: int
-    resumed: bool
-    run: Callable
-
-
-def safe_child(root: str | os.PathLike, name: str, *, nested: bool = False) -> Path:
-    """The path of a user-given name inside ``root``; BadInputError (HTTP 400) unless it stays strictly inside.
-
-    The one check every face (routes, CLI) uses before turning a name into a file path. Refused: empty names,
-    '.', '..', absolute paths, NUL bytes, path separators (``/`` or ``\\``; with ``nested=True`` a relative
-    sub-path of plain components is allowed), and any name whose resolved path (symlinks followed) is ``root``
-    itself or outside it. Returns ``root / name`` unresolved, so a caller deleting it never follows a link.
-    """
-    text = os.fspath(name) if isinstance(name, os.PathLike) else name
-    if not isinstance(text, str) or not text.strip():
-        raise BadInputError("a name is required")
-    if "\x00" in text:
-        raise BadInputError(f"name contains a NUL byte: {text!r}")
-    escapes = BadInputError(f"path escapes its folder: {text!r}")
-    if os.path.isabs(text) or text.startswith(("/", "\\")) or os.path.splitdrive(text)[0]:
-        raise escapes
-    parts = re.split(r"[\\/]", text)
-    if (len(parts) > 1 and not nested) or any(p in ("", ".", "..") for p in parts):
-        raise escapes
-    base = Path(root)
-    candidate = base.joinpath(*parts)
-    real_root = base.resolve()
-    try:
-        real = candidate.resolve()
-    except (OSError, RuntimeError):  # a symlink loop
-        raise escapes from None
-    if real == real_root or not real.is_relative_to(real_root):
-        raise escapes
-    return candidate
-
-
-def slug(text: str, n: int = 40) -> str:
-    s = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
-    return (s[:n] or "clip").lower()
 
 
 class Service(VoicesMixin, ChatMixin, LinesMixin):

@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .errors import BadInputError, NotFoundError
-from .jobs import ProgressListener, Stage, StageContext
+from .jobs import JobOutcome, PreparedJob, ProgressListener, Stage, StageContext
 from .progress import CancelToken
 from .store import dumps, now
 
@@ -57,9 +57,9 @@ class VoicesMixin:
 
     def prepare_training(self, name: str, dataset_id: int, *, backend: str = "auto", steps: int = 60,
                          base_model: str | None = None, snac_dir: str | None = None, save_every: int = 20,
-                         lora_r: int = 16) -> "PreparedJob":  # noqa: F821
+                         lora_r: int = 16) -> PreparedJob:
         """Validate and create (or resume) a training job for voice `name` on a stored dataset."""
-        from .service import PreparedJob, safe_child
+        from .files import safe_child
         from .voices.synth import _NAME_RE
         from .voices.train import TrainConfig
 
@@ -138,7 +138,6 @@ class VoicesMixin:
                   Stage("check", check_stage, weight=2.0, label="checking voice")]
 
         def run(svc, listener=None, cancel=None):
-            from .service import JobOutcome
 
             try:
                 results = svc.runner.run(job_id, stages, listener=listener, cancel=cancel)
@@ -226,7 +225,7 @@ class VoicesMixin:
         """Delete a trained voice (its row and its folder under voices/); the name must be one folder's name."""
         import shutil
 
-        from .service import safe_child
+        from .files import safe_child
 
         if name == "default":
             raise BadInputError("the built-in default voice cannot be removed")

@@ -19,9 +19,6 @@ from tests.import_graph import ROOT, cycles, import_graph, outside_imports
 
 # (the lead empties this as the owners of these files break them)
 KNOWN_CYCLES = [
-    # safe_child lives in service.py, so online_sources and voices.synth import the facade back
-    {"pipeline.chat.conversation", "pipeline.online_sources", "pipeline.service", "pipeline.service_chat",
-     "pipeline.service_voices", "pipeline.voices.synth"},
     {"pipeline.jobs", "pipeline.store"},
     {"trayapp.cli", "trayapp.cli_capture", "trayapp.cli_chat", "trayapp.cli_lines", "trayapp.cli_more",
      "trayapp.cli_voices"},

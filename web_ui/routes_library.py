@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import Body, Request
 
 from pipeline.errors import BadInputError
-from pipeline.service import safe_child, slug
+from pipeline.files import safe_child, slug
 
 from .bodies import fast_json, stream_body
 

@@ -37,7 +37,8 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from pipeline.errors import BadInputError, NotFoundError, WeaverError
-from pipeline.service import Service, safe_child
+from pipeline.files import safe_child
+from pipeline.service import Service
 
 from . import (routes_capture, routes_chat, routes_clips, routes_jobs, routes_library, routes_settings,
                routes_voices)

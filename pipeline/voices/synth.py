@@ -104,7 +104,7 @@ def register_voice(
     """Copy a trained adapter into ``voices_dir/<name>`` and write its voice.json (atomically)."""
     if not _NAME_RE.match(name or "") or name == default_voice.NAME:
         raise BadInputError(f"invalid voice name {name!r}: use letters, digits, space, _ . - (and not 'default')")
-    from ..service import safe_child
+    from ..files import safe_child
 
     safe_child(voices_dir, name)  # the one name → path check (a link named like the voice pointing out is refused)
     src = Path(adapter_dir)

@@ -1,0 +1,46 @@
+"""Names that become paths: the one safe-child check every face uses, and the one slug for file names."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .errors import BadInputError
+
+
+def safe_child(root: str | os.PathLike, name: str, *, nested: bool = False) -> Path:
+    """The path of a user-given name inside ``root``; BadInputError (HTTP 400) unless it stays strictly inside.
+
+    The one check every face (routes, CLI) uses before turning a name into a file path. Refused: empty names,
+    '.', '..', absolute paths, NUL bytes, path separators (``/`` or ``\\``; with ``nested=True`` a relative
+    sub-path of plain components is allowed), and any name whose resolved path (symlinks followed) is ``root``
+    itself or outside it. Returns ``root / name`` unresolved, so a caller deleting it never follows a link.
+    """
+    text = os.fspath(name) if isinstance(name, os.PathLike) else name
+    if not isinstance(text, str) or not text.strip():
+        raise BadInputError("a name is required")
+    if "\x00" in text:
+        raise BadInputError(f"name contains a NUL byte: {text!r}")
+    escapes = BadInputError(f"path escapes its folder: {text!r}")
+    if os.path.isabs(text) or text.startswith(("/", "\\")) or os.path.splitdrive(text)[0]:
+        raise escapes
+    parts = re.split(r"[\\/]", text)
+    if (len(parts) > 1 and not nested) or any(p in ("", ".", "..") for p in parts):
+        raise escapes
+    base = Path(root)
+    candidate = base.joinpath(*parts)
+    real_root = base.resolve()
+    try:
+        real = candidate.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        raise escapes from None
+    if real == real_root or not real.is_relative_to(real_root):
+        raise escapes
+    return candidate
+
+
+def slug(text: str, n: int = 40) -> str:
+    """A lower-case file-name stem of letters, digits and underscores (at most ``n``; "clip" when nothing is left)."""
+    s = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+    return (s[:n] or "clip").lower()
