@@ -214,14 +214,20 @@ def stage_commit(req: IngestRequest, info: media_io.MediaInfo, fingerprint: str)
         if declared and abs(declared - duration) > 1e-3:
             meta["declared_duration"] = round(declared, 3)
         meta["dropped_cues"] = int(subs.get("dropped_cues") or 0)
+        summary = {"duration": duration, "warnings": warnings, "dropped_cues": meta["dropped_cues"]}
+
+        def own(db, media_id: int) -> dict:
+            """The job owns the item and its stage record goes into the same transaction as the rows: a kill after
+            the commit resumes with the analysis instead of finding "already in the library"."""
+            result = {"media_id": media_id, **summary}
+            db.execute("UPDATE jobs SET media_id = ? WHERE id = ?", [media_id, ctx.job_id])
+            ctx.record(db, result)
+            return result
+
         with lib.atomic() as db:
             if (mid := existing_media(lib, fingerprint)) is not None:
                 if own_item(lib, ctx.job_id, mid):  # committed by this job before a kill: resume past it
-                    result = {"media_id": mid, "duration": duration, "warnings": warnings,
-                              "dropped_cues": meta["dropped_cues"]}
-                    db.execute("UPDATE jobs SET media_id = ? WHERE id = ?", [mid, ctx.job_id])
-                    ctx.record(db, result)
-                    return result
+                    return own(db, mid)
                 raise BadInputError(f"{Path(req.path).name} is already in the library")
             db["media"].insert({
                 "kind": req.kind, "title": req.title or Path(req.path).stem,
@@ -248,11 +254,7 @@ def stage_commit(req: IngestRequest, info: media_io.MediaInfo, fingerprint: str)
                 if target.exists():  # leftover of a crashed earlier commit with the same id
                     shutil.rmtree(target)
                 os.replace(files, target)
-            result = {"media_id": media_id, "duration": duration, "warnings": warnings, "dropped_cues": meta["dropped_cues"]}
-            # the job owns the item and the stage is recorded in the same transaction as the rows: a kill after
-            # the commit resumes with the analysis instead of finding "already in the library"
-            db.execute("UPDATE jobs SET media_id = ? WHERE id = ?", [media_id, ctx.job_id])
-            ctx.record(db, result)
+            result = own(db, media_id)
         ctx.progress(1.0, f"imported as item {media_id}")
         return result
 
