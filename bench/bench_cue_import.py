@@ -54,10 +54,10 @@ def write_media(path: Path, duration: float) -> None:
 
 
 def bench(n: int, work: Path) -> dict[str, float]:
-    from pipeline.attribution import attribute
+    from pipeline.text.attribution import attribute
     from pipeline.service import Service
-    from pipeline.subtitles import read_subtitle_file
-    from pipeline.sync import estimate_sync
+    from pipeline.text.subtitles import read_subtitle_file
+    from pipeline.text.sync import estimate_sync
     from pipeline.types import Diarization, Region, Turn
 
     srt, wav = work / f"cues{n}.srt", work / f"media{n}.wav"

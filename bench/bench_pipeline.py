@@ -31,7 +31,7 @@ def main() -> None:
 
     import numpy as np
 
-    from pipeline.analysis import AnalysisOptions
+    from pipeline.workflows.analysis import AnalysisOptions
     from pipeline.media import ANALYSIS_RATE, load_audio
     from pipeline.service import Service
     from tests.fixtures.movie import cached_movie, generate_long_media, long_media_paths

@@ -1,7 +1,7 @@
 """Capture what the computer plays (and/or a microphone) into a rolling buffer and crash-safe chunk folders.
 
 A leaf package: it records to folders of FLAC chunks with a manifest and reports status; it imports nothing
-from ``pipeline``, ``web_ui`` or ``trayapp`` and raises its own :mod:`capture.errors` (``pipeline.recordings``
+from ``pipeline``, ``web_ui`` or ``trayapp`` and raises its own :mod:`capture.errors` (``pipeline.workflows.recordings``
 wires it into the library and hands those errors on as the library's). Heavy/optional imports (soundcard, mss, Pillow,
 soundfile) happen inside functions.
 

@@ -1,6 +1,6 @@
 """capture's own one-line errors (the package imports nothing from the rest of the house).
 
-They mirror the library's error kinds so the layer that wires capture in (``pipeline.recordings``) can hand
+They mirror the library's error kinds so the layer that wires capture in (``pipeline.workflows.recordings``) can hand
 them on as the matching ``pipeline.errors`` class: bad input, not found, backend unavailable, storage.
 ``exit_code`` follows the CLI's codes for the same kinds.
 """

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import ingest as ingest_mod
+from pipeline.workflows import ingest as ingest_mod
 from . import media as media_io
 from .config import Settings
 from .errors import BadInputError, NotFoundError, WeaverError
@@ -73,7 +73,7 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
         """Validate an import (raising BadInputError before anything is written) and create or resume its job.
 
         Returns a PreparedJob whose ``run(listener, cancel)`` does the work (in this thread or a worker)."""
-        from .analysis import AnalysisOptions, analysis_stages
+        from pipeline.workflows.analysis import AnalysisOptions, analysis_stages
 
         req = ingest_mod.IngestRequest(str(path), subtitles=subtitles, audio_track=audio_track,
                                        channel_mode=channel_mode or self.settings.channel_mode, title=title, kind=kind,
@@ -82,7 +82,7 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
         opts = analysis or AnalysisOptions()
         req.resync = bool(analyze and opts.sync)
         if script and not str(script).isdigit():
-            from .scripts import parse_script
+            from pipeline.text.scripts import parse_script
 
             parse_script(script)  # validate before anything is written
         extra = analysis_stages(opts) if analyze else []
@@ -113,7 +113,7 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
 
     def prepare_analyze(self, media_id: int, *, options: "AnalysisOptions | None" = None) -> "PreparedJob":
         """Create (or resume) an analysis job for an item already in the library."""
-        from .analysis import AnalysisOptions, analysis_stages
+        from pipeline.workflows.analysis import AnalysisOptions, analysis_stages
 
         m = self.lib.media(media_id)
         opts = options or AnalysisOptions(script_id=m.get("script_id"))
@@ -271,7 +271,7 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
     def add_script(self, path: str, *, title: str | None = None, year: int | None = None) -> dict:
         """Parse a screenplay/subtitle file and store it with full-text search; returns the script row."""
         from .media import fingerprint
-        from .scripts import parse_script
+        from pipeline.text.scripts import parse_script
 
         script = parse_script(path)
         fp = fingerprint(path)
@@ -424,7 +424,7 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
     def split_line(self, segment_id: int, at: float) -> dict:
         """Split a line at a time (seconds from media start) into two lines with their own clips."""
         from .edits import split_line_at
-        from .ingest import insert_segment
+        from pipeline.workflows.ingest import insert_segment
         from .types import Line, Word
 
         seg = self.lib.row("segments", segment_id, "line")
@@ -544,7 +544,7 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
     def audio_for(self, source: str) -> np.ndarray:
         """16 kHz mono audio of a library item (by id) or of any media file path."""
         if str(source).isdigit() and not Path(str(source)).exists():
-            from .analysis import analysis_audio
+            from pipeline.workflows.analysis import analysis_audio
 
             return analysis_audio(self.lib, int(source))
         return media_io.load_audio(source, media_io.ANALYSIS_RATE)
@@ -589,20 +589,20 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
 
     # -- online sources (off by default) -------------------------------------------------------------
     def online_sources(self) -> list[dict]:
-        from .online_sources import list_sources
+        from pipeline.text.online_sources import list_sources
 
         return list_sources(self.settings)
 
     def search_online(self, source: str, query: str, *, year: int | None = None, transport=None) -> list[dict]:
         from dataclasses import asdict
 
-        from .online_sources import get_source
+        from pipeline.text.online_sources import get_source
 
         return [asdict(h) for h in get_source(source, self.settings, transport).search(query, year=year)]
 
     def fetch_online(self, source: str, query: str, *, year: int | None = None, pick: int = 0, transport=None) -> dict:
         """Search a source and download hit number `pick`; screenplays are added to the script library."""
-        from .online_sources import get_source
+        from pipeline.text.online_sources import get_source
 
         src = get_source(source, self.settings, transport)
         hits = src.search(query, year=year)

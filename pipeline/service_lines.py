@@ -2,7 +2,7 @@
 re-decode a subtitle file with the encoding the user picked.
 
 Edited text is the user's (``segments.user_text = 1``): clips, metadata.csv and re-analysis keep it (see
-pipeline.analysis.save_analysis). A join keeps the first line's id, clip, character and speaker; words are
+pipeline.workflows.analysis.save_analysis). A join keeps the first line's id, clip, character and speaker; words are
 concatenated; the clip keeps the first line's start trim and the second's end trim; its keep/reject mark stays
 when both lines agree, else it is pending again; it is marked ``user_join`` so re-analysis joins the new lines
 covering it again.
@@ -100,9 +100,9 @@ class LinesMixin:
         and each segment still holding that line's automatic text gets the new text (words too, when they count
         the same); user-edited text is left alone. Where the cues differ, the track's lines are replaced and, on
         the primary track, its segments are made again from them (run the analysis again)."""
-        from .ingest import insert_segment
-        from .subtitles import drop_bad_cues, read_subtitle_file
-        from .text_encoding import normalise_encoding
+        from pipeline.workflows.ingest import insert_segment
+        from pipeline.text.subtitles import drop_bad_cues, read_subtitle_file
+        from pipeline.text.encoding import normalise_encoding
         from .types import Line
 
         t = self.lib.row("subtitle_tracks", track_id, "subtitle track")

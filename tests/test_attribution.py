@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from pipeline.attribution import (
+from pipeline.text.attribution import (
     AttributionResult,
     align_script,
     attribute,
@@ -296,7 +296,7 @@ def test_large_synthetic_with_noisy_diarization():
 
 def _fixture_script(fx):
     try:
-        from pipeline.scripts import parse_script
+        from pipeline.text.scripts import parse_script
     except ImportError:
         from tests.fixtures.movie import SCRIPT, _Say
 
@@ -366,9 +366,9 @@ def test_fixture_movie_sdh_cues_and_real_diarization():
           + f"; sources { {s: sum(a.source == s for a in res.attributions) for s in ('sdh', 'voice', 'none')} }")
     assert all(p >= 0.95 and r >= 0.9 for p, r in pc.values())
     assert sum(a.source == "voice" for a in res.attributions) >= 10
-    # the same from the real SDH subtitle file (dash cues split by pipeline.subtitles), plus the screenplay
+    # the same from the real SDH subtitle file (dash cues split by pipeline.text.subtitles), plus the screenplay
     try:
-        from pipeline.subtitles import read_subtitle_file
+        from pipeline.text.subtitles import read_subtitle_file
     except ImportError:
         return
     sdh = [ln for ln in read_subtitle_file(fx.sdh_srt).lines if ln.text.strip()]

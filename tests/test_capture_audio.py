@@ -19,7 +19,7 @@ import pytest
 from tests.desktop_env import need_binaries, skip_or_fail
 import soundfile as sf
 
-from capture.errors import CaptureError as WeaverError  # capture raises its own; pipeline.recordings maps them
+from capture.errors import CaptureError as WeaverError  # capture raises its own; pipeline.workflows.recordings maps them
 from pipeline.media import load_audio
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""capture raises its own errors; the library's door to it (pipeline.recordings) hands them on as pipeline.errors.
+"""capture raises its own errors; the library's door to it (pipeline.workflows.recordings) hands them on as pipeline.errors.
 
 No sound server is reachable in the subprocess test (PULSE_SERVER points at a socket that does not exist), so the
 real capture code fails the real way; the mapping test builds each capture error and checks the class it becomes.
@@ -15,7 +15,7 @@ import pytest
 
 from capture import errors as ce
 from pipeline import errors as pe
-from pipeline.recordings import as_weaver_error, capture_errors
+from pipeline.workflows.recordings import as_weaver_error, capture_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ PROBE = """
 import sys
 from pathlib import Path
 from pipeline.errors import BackendUnavailableError
-from pipeline.recordings import CaptureManager, list_devices
+from pipeline.workflows.recordings import CaptureManager, list_devices
 for call in (list_devices, lambda: CaptureManager(Path(sys.argv[1])).start(source="loopback")):
     try:
         call()

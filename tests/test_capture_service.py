@@ -36,7 +36,7 @@ def speech(tmp_path_factory):
 
 
 def test_manager_records_and_saves_windows_as_capture_items(pulse, speech, tmp_path):
-    from pipeline.recordings import CaptureManager
+    from pipeline.workflows.recordings import CaptureManager
 
     mgr = CaptureManager(tmp_path)
     st = mgr.start(source="loopback", record=True, buffer_minutes=1)

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from pipeline.analysis import AnalysisOptions
+from pipeline.workflows.analysis import AnalysisOptions
 from pipeline.errors import BadInputError, NotFoundError
 from pipeline.service import Service
 from pipeline.store import MIGRATIONS

@@ -9,10 +9,10 @@ import pytest
 
 from pipeline.config import Settings
 from pipeline.errors import WeaverError
-from pipeline.online_sources import get_source, list_sources
-from pipeline.scripts import parse_script
+from pipeline.text.online_sources import get_source, list_sources
+from pipeline.text.scripts import parse_script
 from pipeline.service import Service
-from pipeline.subtitles import read_subtitle_file
+from pipeline.text.subtitles import read_subtitle_file
 
 SEARCH = {"total_count": 1, "data": [{"id": "9001", "type": "subtitle", "attributes": {
     "language": "en", "download_count": 1234, "release": "The.Winter.Farm.2024.1080p", "url": "https://example.invalid/s/9001",

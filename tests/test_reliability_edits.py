@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from pipeline.analysis import AnalysisOptions, match_segments
+from pipeline.workflows.analysis import AnalysisOptions, match_segments
 from pipeline.service import Service
 from pipeline.store import MIGRATIONS
 

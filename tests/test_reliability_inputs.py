@@ -89,7 +89,7 @@ def fifo(path: Path):
 
 
 def test_cue_filter_drops_nan_negative_reversed_and_past_the_end_and_counts_them():
-    from pipeline.subtitles import describe_dropped, drop_bad_cues
+    from pipeline.text.subtitles import describe_dropped, drop_bad_cues
 
     lines = [Line(0.5, 1.5, "fine"), Line(float("nan"), 2.0, "nan start"), Line(1.0, float("inf"), "inf end"),
              Line(-0.5, 1.0, "negative"), Line(3.0, 2.0, "reversed"), Line(2.0, 2.0, "zero length"),
@@ -128,8 +128,8 @@ def _refusals(tmp_path: Path):
 
 @pytest.mark.timeout(120)
 def test_readers_refuse_devices_fifos_folders_and_oversized_files(tmp_path):
-    from pipeline.scripts import parse_script
-    from pipeline.subtitles import read_subtitle_file
+    from pipeline.text.scripts import parse_script
+    from pipeline.text.subtitles import read_subtitle_file
 
     folder, big_srt, big_pdf = _refusals(tmp_path)
     with fifo(tmp_path / "pipe.srt") as pipe:
@@ -351,7 +351,7 @@ def test_cue_at_27_hours_and_malformed_cues_are_dropped_counted_and_clips_all_pl
 def test_turn_index_gives_the_same_overlaps_as_a_scan_of_every_turn():
     """Attribution looks up each line's diarization turns by bisection (a scan of every turn per line was
     quadratic on long media); on random overlapping turns it must agree with the plain scan."""
-    from pipeline.attribution import _overlaps, attribute, cluster_for_line
+    from pipeline.text.attribution import _overlaps, attribute, cluster_for_line
     from pipeline.types import Diarization, Turn
 
     rng = np.random.default_rng(7)

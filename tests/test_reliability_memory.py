@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import analysis, media
+from pipeline import media
+from pipeline.workflows import analysis
 from pipeline.store import Library
 
 REPO = Path(__file__).resolve().parents[1]

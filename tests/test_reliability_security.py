@@ -274,7 +274,7 @@ def test_cli_train_refuses_path_names_and_register_voice_refuses_links(lib_root,
 
 
 def test_a_downloaded_file_named_dotdot_stays_in_downloads(tmp_path):
-    from pipeline.online_sources import _write_atomic
+    from pipeline.text.online_sources import _write_atomic
 
     d = tmp_path / "lib" / "downloads"
     for name in ["..", ".", "../../x.srt", "/etc/passwd"]:

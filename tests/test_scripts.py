@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import BadInputError
-from pipeline.scripts import parse_script, parse_script_text
+from pipeline.text.scripts import parse_script, parse_script_text
 from tests.fixtures.bad_inputs import make_image_only_pdf, make_unknown_layout_txt, write_text_pdf
 from tests.fixtures.movie import SCRIPT, _Say, fountain_text, screenplay_text
 

@@ -14,8 +14,8 @@ import pytest
 
 from pipeline.errors import BadInputError
 from pipeline.service import Service
-from pipeline.subtitles import read_subtitle_file
-from pipeline.text_encoding import detect
+from pipeline.text.subtitles import read_subtitle_file
+from pipeline.text.encoding import detect
 
 TEXTS = {
     "fr": ["Voilà, le café est prêt.", "Tu es bien naïf, mon ami.", "On se voit à la fête de Noël ?",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import BadInputError
-from pipeline.subtitles import (
+from pipeline.text.subtitles import (
     _decode_stream_ffmpeg,
     decode_text,
     extract_embedded_subtitles,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.sync import SyncResult, apply_sync, estimate_sync
+from pipeline.text.sync import SyncResult, apply_sync, estimate_sync
 from pipeline.types import Line, Region, Word
 
 NTSC = 24000 / 1001
@@ -193,7 +193,7 @@ def _movie():
 
 def _read_srt(path: Path) -> list[Line]:
     try:
-        from pipeline.subtitles import read_subtitle_file
+        from pipeline.text.subtitles import read_subtitle_file
 
         return list(read_subtitle_file(path).lines)
     except ImportError:

@@ -8,7 +8,7 @@ from typing import Callable
 
 from pipeline.config import weaver_home
 from pipeline.errors import WeaverError
-from pipeline.recordings import manager_for
+from pipeline.workflows.recordings import manager_for
 from pipeline.service import Service
 
 

@@ -180,7 +180,7 @@ EXTRA_PARSERS: list[Callable] = []
 # ---------------------------------------------------------------------------------------------
 @command("ingest")
 def cmd_ingest(a) -> int:
-    from pipeline.ingest import AlreadyImported
+    from pipeline.workflows.ingest import AlreadyImported
 
     svc = service()
     try:  # validation first, so bad input fails before any progress bar or write

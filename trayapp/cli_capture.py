@@ -45,7 +45,7 @@ EXTRA_PARSERS.append(add_parsers)
 def cmd_devices(a) -> int:
     from dataclasses import asdict
 
-    from pipeline.recordings import list_devices
+    from pipeline.workflows.recordings import list_devices
 
     rows = [asdict(d) for d in list_devices()]
     if a.json:

@@ -120,7 +120,7 @@ def cmd_serve(a) -> int:
 
 @command("analyze")
 def cmd_analyze(a) -> int:
-    from pipeline.analysis import AnalysisOptions
+    from pipeline.workflows.analysis import AnalysisOptions
 
     svc = service()
     opts = AnalysisOptions(asr=a.asr)

@@ -63,7 +63,7 @@ def start_panel(port: int = 0, home: str | os.PathLike | None = None, *,
 
     Each recovered recording becomes an item and gets one line on stderr."""
     from pipeline.config import weaver_home
-    from pipeline.recordings import manager_for
+    from pipeline.workflows.recordings import manager_for
     from web_ui.server import PanelServer
 
     server = PanelServer(port=port, home=home).start()

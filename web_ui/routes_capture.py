@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from fastapi import Body
 
-from pipeline.recordings import list_devices, manager_for
+from pipeline.workflows.recordings import list_devices, manager_for
 
 
 def register(app, svc, jobs) -> None:

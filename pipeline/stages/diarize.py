@@ -503,7 +503,7 @@ class ResemblyzerDiarizer(DiarizeBackend):
                                      progress=lambda f, m="": progress(base + (1 - base) * f, m), cancel=cancel)
 
     # the same algorithm in pieces, for media too long to hold whole: window_starts → embed_span per stretch of
-    # audio → diarize_embedded once over every window (pipeline.analysis does this)
+    # audio → diarize_embedded once over every window (pipeline.workflows.analysis does this)
     def window_starts(self, regions: list[Region], duration: float) -> np.ndarray:
         """Start times of the embedding windows (seconds) over the (clipped, sorted) speech regions."""
         return ResemblyzerCore(self.params).window_starts(regions, duration)

@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
-from .errors import BadInputError, WeaverError
+from pipeline.errors import BadInputError, WeaverError
 
 OPENSUBTITLES_API = "https://api.opensubtitles.com/api/v1"
 
@@ -81,7 +81,7 @@ class OnlineSource:
 def _write_atomic(dest_dir: str | os.PathLike, name: str, data: bytes) -> Path:
     d = Path(dest_dir)
     d.mkdir(parents=True, exist_ok=True)
-    from .files import safe_child
+    from pipeline.files import safe_child
 
     safe = re.sub(r"[^\w.\- ]+", "_", Path(name).name).strip()
     target = safe_child(d, safe if safe.strip(".") else "download")  # a server's '..' never leaves downloads/

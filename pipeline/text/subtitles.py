@@ -27,8 +27,8 @@ import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import BadInputError
-from .types import Line
+from pipeline.errors import BadInputError
+from pipeline.types import Line
 
 __all__ = [
     "SubtitleDoc",
@@ -82,9 +82,9 @@ class SubtitleDoc:
 # ------------------------------------------------------------------------------------------------ text decoding
 
 def decode_text(raw: bytes, name: str = "text", *, language: str | None = None) -> tuple[str, str]:
-    """Decode text bytes of unknown encoding; return (text, encoding). See :func:`pipeline.text_encoding.detect`
+    """Decode text bytes of unknown encoding; return (text, encoding). See :func:`pipeline.text.encoding.detect`
     (BOM, BOM-less UTF-16, strict UTF-8, then the most plausible legacy encoding). BadInputError for binary data."""
-    from .text_encoding import detect
+    from pipeline.text.encoding import detect
 
     d = detect(raw, name, language=language)
     return d.text, d.encoding
@@ -498,7 +498,7 @@ def read_subtitle_file(path: str | os.PathLike, *, encoding: str | None = None, 
 
     ``encoding`` forces one (the user's pick); otherwise it is detected (``language``, e.g. "pl", helps) and
     ``doc.encoding_info`` says whether the guess is unsure and which other encodings read differently."""
-    from .text_encoding import decode_as, detect
+    from pipeline.text.encoding import decode_as, detect
 
     p, raw = read_user_file(path, "subtitle")
     if not raw.strip():
@@ -588,7 +588,7 @@ def extract_embedded_subtitles(media_path: str | os.PathLike, stream_index: int)
     Decodes packets with PyAV (ASS/SRT/WebVTT/mov_text events carry text + pts/duration); falls back to
     ``ffmpeg -map 0:s:N -f ass -`` when PyAV yields nothing. Image subtitles (PGS, VobSub) raise BadInputError.
     """
-    from .media import TEXT_SUBTITLE_CODECS, probe
+    from pipeline.media import TEXT_SUBTITLE_CODECS, probe
 
     p = Path(media_path)
     info = probe(p)

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import BadInputError
-from .types import Attribution, Diarization, Line, Script
+from pipeline.errors import BadInputError
+from pipeline.types import Attribution, Diarization, Line, Script
 
 DEFAULT_MIN_SCRIPT_SCORE = 0.25  # wrong movies score ≈0.0–0.05; a right one 0.4 (noisy ASR) to 1.0
 

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BadInputError
-from .types import Script, ScriptLine
+from pipeline.errors import BadInputError
+from pipeline.types import Script, ScriptLine
 
 __all__ = ["parse_script", "parse_script_text"]
 
@@ -476,7 +476,7 @@ def parse_script_text(text: str, format_hint: str | None = None, *, source: str 
     """Parse screenplay text; format_hint: "fountain", "screenplay", "fdx", or a subtitle format ("srt", ...)."""
     hint = (format_hint or "").lower().lstrip(".")
     if hint in ("srt", "vtt", "webvtt", "ass", "ssa", "sub", "subtitles", "microdvd") or (not hint and _looks_like_subtitles(text)):
-        from .subtitles import read_subtitle_text
+        from pipeline.text.subtitles import read_subtitle_text
 
         doc = read_subtitle_text(text, None if hint in ("subtitles", "") else hint, source=source)
         return _parse_subtitles_as_script(doc, source)
@@ -528,7 +528,7 @@ def parse_script(path: str | os.PathLike) -> Script:
     """Parse a screenplay (.txt/.fountain/.pdf/.fdx) or subtitle file; BadInputError with a one-line reason.
 
     Only regular files up to SCRIPT_MAX_BYTES (50 MB; subtitle files: SUBTITLE_MAX_BYTES) are read."""
-    from .subtitles import SCRIPT_MAX_BYTES, read_user_file
+    from pipeline.text.subtitles import SCRIPT_MAX_BYTES, read_user_file
 
     p, raw = read_user_file(path, "script", SCRIPT_MAX_BYTES)
     if not raw.strip():
@@ -537,10 +537,10 @@ def parse_script(path: str | os.PathLike) -> Script:
     if suffix == ".pdf" or raw.startswith(b"%PDF"):
         return _parse_screenplay(_pdf_text(p, raw), p.name, "pdf")
     if suffix in SUBTITLE_SUFFIXES:
-        from .subtitles import read_subtitle_file
+        from pipeline.text.subtitles import read_subtitle_file
 
         return _parse_subtitles_as_script(read_subtitle_file(p), p.name)
-    from .subtitles import decode_text
+    from pipeline.text.subtitles import decode_text
 
     text, _ = decode_text(raw, p.name)
     hint = {".fountain": "fountain", ".spmd": "fountain", ".fdx": "fdx"}.get(suffix)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .types import Line, Region, Word
+from pipeline.types import Line, Region, Word
 
 _NTSC24 = 24000 / 1001
 _NTSC30 = 30000 / 1001

@@ -25,7 +25,7 @@ import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 
-from .errors import BadInputError
+from pipeline.errors import BadInputError
 
 __all__ = ["Candidate", "Decoded", "detect", "decode_as", "normalise_encoding", "LEGACY"]
 

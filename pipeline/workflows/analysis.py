@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import media as media_io
-from .jobs import Stage, StageContext
-from .store import Library, dumps
-from .types import Diarization, Line, Region, Turn, line_from_dict
+from pipeline import media as media_io
+from pipeline.jobs import Stage, StageContext
+from pipeline.store import Library, dumps
+from pipeline.types import Diarization, Line, Region, Turn, line_from_dict
 
 
 @dataclass
@@ -82,7 +82,7 @@ def windowed_speech_regions(vad, lib: Library, media_id: int, *, min_speech: flo
     Each window is read with VAD_OVERLAP seconds of context each side; its raw spans are kept only inside the part
     it owns, then merged, filtered and padded once over the whole file (the same post-processing as
     ``speech_regions`` on the whole array, which is what a file of one window gets)."""
-    from .stages.vad import RATE, postprocess
+    from pipeline.stages.vad import RATE, postprocess
 
     duration = analysis_duration(lib, media_id)
     n = max(1, int(np.ceil(duration / ANALYSIS_WINDOW - 1e-9)))
@@ -144,7 +144,7 @@ def shift_line(ln: Line, dt: float) -> Line:
     """A copy of a line (and its words) moved by dt seconds."""
     from dataclasses import replace
 
-    from .types import Word
+    from pipeline.types import Word
 
     if dt == 0:
         return ln
@@ -166,8 +166,8 @@ def subtitle_lines(lib: Library, media_id: int) -> tuple[int | None, list[Line],
 
 
 def _backend(ctx: StageContext, stage: str, **options):
-    from .config import Settings
-    from .stages import get_backend
+    from pipeline.config import Settings
+    from pipeline.stages import get_backend
 
     names = (ctx.params.get("backends") or {}) | {}
     name = names.get(stage) or Settings.load(ctx.library.home).backends.get(stage) or None
@@ -193,7 +193,7 @@ def stage_asr(opts: AnalysisOptions) -> Stage:
         _, lines, _ = subtitle_lines(ctx.library, mid)
         if opts.asr == "never" or (opts.asr == "auto" and lines):
             return {"skipped": True, "lines": []}
-        from .config import Settings
+        from pipeline.config import Settings
 
         model = opts.asr_model or Settings.load(ctx.library.home).asr_model
         asr = _backend(ctx, "asr", model=model)
@@ -218,8 +218,8 @@ def stage_asr(opts: AnalysisOptions) -> Stage:
 
 def stage_sync(opts: AnalysisOptions) -> Stage:
     def run(ctx: StageContext) -> dict:
-        from .subtitles import describe_dropped, drop_bad_cues
-        from .sync import apply_sync, estimate_sync
+        from pipeline.text.subtitles import describe_dropped, drop_bad_cues
+        from pipeline.text.sync import apply_sync, estimate_sync
 
         mid = _media_id(ctx)
         _, lines, _ = subtitle_lines(ctx.library, mid)
@@ -321,9 +321,9 @@ def windowed_diarization(dia, lib: Library, media_id: int, *, progress=lambda f,
     the whole file in memory. Other backends get the whole audio when it fits one window, else one window at a time,
     with speakers linked across windows by their (Resemblyzer) voice embeddings.
     """
-    from .stages import get_backend
-    from .stages import diarize as dz
-    from .stages import voiceprint as vp
+    from pipeline.stages import get_backend
+    from pipeline.stages import diarize as dz
+    from pipeline.stages import voiceprint as vp
 
     rate = media_io.ANALYSIS_RATE
     duration = analysis_duration(lib, media_id)
@@ -375,8 +375,8 @@ def _start_groups(starts: np.ndarray, win: float, span: float | None = None) -> 
 
 def _diarize_by_window(dia, lib: Library, media_id: int, duration: float, regions: list[Region], *, progress,
                        cancel) -> Diarization:
-    from .stages import diarize as dz
-    from .stages import voiceprint as vp
+    from pipeline.stages import diarize as dz
+    from pipeline.stages import voiceprint as vp
 
     windows = silence_windows(duration, regions, 3 * ANALYSIS_WINDOW)
     turns: list[Turn] = []
@@ -419,8 +419,8 @@ def diarization_of(ctx: StageContext) -> Diarization | None:
 
 def stage_attribute(opts: AnalysisOptions) -> Stage:
     def run(ctx: StageContext) -> dict:
-        from .attribution import attribute, cluster_for_line
-        from .stages import voiceprint as vp
+        from pipeline.text.attribution import attribute, cluster_for_line
+        from pipeline.stages import voiceprint as vp
 
         lib = ctx.library
         lines, origin = final_lines(ctx)
@@ -448,8 +448,8 @@ def stage_attribute(opts: AnalysisOptions) -> Stage:
 
 
 def load_script(lib: Library, opts: AnalysisOptions):
-    from .scripts import parse_script
-    from .types import Script, ScriptLine
+    from pipeline.text.scripts import parse_script
+    from pipeline.types import Script, ScriptLine
 
     if opts.script_path:
         return parse_script(opts.script_path)
@@ -496,7 +496,7 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
     Lines the user split are split again at the same times first, and lines the user joined are joined again; a speaker the user named passes the name to the new cluster holding most of its lines,
     which names that cluster's other lines as label_speaker did. Labelling edits made before are closed for undo
     (the rows they changed are gone)."""
-    from .ingest import insert_segment
+    from pipeline.workflows.ingest import insert_segment
 
     track_id, _, line_ids = subtitle_lines(lib, media_id)
     labels = att["line_speakers"] or [None] * len(lines)
@@ -558,7 +558,7 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
 def _split_again(rows: list[dict], old: list[dict]) -> list[dict]:
     """Cut the new lines where the user split the old ones (an old segment with user_split starts at a split
     point): the new line holding the point and overlapping the old pieces most is cut there."""
-    from .edits import split_line_at
+    from pipeline.edits import split_line_at
 
     points = []
     for o in old:
@@ -585,7 +585,7 @@ def _join_again(rows: list[dict], old: list[dict]) -> list[dict]:
     """Join the new lines again where the user joined old ones: the consecutive new lines whose midpoints lie
     inside an old joined segment become one line (words concatenated, first line's cue, attribution and subtitle
     line), so the joined segment pairs with it and keeps its text, trims and mark."""
-    from .service_lines import join_text
+    from pipeline.service_lines import join_text
 
     for o in sorted((o for o in old if o["user_join"]), key=lambda o: o["start"]):
         inside = [j for j, r in enumerate(rows) if o["start"] <= (r["line"].start + r["line"].end) / 2 <= o["end"]]
@@ -616,7 +616,7 @@ def match_segments(old: list[dict], new: list[dict], *, min_score: float = 0.5) 
 
     from rapidfuzz import fuzz
 
-    from .attribution import normalise_text
+    from pipeline.text.attribution import normalise_text
 
     order = sorted(range(len(old)), key=lambda k: old[k]["start"])
     starts = [old[k]["start"] for k in order]

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from .errors import BackendUnavailableError, BadInputError, NotFoundError, StorageError, WeaverError
-from .store import Library
+from pipeline.errors import BackendUnavailableError, BadInputError, NotFoundError, StorageError, WeaverError
+from pipeline.store import Library
 
 _LOCK = threading.Lock()
 _MANAGERS: dict[str, "CaptureManager"] = {}
@@ -150,7 +150,7 @@ class CaptureManager:
         """Join a recording's chunks into one FLAC and import it as a 'capture' item (frames kept beside it)."""
         from capture.chunks import concat_chunks, recover
 
-        from .service import Service
+        from pipeline.service import Service
 
         info = recover(folder)
         if not info.chunks:

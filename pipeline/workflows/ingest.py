@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import media as media_io
-from .errors import BadInputError, StorageError, WeaverError
-from .jobs import JobRunner, Stage, StageContext, storage_error
-from .store import Library, dumps, now
-from .types import Line, line_from_dict
+from pipeline import media as media_io
+from pipeline.errors import BadInputError, StorageError, WeaverError
+from pipeline.jobs import JobRunner, Stage, StageContext, storage_error
+from pipeline.store import Library, dumps, now
+from pipeline.types import Line, line_from_dict
 
 
 @dataclass
@@ -72,10 +72,10 @@ def _sidecar_subtitles(req: IngestRequest):
 
 
 def _read_sidecar(req: IngestRequest):
-    from .subtitles import read_subtitle_file
+    from pipeline.text.subtitles import read_subtitle_file
 
     if req.subtitle_encoding:
-        from .text_encoding import normalise_encoding
+        from pipeline.text.encoding import normalise_encoding
 
         normalise_encoding(req.subtitle_encoding)  # an unknown name is refused before the file is read
     return read_subtitle_file(req.subtitles, encoding=req.subtitle_encoding, language=req.subtitle_language)
@@ -162,7 +162,7 @@ def stage_decode(req: IngestRequest, info: media_io.MediaInfo):
 
 def stage_subtitles(req: IngestRequest, info: media_io.MediaInfo):
     def run(ctx: StageContext) -> dict:
-        from .subtitles import describe_dropped, drop_bad_cues, extract_embedded_subtitles, sync_slack
+        from pipeline.text.subtitles import describe_dropped, drop_bad_cues, extract_embedded_subtitles, sync_slack
 
         if req.subtitles:
             doc = _sidecar_subtitles(req)

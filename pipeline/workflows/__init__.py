@@ -1,0 +1,1 @@
+"""Resumable jobs that combine stages and the library: ingest, analysis, recordings."""
