@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from pipeline.workflows.ingest import insert_segment  # noqa: E402
 from pipeline.media import write_audio  # noqa: E402
-from pipeline.store import Library, dumps, now  # noqa: E402
+from pipeline.library import Library, dumps, now  # noqa: E402
 from pipeline.types import Line, Word  # noqa: E402
 from web_ui.server import PanelServer  # noqa: E402
 

@@ -1,9 +1,11 @@
-"""Names that become paths: the one safe-child check every face uses, and the one slug for file names."""
+"""Names that become paths and files put into place: the one safe-child check every face uses, the one slug for
+file names, and replace_folder (a fully built folder moved into place)."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 from .errors import BadInputError
@@ -44,3 +46,16 @@ def slug(text: str, n: int = 40) -> str:
     """A lower-case file-name stem of letters, digits and underscores (at most ``n``; "clip" when nothing is left)."""
     s = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
     return (s[:n] or "clip").lower()
+
+
+def replace_folder(built: Path, target: Path) -> None:
+    """Move a fully built folder into place; an existing target is swapped out first and removed only after."""
+    built, target = Path(built), Path(target)
+    if target.exists():
+        old = target.with_name(target.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(built, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(built, target)

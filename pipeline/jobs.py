@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import Cancelled, NotFoundError, StorageError, WeaverError
+from .errors import Cancelled, StorageError, WeaverError
 from .progress import CancelToken, Progress
-from .store import Library, dumps, now
-
-ACTIVE_STATES = ("queued", "running", "cancelling")
-FINISHED_STATES = ("done", "failed", "cancelled")
+from .library import jobs as rows
+from .library.db import Library
+from .library.values import dumps, now
+from .library.jobs import ACTIVE_STATES, FINISHED_STATES, pid_alive  # noqa: F401 - importable from here too
 
 
 @dataclass
@@ -61,27 +61,10 @@ class StageContext:
         """Store the current stage's result inside the caller's transaction (``db`` from ``library.atomic()``):
         a stage whose work is that transaction commits it together with its record, so a kill right after the
         commit still resumes past it. The runner stores the same result again afterwards (harmless)."""
-        db["job_stages"].insert({"job_id": self.job_id, "name": self.stage, "result": dumps(result),
-                                 "finished_at": now(), "seconds": time.monotonic() - self._started}, replace=True)
+        rows.record_stage(db, self.job_id, self.stage, result, time.monotonic() - self._started)
 
 
 ProgressListener = Callable[[Progress], None]
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (killed, not yet reaped) is not alive
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 @dataclass
@@ -111,20 +94,14 @@ class JobRunner:
     # -- rows ----------------------------------------------------------------------------------
     def create(self, kind: str, params: dict, *, key: str | None = None, media_id: int | None = None) -> int:
         """A queued job owned by this process (its pid), so a queue lost with its process is found stale."""
-        t = now()
         with self.lib.atomic() as db:
-            db["jobs"].insert(
-                {"kind": kind, "key": key, "media_id": media_id, "params": dumps(params), "state": "queued",
-                 "progress": 0.0, "pid": os.getpid(), "created_at": t, "updated_at": t}
-            )
-            return db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            return rows.create(db, kind, params, key, media_id)
 
     def get(self, job_id: int) -> dict:
         job = self.lib.row("jobs", job_id, "job")
         job["params"] = json.loads(job["params"] or "{}")
         job["result"] = json.loads(job["result"]) if job["result"] else None
-        job["stages_done"] = [r["name"] for r in self.lib.db.query(
-            "SELECT name FROM job_stages WHERE job_id = ? ORDER BY finished_at", [job_id])]
+        job["stages_done"] = rows.stage_names(self.lib.db, job_id)
         return job
 
     def _stale(self, row: dict) -> bool:
@@ -136,24 +113,21 @@ class JobRunner:
         """Jobs left active by a process that is gone become 'interrupted' (resumable), or 'failed' when their
         work folder is gone too (the process cleaned up but could not record it, e.g. on a full disk: resuming
         would reuse results whose files no longer exist). Returns how many."""
-        rows = list(self.lib.db.query("SELECT id, pid, state FROM jobs WHERE state IN ('queued','running','cancelling')"))
-        stale = [r for r in rows if self._stale(r)]
+        stale = [r for r in rows.active(self.lib.db) if self._stale(r)]
         if not stale:
             return 0
         with self.lib.atomic() as db:
             for r in stale:
-                again = db.execute("SELECT state, pid FROM jobs WHERE id = ?", [r["id"]]).fetchone()
+                again = rows.state_and_pid(db, r["id"])
                 if not again or (again[0], again[1]) != (r["state"], r["pid"]):
                     continue  # picked up (or finished) meanwhile
                 if r["state"] != "queued" and not self.lib.work_dir(r["id"]).exists():
-                    db.execute("UPDATE jobs SET state='failed', error=coalesce(error, ?), finished_at=?, updated_at=?"
-                               " WHERE id=?", ["stopped before it could record why; its work files are gone",
-                                               now(), now(), r["id"]])
+                    rows.mark_failed_gone(db, r["id"])
                 else:
-                    db.execute("UPDATE jobs SET state='interrupted', updated_at=? WHERE id=?", [now(), r["id"]])
+                    rows.mark_interrupted(db, r["id"])
         return len(stale)
 
-    _running_here: set[int] = set()
+    _running_here = rows.RUNNING_HERE
 
     def _is_ours(self, job_id: int) -> bool:
         return job_id in JobRunner._running_here
@@ -161,24 +135,15 @@ class JobRunner:
     def find_resumable(self, key: str) -> int | None:
         """The newest interrupted job with this key, if any."""
         self.mark_stale()
-        row = list(self.lib.db.query(
-            "SELECT id FROM jobs WHERE key = ? AND state = 'interrupted' ORDER BY id DESC LIMIT 1", [key]))
-        return row[0]["id"] if row else None
+        return rows.newest_with_key(self.lib.db, key, ("interrupted",))
 
     def find_active(self, key: str) -> int | None:
         self.mark_stale()
-        row = list(self.lib.db.query(
-            "SELECT id FROM jobs WHERE key = ? AND state IN ('queued','running','cancelling') ORDER BY id DESC LIMIT 1",
-            [key]))
-        return row[0]["id"] if row else None
+        return rows.newest_with_key(self.lib.db, key, ACTIVE_STATES)
 
     def list(self, limit: int = 50) -> list[dict]:
         self.mark_stale()
-        rows = list(self.lib.db.query("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", [limit]))
-        for r in rows:
-            r["params"] = json.loads(r["params"] or "{}")
-            r["result"] = json.loads(r["result"]) if r["result"] else None
-        return rows
+        return rows.newest(self.lib.db, limit)
 
     def request_cancel(self, job_id: int) -> None:
         """Ask a queued/running job (in any process) to stop; a job whose process is gone (interrupted) is
@@ -193,42 +158,16 @@ class JobRunner:
             shutil.rmtree(self.lib.work_dir(job_id), ignore_errors=True)
 
     def jobs_of_media(self, media_id: int) -> list[int]:
-        """Ids of every job working on (or that made) a media item: linked by media_id, keyed by its id, or
-        whose commit stage created it."""
-        ids = {r["id"] for r in self.lib.db.query("SELECT id FROM jobs WHERE media_id = ? OR key = ?",
-                                                  [media_id, f"analyze:{media_id}"])}
-        for r in self.lib.db.query("SELECT job_id, result FROM job_stages WHERE name = 'commit'"):
-            try:
-                if int((json.loads(r["result"] or "{}") or {}).get("media_id") or 0) == media_id:
-                    ids.add(r["job_id"])
-            except (ValueError, TypeError, AttributeError):
-                pass
-        return sorted(ids)
+        """Ids of every job working on (or that made) a media item (see pipeline.library.jobs.jobs_of_media)."""
+        return rows.jobs_of_media(self.lib.db, media_id)
 
     def forget(self, job_ids: list[int], db) -> list[int]:
-        """Inside the caller's transaction: remove these jobs' rows, except jobs still running in a live process,
-        which are asked to cancel (their runner removes their work folder). Returns the ids whose work folders
-        the caller removes after committing."""
-        removed = []
-        for jid in job_ids:
-            row = db.execute("SELECT state, pid FROM jobs WHERE id = ?", [jid]).fetchone()
-            if row is None:
-                continue
-            if row[0] in ("running", "cancelling") and self._alive_runner(jid, row[1]):
-                db.execute("UPDATE jobs SET state = 'cancelling', updated_at = ? WHERE id = ?", [now(), jid])
-                continue
-            db.execute("DELETE FROM jobs WHERE id = ?", [jid])
-            removed.append(jid)
-        return removed
-
-    def _alive_runner(self, job_id: int, pid: int | None) -> bool:
-        return pid_alive(pid) and (pid != os.getpid() or self._is_ours(job_id))
+        """Inside the caller's transaction: remove these jobs' rows (see pipeline.library.jobs.forget)."""
+        return rows.forget(db, job_ids)
 
     def _update(self, job_id: int, **values) -> None:
-        values["updated_at"] = now()
-        sets = ", ".join(f"{k} = ?" for k in values)
         with self.lib.atomic() as db:
-            db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*values.values(), job_id])
+            rows.update(db, job_id, **values)
 
     def _finish(self, job_id: int, state: str, *, error: str | None = None, result: Any = None) -> None:
         self._update(job_id, state=state, error=error, finished_at=now(), eta=None,
@@ -250,15 +189,11 @@ class JobRunner:
         cancel = cancel or CancelToken()
         work = self.lib.work_dir(job_id)
         work.mkdir(parents=True, exist_ok=True)
-        done = {r["name"]: (json.loads(r["result"]) if r["result"] else None)
-                for r in self.lib.db.query("SELECT name, result FROM job_stages WHERE job_id = ?", [job_id])}
+        done = rows.stage_results(self.lib.db, job_id)
         total_w = sum(s.weight for s in stages) or 1.0
         base = sum(s.weight for s in stages if s.name in done)
         with self.lib.atomic() as db:  # a cancel asked while it waited in a queue wins
-            state = db.execute("SELECT state FROM jobs WHERE id = ?", [job_id]).fetchone()[0]
-            if state != "cancelling":
-                db.execute("UPDATE jobs SET state = 'running', pid = ?, error = NULL, updated_at = ? WHERE id = ?",
-                           [os.getpid(), now(), job_id])
+            state = rows.start_running(db, job_id)
         if state == "cancelling":
             shutil.rmtree(work, ignore_errors=True)
             self._finish(job_id, "cancelled", error="cancelled")
@@ -281,8 +216,7 @@ class JobRunner:
                 listener(Progress(progress.stage, overall, message, progress.started))
             if t - last_write[0] >= 0.3 or fraction >= 1.0:
                 last_write[0] = t
-                state = self.lib.db.execute("SELECT state FROM jobs WHERE id = ?", [job_id]).fetchone()
-                if state and state[0] == "cancelling":
+                if rows.state(self.lib.db, job_id) == "cancelling":
                     cancel.cancel()
                 self._update(job_id, progress=overall, stage=progress.stage, message=message, eta=eta)
 
@@ -367,10 +301,3 @@ def _test_stall_hook(stage_name: str, point: str = "") -> None:
         print(f"stalled after {name}", flush=True)
         while True:
             time.sleep(3600)
-
-
-def get_job(library: Library, job_id: int) -> dict:
-    try:
-        return JobRunner(library).get(job_id)
-    except NotFoundError:
-        raise

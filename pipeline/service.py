@@ -22,7 +22,7 @@ from .progress import CancelToken
 from .service_chat import ChatMixin
 from .service_lines import LinesMixin
 from .service_voices import VoicesMixin
-from .store import Library, dumps, now
+from .library import Library, dumps, now
 
 
 class Service(VoicesMixin, ChatMixin, LinesMixin):

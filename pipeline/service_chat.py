@@ -39,7 +39,7 @@ class ChatMixin:
     def persona_for(self, media_id: int, character: str) -> dict:
         """The character's persona, drafted from their own lines on first use (then editable)."""
         from .chat.persona import draft_persona
-        from .chat.schema import list_personas, save_persona
+        from .library.chat import list_personas, save_persona
 
         m = self.lib.media(media_id)
         row = self.lib.db.execute("SELECT id, name FROM characters WHERE media_id = ? AND lower(name) = lower(?)",
@@ -61,12 +61,12 @@ class ChatMixin:
         return persona.to_dict()
 
     def personas(self) -> list[dict]:
-        from .chat.schema import list_personas
+        from .library.chat import list_personas
 
         return [p.to_dict() for p in list_personas(self.lib.db)]
 
     def persona(self, persona_id: int):
-        from .chat.schema import load_persona
+        from .library.chat import load_persona
 
         return load_persona(self.lib.db, persona_id)
 
@@ -74,7 +74,7 @@ class ChatMixin:
         """Edit a persona's prompt, model, provider, temperature, options or voice, and its generation controls
         (max_tokens, top_p, repetition_penalty, max_chars, stop: typed, range-checked, kept in ``options``)."""
         from .chat.persona import CONTROL_ALIASES, GENERATION_CONTROLS, Persona, generation_control
-        from .chat.schema import save_persona
+        from .library.chat import save_persona
 
         current = self.persona(persona_id).to_dict()
         changes = dict(changes)
@@ -103,7 +103,7 @@ class ChatMixin:
 
     def import_card(self, path: str) -> dict:
         from .chat.cards import import_card
-        from .chat.schema import save_persona
+        from .library.chat import save_persona
 
         persona = import_card(path)
         persona.id = None
@@ -118,7 +118,7 @@ class ChatMixin:
 
     # -- conversations -------------------------------------------------------------------------------
     def start_conversation(self, persona_id: int) -> int:
-        from .chat.schema import append_message, create_conversation
+        from .library.chat import append_message, create_conversation
 
         persona = self.persona(persona_id)
         with self.lib.atomic() as db:
@@ -131,7 +131,7 @@ class ChatMixin:
         return cid
 
     def conversation(self, conversation_id: int) -> list[dict]:
-        from .chat.schema import history
+        from .library.chat import history
 
         if not self.lib.db.execute("SELECT 1 FROM conversations WHERE id = ?", [conversation_id]).fetchone():
             raise NotFoundError(f"conversation {conversation_id} does not exist")
@@ -151,7 +151,7 @@ class ChatMixin:
         """Send a user message; the reply streams through on_delta and (with speak) each finished sentence is
         synthesised in the persona's voice while the next is generated. Returns pipeline.chat.conversation.Reply."""
         from .chat.conversation import Conversation, voice_tts
-        from .chat.schema import append_message, history
+        from .library.chat import append_message, history
 
         row = self.lib.db.execute("SELECT persona_id FROM conversations WHERE id = ?", [conversation_id]).fetchone()
         if row is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 from .errors import BadInputError
-from .store import dumps
+from .library import dumps
 
 MAX_LINE_TEXT = 2000  # characters; a line is one utterance, not a page
 

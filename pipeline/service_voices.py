@@ -12,7 +12,7 @@ import numpy as np
 from .errors import BadInputError, NotFoundError
 from .jobs import JobOutcome, PreparedJob, ProgressListener, Stage, StageContext
 from .progress import CancelToken
-from .store import dumps, now
+from .library import dumps, now
 
 
 class VoicesMixin:

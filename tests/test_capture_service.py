@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.pulse_env import private_pulseaudio, pulseaudio_available, speech_wav
-from pipeline.store import Library
+from pipeline.library import Library
 
 pytestmark = [pytest.mark.audio, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]

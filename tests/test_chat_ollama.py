@@ -17,7 +17,7 @@ from pipeline.chat.providers import (
     ChatModelMissingError, OllamaProvider, ProviderStreamError, ProviderUnreachableError, describe_providers,
     get_provider,
 )
-from pipeline.chat.schema import append_message, create_conversation, create_tables, history, save_persona
+from pipeline.library.chat import append_message, create_conversation, create_tables, history, save_persona
 from pipeline.errors import BadInputError
 from pipeline.progress import CancelToken
 

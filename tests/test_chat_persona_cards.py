@@ -13,7 +13,7 @@ from PIL import Image, PngImagePlugin
 
 from pipeline.chat import cards
 from pipeline.chat.persona import MAX_EXAMPLES_CHARS, Persona, clean_line, draft_persona, select_lines
-from pipeline.chat.schema import (
+from pipeline.library.chat import (
     append_message, create_conversation, create_tables, delete_persona, history, list_conversations,
     list_personas, load_persona, save_persona,
 )

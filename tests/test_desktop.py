@@ -109,7 +109,7 @@ def test_tray_menu_starts_and_stops_capture(tmp_path, monkeypatch):
     need_binaries("Xvfb", "trayer", "pulseaudio", "pactl", "paplay", "espeak-ng")
     need_modules("pystray", "Xlib", "soundcard")
     from tests.pulse_env import private_pulseaudio, speech_wav, xvfb_display
-    from pipeline.store import Library
+    from pipeline.library import Library
 
     home = tmp_path / "lib"
     monkeypatch.setenv("PYSTRAY_BACKEND", "xorg")

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from pipeline.media import load_audio, probe
-from pipeline.store import Library
+from pipeline.library import Library
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,7 @@ import pytest
 from pipeline.workflows.analysis import AnalysisOptions
 from pipeline.errors import BadInputError, NotFoundError
 from pipeline.service import Service
-from pipeline.store import MIGRATIONS
+from pipeline.library import MIGRATIONS
 from tests.test_reliability_edits import _close, _ffmpeg, item_rows
 
 # no forced alignment and no diarization: the fastest analysis that still recreates every segment

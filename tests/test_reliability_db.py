@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from pipeline.jobs import JobRunner
-from pipeline.store import MIGRATIONS, Library, LibraryDatabase
+from pipeline.library import MIGRATIONS, Library, LibraryDatabase
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,7 +88,7 @@ def texts(lib: Library, media_id: int) -> list[str]:
 STRESS = textwrap.dedent("""
     import json, sys, threading
     sys.path.insert(0, sys.argv[1])
-    from pipeline.store import Library
+    from pipeline.library import Library
     from pipeline.jobs import JobRunner
     home, tag, threads, rounds = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
     start = threading.Barrier(threads)

@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.workflows.analysis import AnalysisOptions, match_segments
 from pipeline.service import Service
-from pipeline.store import MIGRATIONS
+from pipeline.library import MIGRATIONS
 
 # no forced alignment: pocketsphinx is the slowest stage and nothing here depends on word-exact line edges
 OPTIONS = dict(align=False)

@@ -53,7 +53,7 @@ def write_srt(path: Path, cues: list[tuple[float, float, str]]) -> Path:
 
 
 def library_counts(home: Path) -> dict:
-    from pipeline.store import Library
+    from pipeline.library import Library
 
     lib = Library(home)
     try:

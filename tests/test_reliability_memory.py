@@ -14,7 +14,7 @@ import pytest
 
 from pipeline import media
 from pipeline.workflows import analysis
-from pipeline.store import Library
+from pipeline.library import Library
 
 REPO = Path(__file__).resolve().parents[1]
 

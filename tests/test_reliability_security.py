@@ -138,7 +138,7 @@ def lib_root(tmp_path, monkeypatch):
     """tmp/home (the library, with two voices, an export, an upload and settings) beside tmp/outside (a victim
     folder and file that links inside the library point at)."""
     from pipeline.config import Settings
-    from pipeline.store import Library
+    from pipeline.library import Library
 
     home, outside = tmp_path / "home", tmp_path / "outside"
     monkeypatch.setenv("WEAVER_HOME", str(home))
@@ -489,7 +489,7 @@ def test_page_drops_the_token_from_its_address(server):
 # -- 5. secrets and file modes ----------------------------------------------------------------------------------
 def test_library_folders_and_files_are_owner_only(tmp_path):
     from pipeline.config import Settings
-    from pipeline.store import Library
+    from pipeline.library import Library
     from trayapp.panel import write_runtime
 
     home = tmp_path / "home"
@@ -507,7 +507,7 @@ def test_library_folders_and_files_are_owner_only(tmp_path):
 
 def test_an_old_library_with_loose_modes_is_tightened_on_open(tmp_path):
     from pipeline.config import Settings
-    from pipeline.store import Library
+    from pipeline.library import Library
 
     home = tmp_path / "home"
     Library(home).close()

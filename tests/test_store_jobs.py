@@ -14,7 +14,7 @@ import pytest
 from pipeline.errors import BadInputError, Cancelled
 from pipeline.jobs import JobRunner, Stage
 from pipeline.progress import CancelToken
-from pipeline.store import MIGRATIONS, Library
+from pipeline.library import MIGRATIONS, Library
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -165,7 +165,7 @@ def test_killed_job_resumes_without_redoing_finished_stages(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(REPO)!r})
-        from pipeline.store import Library
+        from pipeline.library import Library
         from pipeline.jobs import JobRunner, Stage
         lib = Library({str(tmp_path)!r})
         runner = JobRunner(lib)

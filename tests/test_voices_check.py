@@ -69,7 +69,7 @@ def noisy_home(piper_clips, tmp_path_factory):
     """A library whose voice 'hissy' (white noise) was checked against a dataset of the Piper clips."""
     from pipeline.media import write_audio
     from pipeline.service import Service
-    from pipeline.store import now
+    from pipeline.library import now
 
     tmp_path = tmp_path_factory.mktemp("noisy")
     ds = tmp_path / "ds"

@@ -136,8 +136,8 @@ def test_encode_audio_rejects_unknown_format():
 
 
 def test_schema_tables(tmp_path):
-    from pipeline.store import Library
-    from pipeline.voices.schema import create_tables
+    from pipeline.library import Library
+    from pipeline.library.voices import create_tables
 
     lib = Library(tmp_path / "lib")
     create_tables(lib.db)

@@ -68,7 +68,7 @@ def test_path_traversal_in_file_parameters_gets_400(server, bad):
 
 
 def test_export_name_traversal_is_400_for_an_existing_item(server, tmp_path):
-    from pipeline.store import Library
+    from pipeline.library import Library
 
     lib = Library(server.app.state.weaver.home)
     with lib.atomic() as db:

@@ -45,7 +45,7 @@ def register(app, svc, jobs) -> None:
     @app.post("/api/chat/personas/import")
     async def import_card(request: Request):
         from pipeline.chat.cards import read_card
-        from pipeline.chat.schema import save_persona
+        from pipeline.library.chat import save_persona
 
         data = await read_body(request, app.state.weaver.card_limit)  # 413 past the cap, read chunk by chunk
         persona = read_card(data)

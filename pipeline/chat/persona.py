@@ -54,7 +54,7 @@ def generation_control(key: str, value) -> tuple[str, object]:
 
 @dataclass
 class Persona:
-    """Who the model plays and how: editable plain fields (stored by pipeline.chat.schema)."""
+    """Who the model plays and how: editable plain fields (stored by pipeline.library.chat)."""
 
     name: str
     system_prompt: str

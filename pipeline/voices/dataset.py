@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import BadInputError, Cancelled, StorageError, WeaverError
 from ..progress import CancelToken, ProgressCallback, no_progress
-from ..store import replace_folder
+from ..files import replace_folder
 
 # Thresholds of the quality filter (tuned on espeak-ng speech vs the same speech with sox noise/music/clipping).
 CLIP_LEVEL = 0.985  # |sample| at or above this counts as "at full scale"

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import BadInputError, NotFoundError, StorageError
 from ..progress import CancelToken, ProgressCallback, no_progress
-from ..store import replace_folder
+from ..files import replace_folder
 from ..text.sentences import pack_sentences
 from . import default_voice
 

@@ -25,7 +25,7 @@ from typing import Callable
 
 from ..errors import BackendUnavailableError, BadInputError, Cancelled, ModelMissingError, StorageError, WeaverError
 from ..progress import CancelToken
-from ..store import replace_folder
+from ..files import replace_folder
 
 DEFAULT_BASE = "unsloth/orpheus-3b-0.1-ft"
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

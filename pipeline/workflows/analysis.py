@@ -15,7 +15,7 @@ import numpy as np
 
 from pipeline import media as media_io
 from pipeline.jobs import Stage, StageContext
-from pipeline.store import Library, dumps
+from pipeline.library import Library, dumps
 from pipeline.types import Diarization, Line, Region, Turn, line_from_dict
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from pipeline import media as media_io
 from pipeline.errors import BadInputError, StorageError, WeaverError
 from pipeline.jobs import JobRunner, Stage, StageContext, storage_error
-from pipeline.store import Library, dumps, now
+from pipeline.library import Library, dumps, now
 from pipeline.types import Line, line_from_dict
 
 

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from pipeline.errors import BackendUnavailableError, BadInputError, NotFoundError, StorageError, WeaverError
-from pipeline.store import Library
+from pipeline.library import Library
 
 _LOCK = threading.Lock()
 _MANAGERS: dict[str, "CaptureManager"] = {}

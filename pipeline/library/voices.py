@@ -1,4 +1,4 @@
-"""Tables for voices, their datasets and training runs (registered by the store as one migration)."""
+"""Tables for voices, their datasets and training runs (listed in pipeline.library.migrations), and their SQL."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Tables for chat personas, conversations and messages, plus small helpers that take the database.
 
-The store registers :func:`create_tables` as one migration. ``personas.character_id`` is a plain integer
+pipeline.library.migrations lists :func:`create_tables` as one migration. ``personas.character_id`` is a plain integer
 (the lead's ``characters`` table is referenced loosely, not by a foreign key).
 """
 
@@ -12,7 +12,7 @@ import time
 import sqlite_utils
 
 from ..errors import NotFoundError
-from .persona import Persona
+from ..chat.persona import Persona
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS personas (
