@@ -4,9 +4,9 @@
 - pipeline/text/ is text-and-time logic: it imports nothing of the house but the ground modules (errors, types,
   files, media) and itself.
 - no import cycles among the modules of capture/, pipeline/, web_ui/, trayapp/ — every import counts, the ones
-  inside functions too. KNOWN_CYCLES lists the cycles still in files other work is reshaping; a cycle found must
-  lie inside one of them (no new ones), and test_no_import_cycles_at_all (xfail, strict) turns red once they are
-  all gone, as a reminder to empty the list and drop the marker.
+  inside functions too (KNOWN_CYCLES is empty: the house has none).
+- a `weaver` command module (trayapp/cli_<area>.py) registers through trayapp.commands, never by importing
+  trayapp.cli, and is listed in trayapp.cli.AREAS.
 - the panel's create_app holds no API routes itself (they live in web_ui/routes_<area>.py).
 """
 
@@ -21,11 +21,8 @@ from tests.import_graph import ROOT, cycles, import_graph, outside_imports
 # modules every layer may import (no house imports of their own beyond each other)
 GROUND = {"pipeline.errors", "pipeline.types", "pipeline.files", "pipeline.media"}
 
-# (the lead empties this as the owners of these files break them)
-KNOWN_CYCLES = [
-    {"trayapp.cli", "trayapp.cli_capture", "trayapp.cli_chat", "trayapp.cli_lines", "trayapp.cli_more",
-     "trayapp.cli_voices"},
-]
+# cycles still being broken elsewhere (empty: the house has none; a cycle found fails test_no_import_cycles_at_all)
+KNOWN_CYCLES: list[set[str]] = []
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +65,6 @@ def test_the_cycles_this_restructuring_broke_stay_broken(graph):
             assert not pair <= set(c), c
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN_CYCLES are still to be broken (service/store/cli files)")
 def test_no_import_cycles_at_all(graph):
     assert cycles(graph) == []
 
@@ -92,3 +88,12 @@ def test_every_route_area_registers_routes(tmp_path):
                 and n.func.value.id == "app" and n.args and isinstance(n.args[0], ast.Constant)
                 and isinstance(n.args[0].value, str)}
         assert mine and mine <= paths, area.__name__
+
+
+def test_every_cli_module_is_listed_and_imports_only_the_registry(graph):
+    from trayapp import cli
+
+    modules = {m for m in graph if m.startswith("trayapp.cli_")}
+    assert modules == {a.__name__ for a in cli.AREAS}
+    for m in modules:
+        assert "trayapp.cli" not in graph[m], m

@@ -6,7 +6,7 @@ import re
 
 from pipeline.errors import BadInputError
 
-from .cli import EXTRA_PARSERS, command, err, out, out_json
+from .commands import command, err, out, out_json
 
 
 def parse_duration(text: str) -> float:
@@ -38,7 +38,6 @@ def add_parsers(sub) -> None:
     ss.add_argument("--json", action="store_true")
 
 
-EXTRA_PARSERS.append(add_parsers)
 
 
 @command("devices")

@@ -6,7 +6,7 @@ import sys
 
 from pipeline.errors import BadInputError
 
-from .cli import EXTRA_PARSERS, command, err, out, out_json, service
+from .commands import command, err, out, out_json, service
 
 
 def add_parsers(sub) -> None:
@@ -74,7 +74,6 @@ def cmd_settings(a) -> int:
     return 0
 
 
-EXTRA_PARSERS.append(add_parsers)
 
 
 @command("chat-models")

@@ -3,7 +3,7 @@ text encoding: show the candidates, or read it again with another)."""
 
 from __future__ import annotations
 
-from .cli import EXTRA_PARSERS, command, err, out, out_json, service
+from .commands import command, err, out, out_json, service
 
 
 def add_parsers(sub) -> None:
@@ -25,7 +25,6 @@ def add_parsers(sub) -> None:
     s.add_argument("--json", action="store_true")
 
 
-EXTRA_PARSERS.append(add_parsers)
 
 
 @command("line")
@@ -36,7 +35,7 @@ def cmd_line(a) -> int:
     elif a.line_action == "join":
         res = svc.join_lines(a.segment, a.next, force=a.force)
     else:
-        from .cli_more import undo_last_edit
+        from .cli_labels import undo_last_edit
 
         return undo_last_edit(svc, a.item)
     out_json(res)

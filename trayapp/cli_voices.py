@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .cli import EXTRA_PARSERS, command, err, out, out_json, progress_bar, service, simple_bar
+from .commands import command, err, out, out_json, progress_bar, service, simple_bar
 
 
 def add_parsers(sub) -> None:
@@ -28,7 +28,6 @@ def add_parsers(sub) -> None:
     s.add_argument("-o", "--output", required=True, help="output .wav/.flac/.mp3")
 
 
-EXTRA_PARSERS.append(add_parsers)
 
 
 @command("dataset")

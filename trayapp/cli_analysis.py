@@ -1,0 +1,163 @@
+"""Analysis subcommands of `weaver`: analyze, transcribe, diarize, speakers, voiceprints, characters, segments."""
+
+from __future__ import annotations
+
+from .commands import command, err, fmt_time, out, out_json, progress_bar, service, simple_bar
+
+
+def add_parsers(sub) -> None:
+    s = sub.add_parser("analyze", help="run the analysis chain (VAD, ASR, sync, align, diarize, attribution) on an item")
+    s.add_argument("item", type=int)
+    s.add_argument("--script", help="screenplay file or script id to name characters")
+    s.add_argument("--asr", choices=["auto", "always", "never"], default="auto")
+
+    s = sub.add_parser("transcribe", help="transcribe a file or item with word times")
+    s.add_argument("source", help="media file path or item id")
+    s.add_argument("--backend")
+    s.add_argument("--model", help="Whisper model size or CTranslate2 folder (default tiny.en, bundled)")
+    s.add_argument("--format", choices=["txt", "srt", "json"], default="txt")
+
+    s = sub.add_parser("diarize", help="who speaks when, in a file or item")
+    s.add_argument("source", help="media file path or item id")
+    s.add_argument("--backend")
+    s.add_argument("--speakers", type=int, help="number of speakers if known")
+    s.add_argument("--rttm", metavar="OUT", help="write RTTM here")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("speakers", help="speaker clusters of an item with names, match scores and segments")
+    s.add_argument("item", type=int)
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("voiceprint", help="enroll or list known voices")
+    vsub = s.add_subparsers(dest="vp_action", required=True)
+    e = vsub.add_parser("enroll")
+    e.add_argument("name")
+    e.add_argument("audio")
+    e.add_argument("--start", type=float)
+    e.add_argument("--end", type=float)
+    ls = vsub.add_parser("list")
+    ls.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("characters", help="characters of an item with line count and speech time")
+    s.add_argument("item", type=int)
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("segments", help="dialogue lines of an item with speaker, character and clip ids")
+    s.add_argument("item", type=int)
+    s.add_argument("--character")
+    s.add_argument("--json", action="store_true")
+
+
+@command("analyze")
+def cmd_analyze(a) -> int:
+    from pipeline.workflows.analysis import AnalysisOptions
+
+    svc = service()
+    opts = AnalysisOptions(asr=a.asr)
+    if a.script:
+        opts.script_id = int(a.script) if a.script.isdigit() else svc.add_script(a.script)["id"]
+    prepared = svc.prepare_analyze(a.item, options=opts)
+    with progress_bar("analysing") as listener:
+        outcome = prepared.run(svc, listener, None)
+    for w in outcome.result.get("warnings") or []:
+        err(f"warning: {w}")
+    err(f"characters: {', '.join(outcome.result['characters']) or '(none)'}")
+    out(str(outcome.job_id))
+    return 0
+
+
+@command("transcribe")
+def cmd_transcribe(a) -> int:
+    import json
+
+    with simple_bar("transcribing") as listener:
+        tr = service().transcribe(a.source, backend=a.backend, model=a.model, listener=listener)
+    if a.format == "json":
+        from dataclasses import asdict
+
+        out(json.dumps(asdict(tr), indent=2, ensure_ascii=False))
+    elif a.format == "srt":
+        for i, ln in enumerate(tr.lines, 1):
+            out(f"{i}\n{_srt_time(ln.start)} --> {_srt_time(ln.end)}\n{ln.text.strip()}\n")
+    else:
+        for ln in tr.lines:
+            out(f"[{fmt_time(ln.start)} --> {fmt_time(ln.end)}] {ln.text.strip()}")
+    return 0
+
+
+def _srt_time(t: float) -> str:
+    ms = int(round(t * 1000))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
+
+
+@command("diarize")
+def cmd_diarize(a) -> int:
+    from pathlib import Path
+
+    with simple_bar("diarizing") as listener:
+        d = service().diarize(a.source, backend=a.backend, num_speakers=a.speakers, listener=listener)
+    uri = Path(str(a.source)).stem
+    if a.rttm:
+        Path(a.rttm).write_text(d.to_rttm(uri), encoding="utf-8")
+    if a.json:
+        out_json({"speakers": d.speakers(), "turns": [t.__dict__ for t in d.turns]})
+    elif not a.rttm:
+        out(d.to_rttm(uri).rstrip())
+    else:
+        err(f"{len(d.speakers())} speakers, {len(d.turns)} turns → {a.rttm}")
+    return 0
+
+
+@command("speakers")
+def cmd_speakers(a) -> int:
+    rows = service().speakers(a.item)
+    if a.json:
+        out_json(rows)
+        return 0
+    for r in rows:
+        score = f" (match {r['match_score']:.2f})" if r["match_score"] is not None else ""
+        out(f"{r['speaker']}: {r['name'] or '-'}{score}  character={r['character'] or '-'}  {len(r['segments'])} segments")
+    return 0
+
+
+@command("voiceprint")
+def cmd_voiceprint(a) -> int:
+    svc = service()
+    if a.vp_action == "enroll":
+        vid = svc.enroll_voiceprint(a.name, a.audio, start=a.start, end=a.end)
+        out(str(vid))
+        return 0
+    rows = svc.voiceprints()
+    if a.json:
+        out_json(rows)
+    else:
+        for r in rows:
+            out(f"{r['id']:4d} {r['name']}  ({r['source']})")
+    return 0
+
+
+@command("characters")
+def cmd_characters(a) -> int:
+    rows = service().characters(a.item)
+    if a.json:
+        out_json(rows)
+        return 0
+    for r in rows:
+        out(f"{r['name']:20s} {r['lines']:4d} lines  {fmt_time(r['seconds'])}  conf {r['confidence'] or 0:.2f}")
+    return 0
+
+
+@command("segments")
+def cmd_segments(a) -> int:
+    rows = service().segments(a.item, character=a.character)
+    if a.json:
+        out_json(rows)
+        return 0
+    for r in rows:
+        flag = " [overlap]" if r["overlap"] else ""
+        out(f"#{r['id']:<5d} clip {r['clip_id']:<5d} {fmt_time(r['start'])}-{fmt_time(r['end'])} "
+            f"{(r['character'] or '?'):12s} {r['speaker'] or '':11s} {r['text']}{flag}")
+    return 0
