@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pipeline.workflows.ingest import insert_segment  # noqa: E402
+from pipeline.library.lines import insert_segment  # noqa: E402
 from pipeline.media import write_audio  # noqa: E402
 from pipeline.library import Library, dumps, now  # noqa: E402
 from pipeline.types import Line, Word  # noqa: E402

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -22,7 +21,10 @@ from .progress import CancelToken
 from .service_chat import ChatMixin
 from .service_lines import LinesMixin
 from .service_voices import VoicesMixin
-from .library import Library, dumps, now
+from .library import Library
+from .library import edits as edit_rows
+from .library import items, labels, lines as line_rows, scripts as script_rows
+from .library import jobs as job_rows
 
 
 class Service(VoicesMixin, ChatMixin, LinesMixin):
@@ -107,9 +109,9 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
 
     def _link_job(self, job_id: int, media_id: int, opts) -> None:
         with self.lib.atomic() as db:
-            db.execute("UPDATE jobs SET media_id = ? WHERE id = ?", [media_id, job_id])
+            job_rows.link_media(db, job_id, media_id)
             if opts.script_id:
-                db.execute("UPDATE media SET script_id = ? WHERE id = ?", [opts.script_id, media_id])
+                items.set_script(db, media_id, opts.script_id)
 
     def prepare_analyze(self, media_id: int, *, options: "AnalysisOptions | None" = None) -> "PreparedJob":
         """Create (or resume) an analysis job for an item already in the library."""
@@ -137,27 +139,11 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
 
     # -- library -------------------------------------------------------------------------------
     def list_media(self) -> list[dict]:
-        rows = list(self.lib.db.query(
-            "SELECT m.id, m.kind, m.title, m.source_path, m.duration, m.has_video, m.created_at,"
-            " (SELECT count(*) FROM segments s WHERE s.media_id = m.id) AS segments,"
-            " (SELECT state FROM jobs j WHERE j.media_id = m.id ORDER BY j.id DESC LIMIT 1) AS job_state"
-            " FROM media m ORDER BY m.id"))
-        return rows
+        return items.list_media(self.lib.db)
 
     def show_media(self, media_id: int) -> dict:
         m = self.lib.media(media_id)
-        m["meta"] = json.loads(m["meta"] or "{}")
-        m["audio_tracks"] = list(self.lib.db.query("SELECT * FROM audio_tracks WHERE media_id = ? ORDER BY idx", [media_id]))
-        m["subtitle_tracks"] = list(self.lib.db.query("SELECT * FROM subtitle_tracks WHERE media_id = ? ORDER BY id", [media_id]))
-        for t in m["subtitle_tracks"]:
-            t["sync"] = json.loads(t["sync"]) if t["sync"] else None
-            t["encoding_info"] = json.loads(t["encoding_info"]) if t.get("encoding_info") else None
-            t["encoding_unsure"] = bool(t["encoding_info"] and t["encoding_info"].get("unsure"))
-            t["lines"] = self.lib.db.execute("SELECT count(*) FROM lines WHERE track_id = ?", [t["id"]]).fetchone()[0]
-        m["segments"] = self.lib.db.execute("SELECT count(*) FROM segments WHERE media_id = ?", [media_id]).fetchone()[0]
-        m["jobs"] = list(self.lib.db.query(
-            "SELECT id, kind, state, progress, stage, error FROM jobs WHERE media_id = ? ORDER BY id", [media_id]))
-        return m
+        return items.add_details(self.lib.db, m)
 
     def remove_media(self, media_id: int) -> None:
         """Delete an item with its rows, files and jobs (a job still running elsewhere is asked to cancel)."""
@@ -166,27 +152,12 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
     def lines(self, media_id: int) -> list[dict]:
         """Subtitle lines of the primary track (falls back to segments when there is none)."""
         self.lib.media(media_id)
-        rows = list(self.lib.db.query(
-            "SELECT l.idx, l.start, l.end, l.text, l.speaker_cue, l.tags FROM lines l JOIN subtitle_tracks t ON t.id = l.track_id"
-            " WHERE l.media_id = ? AND t.is_primary = 1 ORDER BY l.idx", [media_id]))
-        for r in rows:
-            r["tags"] = json.loads(r["tags"] or "[]")
-        return rows
+        return line_rows.primary_lines(self.lib.db, media_id)
 
     def segments(self, media_id: int, *, character: str | None = None) -> list[dict]:
         """Dialogue segments with their clip edits, speaker and character names."""
         self.lib.media(media_id)
-        sql = ("SELECT s.id, s.idx, s.start, s.end, s.text, s.origin, s.confidence, s.attribution_source, s.overlap,"
-               " s.speaker_cue, s.user_text, s.user_join, sp.label AS speaker, coalesce(sp.name, NULL) AS speaker_name, c.name AS character,"
-               " cl.id AS clip_id, cl.trim_start, cl.trim_end, cl.status"
-               " FROM segments s LEFT JOIN speakers sp ON sp.id = s.speaker_id"
-               " LEFT JOIN characters c ON c.id = s.character_id LEFT JOIN clips cl ON cl.segment_id = s.id"
-               " WHERE s.media_id = ?")
-        args: list = [media_id]
-        if character is not None:
-            sql += " AND lower(c.name) = lower(?)"
-            args.append(character)
-        return list(self.lib.db.query(sql + " ORDER BY s.start, s.idx", args))
+        return line_rows.segments(self.lib.db, media_id, character)
 
     # -- clips ---------------------------------------------------------------------------------
     def export_clips(self, media_id: int, out_dir: str | os.PathLike, *, character: str | None = None,
@@ -196,7 +167,7 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
         m = self.lib.media(media_id)
         segs = self.segments(media_id, character=character)
         if character is not None and not segs:
-            names = [r["name"] for r in self.lib.db.query("SELECT name FROM characters WHERE media_id = ?", [media_id])]
+            names = labels.character_names(self.lib.db, media_id)
             raise NotFoundError(f"no lines for character '{character}' in item {media_id}"
                                 + (f" (characters: {', '.join(names)})" if names else ""))
         if not include_rejected:
@@ -275,36 +246,21 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
 
         script = parse_script(path)
         fp = fingerprint(path)
-        existing = list(self.lib.db.query("SELECT * FROM scripts WHERE fingerprint = ?", [fp]))
+        existing = script_rows.by_fingerprint(self.lib.db, fp)
         if existing:
-            return existing[0]
+            return existing
         with self.lib.atomic() as db:
-            db["scripts"].insert({"title": title or script.title or Path(path).stem, "year": year,
-                                  "path": str(Path(path).resolve()), "format": script.format,
-                                  "fingerprint": fp, "created_at": now()})
-            sid = db.execute("SELECT last_insert_rowid()").fetchone()[0]
-            db["script_lines"].insert_all([
-                {"script_id": sid, "idx": ln.index, "scene": ln.scene, "character": ln.character, "text": ln.text,
-                 "parenthetical": ln.parenthetical, "extension": ln.extension} for ln in script.lines])
+            sid = script_rows.insert(db, script, title=title or script.title or Path(path).stem, year=year,
+                                     path=str(Path(path).resolve()), fingerprint=fp)
         return self.lib.row("scripts", sid, "script")
 
     def search_scripts(self, query: str, limit: int = 50) -> list[dict]:
         """Full-text search over titles, character names and dialogue."""
-        q = " ".join(f'"{t}"' for t in re.findall(r"\w+", query)) or '""'
-        hits = list(self.lib.db.query(
-            "SELECT s.id AS script_id, s.title, s.year, l.idx, l.character, l.text, l.scene"
-            " FROM script_lines_fts f JOIN script_lines l ON l.rowid = f.rowid JOIN scripts s ON s.id = l.script_id"
-            " WHERE script_lines_fts MATCH ? ORDER BY rank LIMIT ?", [q, limit]))
-        titles = list(self.lib.db.query(
-            "SELECT s.id AS script_id, s.title, s.year FROM scripts_fts f JOIN scripts s ON s.rowid = f.rowid"
-            " WHERE scripts_fts MATCH ?", [q]))
-        return [{"match": "title", **t} for t in titles] + [{"match": "line", **h} for h in hits]
+        return script_rows.search(self.lib.db, query, limit)
 
     def show_script(self, script_id: int) -> dict:
         row = self.lib.row("scripts", script_id, "script")
-        row["lines"] = list(self.lib.db.query(
-            "SELECT idx, scene, character, text, parenthetical, extension FROM script_lines WHERE script_id = ? ORDER BY idx",
-            [script_id]))
+        row["lines"] = script_rows.lines(self.lib.db, script_id)
         chars: dict[str, int] = {}
         for ln in row["lines"]:
             chars[ln["character"]] = chars.get(ln["character"], 0) + 1
@@ -312,33 +268,18 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
         return row
 
     def list_scripts(self) -> list[dict]:
-        return list(self.lib.db.query(
-            "SELECT s.id, s.title, s.year, s.format, (SELECT count(*) FROM script_lines l WHERE l.script_id = s.id) AS lines"
-            " FROM scripts s ORDER BY s.id"))
+        return script_rows.list_scripts(self.lib.db)
 
     # -- characters and speakers -----------------------------------------------------------------
     def characters(self, media_id: int) -> list[dict]:
         """Characters of an item with line count and total speech time (seconds)."""
         self.lib.media(media_id)
-        return list(self.lib.db.query(
-            "SELECT c.id, c.name, count(s.id) AS lines, round(sum(s.end - s.start), 3) AS seconds,"
-            " round(avg(s.confidence), 3) AS confidence"
-            " FROM characters c JOIN segments s ON s.character_id = c.id"
-            " WHERE c.media_id = ? GROUP BY c.id ORDER BY lines DESC, c.name", [media_id]))
+        return labels.characters_summary(self.lib.db, media_id)
 
     def speakers(self, media_id: int) -> list[dict]:
         """Speaker clusters with their name (user label or matched voiceprint), match score and segments."""
         self.lib.media(media_id)
-        out = []
-        for sp in self.lib.db.query("SELECT id, label, name, match_score FROM speakers WHERE media_id = ? ORDER BY label", [media_id]):
-            segs = [[round(r["start"], 3), round(r["end"], 3)] for r in self.lib.db.query(
-                "SELECT start, end FROM segments WHERE speaker_id = ? ORDER BY start", [sp["id"]])]
-            chars = [r["name"] for r in self.lib.db.query(
-                "SELECT c.name, count(*) n FROM segments s JOIN characters c ON c.id = s.character_id"
-                " WHERE s.speaker_id = ? GROUP BY c.name ORDER BY n DESC", [sp["id"]])]
-            out.append({"id": sp["id"], "speaker": sp["label"], "name": sp["name"] or None,
-                        "match_score": sp["match_score"], "character": chars[0] if chars else None, "segments": segs})
-        return out
+        return labels.speakers_summary(self.lib.db, media_id)
 
     # -- labelling (undoable) ----------------------------------------------------------------------
     # Labelling edits (label, merge, reassign, split, line text, join — see service_lines) each record exactly the rows they changed (pipeline.edits),
@@ -348,34 +289,27 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
     def _edit(self, media_id: int, action: dict, segments: tuple[str, list], *, words_of: tuple[int, ...] = ()):
         """Run a labelling edit in one transaction and record the rows it inserted, deleted and updated (plus a
         voiceprint it enrolled) for undo; ``segments`` (a WHERE clause and its args) names the segments it works
-        on (see pipeline.edits.edit_scope). An edit that changed nothing is not recorded."""
-        from . import edits as row_edits
-
+        on (see pipeline.library.edits.edit_scope). An edit that changed nothing is not recorded."""
         self.lib.media(media_id)
         with self.lib.atomic() as db:
-            scope = row_edits.edit_scope(db, media_id, segments, words_of=words_of)
-            before = row_edits.snapshot(db, scope)
+            scope = edit_rows.edit_scope(db, media_id, segments, words_of=words_of)
+            before = edit_rows.snapshot(db, scope)
             yield db
-            changes = row_edits.diff(before, row_edits.snapshot(db, scope))
+            changes = edit_rows.diff(before, edit_rows.snapshot(db, scope))
             if changes:
-                db["edits"].insert({"media_id": media_id, "action": dumps(action),
-                                    "undo": dumps(row_edits.record(changes)), "created_at": now()})
+                edit_rows.store(db, media_id, action, changes)
 
     def _character_id(self, db, media_id: int, name: str) -> int:
         name = name.strip()
         if not name:
             raise BadInputError("a character name cannot be empty")
-        row = list(db.query("SELECT id FROM characters WHERE media_id = ? AND name = ?", [media_id, name]))
-        if row:
-            return row[0]["id"]
-        db.execute("INSERT INTO characters (media_id, name) VALUES (?, ?)", [media_id, name])
-        return db.execute("SELECT last_insert_rowid()").fetchone()[0]
+        return labels.character_id(db, media_id, name)
 
     def _speaker(self, media_id: int, label: str) -> dict:
-        rows = list(self.lib.db.query("SELECT * FROM speakers WHERE media_id = ? AND (label = ? OR name = ?)", [media_id, label, label]))
-        if not rows:
+        sp = labels.find_speaker(self.lib.db, media_id, label)
+        if sp is None:
             raise NotFoundError(f"speaker '{label}' not found in item {media_id}")
-        return rows[0]
+        return sp
 
     def label_speaker(self, media_id: int, speaker: str, name: str, *, enroll: bool = True) -> dict:
         """Name a speaker cluster: every line of that cluster gets the character (user labels win);
@@ -384,12 +318,9 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
         with self._edit(media_id, {"op": "label", "speaker": sp["label"], "name": name},
                         ("speaker_id = ?", [sp["id"]])) as db:
             cid = self._character_id(db, media_id, name)
-            db.execute("UPDATE speakers SET name = ?, name_source = 'user' WHERE id = ?", [name, sp["id"]])
-            db.execute("UPDATE segments SET character_id = ?, attribution_source = 'user', confidence = 1.0"
-                       " WHERE speaker_id = ? AND coalesce(attribution_source, '') != 'user-line'", [cid, sp["id"]])
+            labels.name_speaker(db, sp["id"], name, cid)
             if enroll and sp["embedding"]:
-                db["voiceprints"].insert({"name": name, "embedding": sp["embedding"],
-                                          "source": f"label:item {media_id}/{sp['label']}", "created_at": now()})
+                labels.add_voiceprint(db, name, sp["embedding"], f"label:item {media_id}/{sp['label']}")
             self._drop_unused_characters(db, media_id)
         return {"speaker": sp["label"], "name": name}
 
@@ -400,13 +331,7 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
             raise BadInputError("cannot merge a speaker into itself")
         with self._edit(media_id, {"op": "merge", "from": a["label"], "into": b["label"]},
                         ("speaker_id IN (?, ?)", [a["id"], b["id"]])) as db:
-            char = list(db.query("SELECT character_id, count(*) n FROM segments WHERE speaker_id = ? AND character_id IS NOT NULL"
-                                 " GROUP BY character_id ORDER BY n DESC LIMIT 1", [b["id"]]))
-            db.execute("UPDATE segments SET speaker_id = ? WHERE speaker_id = ?", [b["id"], a["id"]])
-            if char:
-                db.execute("UPDATE segments SET character_id = ?, attribution_source = 'user' WHERE speaker_id = ?"
-                           " AND coalesce(attribution_source,'') != 'user-line'", [char[0]["character_id"], b["id"]])
-            db.execute("DELETE FROM speakers WHERE id = ?", [a["id"]])
+            labels.merge_speakers(db, a["id"], b["id"])
             self._drop_unused_characters(db, media_id)
         return {"merged": a["label"], "into": b["label"]}
 
@@ -416,21 +341,19 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
         with self._edit(seg["media_id"], {"op": "reassign", "segment": segment_id, "character": character},
                         ("id = ?", [segment_id])) as db:
             cid = self._character_id(db, seg["media_id"], character)
-            db.execute("UPDATE segments SET character_id = ?, attribution_source = 'user-line', confidence = 1.0 WHERE id = ?",
-                       [cid, segment_id])
+            labels.assign_line(db, segment_id, cid)
             self._drop_unused_characters(db, seg["media_id"])
         return {"segment": segment_id, "character": character}
 
     def split_line(self, segment_id: int, at: float) -> dict:
         """Split a line at a time (seconds from media start) into two lines with their own clips."""
-        from .edits import split_line_at
-        from pipeline.workflows.ingest import insert_segment
+        from pipeline.text.lines import split_line_at
         from .types import Line, Word
 
         seg = self.lib.row("segments", segment_id, "line")
         if not seg["start"] < at < seg["end"]:
             raise BadInputError(f"split time {at:.2f} s is outside line {segment_id} ({seg['start']:.2f}–{seg['end']:.2f} s)")
-        words = list(self.lib.db.query("SELECT * FROM words WHERE segment_id = ? ORDER BY idx", [segment_id]))
+        words = line_rows.words(self.lib.db, segment_id)
         line = Line(start=seg["start"], end=seg["end"], text=seg["text"], confidence=seg["confidence"] or 1.0,
                     words=[Word(w["start"], w["end"], w["text"], w["probability"] or 1.0) for w in words])
         left, right = split_line_at(line, at)
@@ -442,46 +365,34 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
         moved = [w["id"] for w in words if (w["start"] + w["end"]) / 2 >= at]
         with self._edit(seg["media_id"], {"op": "split", "segment": segment_id, "at": at}, ("id = ?", [segment_id]),
                         words_of=(segment_id,)) as db:
-            db.execute("UPDATE segments SET end = ?, text = ? WHERE id = ?", [at, left.text, segment_id])
-            for word_id in moved:
-                db.execute("DELETE FROM words WHERE id = ?", [word_id])
-            new_id = insert_segment(db, seg["media_id"], right, line_id=None, origin=seg["origin"], idx=seg["idx"])
-            db.execute("UPDATE segments SET speaker_id = ?, character_id = ?, attribution_source = ?, overlap = ?,"
-                       " speaker_cue = ?, tags = ?, user_split = 1, user_text = ? WHERE id = ?",
-                       [seg["speaker_id"], seg["character_id"], seg["attribution_source"], seg["overlap"],
-                        seg["speaker_cue"], seg["tags"], seg["user_text"], new_id])
+            new_id = line_rows.split_segment(db, seg, at, left.text, right, moved)
         return {"segment": segment_id, "new_segment": new_id}
 
     def undo(self, media_id: int) -> dict | None:
         """Undo the item's latest labelling edit: exactly the rows it changed, and the voiceprint a label enrolled.
         Returns the undone action, or None when nothing is left (an analysis run closes the edits before it)."""
-        from . import edits as row_edits
-
         self.lib.media(media_id)
         with self.lib.atomic() as db:
-            rows = list(db.query("SELECT * FROM edits WHERE media_id = ? AND undone = 0 AND closed IS NULL"
-                                 " ORDER BY id DESC LIMIT 1", [media_id]))
-            if not rows:
+            row = edit_rows.latest_open(db, media_id)
+            if row is None:
                 return None
-            row_edits.revert(db, json.loads(rows[0]["undo"]))
-            db.execute("UPDATE edits SET undone = 1 WHERE id = ?", [rows[0]["id"]])
-        return json.loads(rows[0]["action"])
+            edit_rows.revert(db, json.loads(row["undo"]))
+            edit_rows.mark_undone(db, row["id"])
+        return json.loads(row["action"])
 
     def edits(self, media_id: int) -> list[dict]:
         """The item's labelling edits, oldest first; ``closed`` says why one can no longer be undone."""
-        return [{**r, "action": json.loads(r["action"])} for r in self.lib.db.query(
-            "SELECT id, action, created_at, undone, closed FROM edits WHERE media_id = ? ORDER BY id", [media_id])]
+        return edit_rows.list_edits(self.lib.db, media_id)
 
     @staticmethod
     def _drop_unused_characters(db, media_id: int) -> None:
-        db.execute("DELETE FROM characters WHERE media_id = ? AND id NOT IN"
-                   " (SELECT character_id FROM segments WHERE media_id = ? AND character_id IS NOT NULL)", [media_id, media_id])
+        labels.drop_unused_characters(db, media_id)
 
     # -- clip editing ----------------------------------------------------------------------------
     def clip(self, clip_id: int) -> dict:
         c = self.lib.row("clips", clip_id, "clip")
         seg = self.lib.row("segments", c["segment_id"], "line")
-        words = list(self.lib.db.query("SELECT start, end, text FROM words WHERE segment_id = ? ORDER BY idx", [seg["id"]]))
+        words = line_rows.word_spans(self.lib.db, seg["id"])
         return {**c, "segment_start": seg["start"], "segment_end": seg["end"], "text": seg["text"],
                 "start": seg["start"] + c["trim_start"], "end": seg["end"] + c["trim_end"], "words": words}
 
@@ -493,20 +404,16 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
         new_start = c["start"] if start is None else (c["start"] + start if relative else start)
         new_end = c["end"] if end is None else (c["end"] + end if relative else end)
         if snap:
-            near = list(self.lib.db.query(
-                "SELECT w.start, w.end FROM words w JOIN segments s ON s.id = w.segment_id WHERE s.media_id = ?"
-                " AND w.end > ? AND w.start < ?", [c["media_id"], new_start - 2.0, new_end + 2.0]))
+            near = line_rows.words_near(self.lib.db, c["media_id"], new_start - 2.0, new_end + 2.0)
             if near:
-                if start is not None or True:
-                    new_start = min((w["start"] for w in near), key=lambda t: abs(t - new_start))
+                new_start = min((w["start"] for w in near), key=lambda t: abs(t - new_start))
                 new_end = min((w["end"] for w in near), key=lambda t: abs(t - new_end))
         new_start = max(0.0, new_start)
         new_end = min(m["duration"] or new_end, new_end)
         if new_end - new_start < 0.05:
             raise BadInputError(f"clip would be empty ({new_start:.2f}–{new_end:.2f} s)")
         with self.lib.atomic() as db:
-            db.execute("UPDATE clips SET trim_start = ?, trim_end = ? WHERE id = ?",
-                       [new_start - c["segment_start"], new_end - c["segment_end"], clip_id])
+            line_rows.set_clip_trim(db, clip_id, new_start - c["segment_start"], new_end - c["segment_end"])
         return self.clip(clip_id)
 
     def set_clip_status(self, clip_id: int, status: str) -> dict:
@@ -515,7 +422,7 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
             raise BadInputError("clip status must be pending, kept or rejected")
         self.lib.row("clips", clip_id, "clip")
         with self.lib.atomic() as db:
-            db.execute("UPDATE clips SET status = ? WHERE id = ?", [status, clip_id])
+            line_rows.set_clip_status(db, clip_id, status)
         return self.clip(clip_id)
 
     def clip_audio(self, clip_id: int, *, pad: float = 0.0) -> tuple:
@@ -534,11 +441,10 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
             raise BadInputError(f"need at least 1 s of speech to enroll a voiceprint (got {len(audio) / media_io.ANALYSIS_RATE:.2f} s)")
         emb = np.asarray(vp.embed(audio, media_io.ANALYSIS_RATE), dtype=np.float32)
         with self.lib.atomic() as db:
-            db["voiceprints"].insert({"name": name, "embedding": emb.tobytes(), "source": str(audio_path), "created_at": now()})
-            return db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            return labels.add_voiceprint(db, name, emb.tobytes(), str(audio_path))
 
     def voiceprints(self) -> list[dict]:
-        return list(self.lib.db.query("SELECT id, name, source, created_at FROM voiceprints ORDER BY id"))
+        return labels.voiceprints(self.lib.db)
 
     # -- one-off analysis on a file or item --------------------------------------------------------
     def audio_for(self, source: str) -> np.ndarray:

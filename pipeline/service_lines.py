@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 
 from .errors import BadInputError
-from .library import dumps
+from .library import edits as edit_rows
+from .library import labels, lines as line_rows
 
 MAX_LINE_TEXT = 2000  # characters; a line is one utterance, not a page
 
@@ -34,7 +35,7 @@ class LinesMixin:
             raise BadInputError(f"line text too long ({len(new)} characters, limit {MAX_LINE_TEXT})")
         with self._edit(seg["media_id"], {"op": "text", "segment": segment_id, "text": new},
                         ("id = ?", [segment_id])) as db:
-            db.execute("UPDATE segments SET text = ?, user_text = 1 WHERE id = ?", [new, segment_id])
+            line_rows.set_segment_text(db, segment_id, new)
         return {"segment": segment_id, "text": new, "previous": seg["text"]}
 
     def join_lines(self, segment_id: int, next_id: int, *, force: bool = False) -> dict:
@@ -50,8 +51,7 @@ class LinesMixin:
             raise BadInputError(f"lines {segment_id} and {next_id} are in different items "
                                 f"({a['media_id']} and {b['media_id']}); only lines of one item can be joined")
         mid = a["media_id"]
-        order = [r[0] for r in self.lib.db.execute(
-            "SELECT id FROM segments WHERE media_id = ? ORDER BY start, idx, id", [mid]).fetchall()]
+        order = line_rows.segment_order(self.lib.db, mid)
         ia, ib = order.index(a["id"]), order.index(b["id"])
         if ib < ia:
             a, b, ia, ib = b, a, ib, ia
@@ -59,29 +59,18 @@ class LinesMixin:
             raise BadInputError(f"lines {a['id']} and {b['id']} are not adjacent ({ib - ia - 1} line"
                                 f"{'s' if ib - ia - 1 != 1 else ''} between them); only neighbouring lines can be joined")
         if a["character_id"] != b["character_id"] and not force:
-            names = {r["id"]: r["name"] for r in self.lib.db.query(
-                "SELECT id, name FROM characters WHERE id IN (?, ?)", [a["character_id"], b["character_id"]])}
+            names = labels.character_names_by_id(self.lib.db, [a["character_id"], b["character_id"]])
             who = lambda s: f"{names[s['character_id']]}'s" if s["character_id"] in names else "unattributed"  # noqa: E731
             raise BadInputError(f"line {a['id']} is {who(a)} and line {b['id']} is {who(b)}: joining lines of two "
                                 f"characters needs force (CLI --force)")
-        ca = list(self.lib.db.query("SELECT * FROM clips WHERE segment_id = ?", [a["id"]]))
-        cb = list(self.lib.db.query("SELECT * FROM clips WHERE segment_id = ?", [b["id"]]))
+        ca = line_rows.clips_of_segment(self.lib.db, a["id"])
+        cb = line_rows.clips_of_segment(self.lib.db, b["id"])
         text = join_text(a["text"], b["text"])
         tags = list(dict.fromkeys(json.loads(a["tags"] or "[]") + json.loads(b["tags"] or "[]")))
         conf = [c for c in (a["confidence"], b["confidence"]) if c is not None]
         with self._edit(mid, {"op": "join", "segment": a["id"], "next": b["id"], "force": bool(force)},
                         ("id IN (?, ?)", [a["id"], b["id"]]), words_of=(a["id"], b["id"])) as db:
-            n = db.execute("SELECT coalesce(max(idx) + 1, 0) FROM words WHERE segment_id = ?", [a["id"]]).fetchone()[0]
-            db.execute("UPDATE words SET segment_id = ?, idx = idx + ? WHERE segment_id = ?", [a["id"], n, b["id"]])
-            db.execute("UPDATE segments SET end = ?, text = ?, tags = ?, overlap = ?, confidence = ?, user_text = ?,"
-                       " user_join = 1 WHERE id = ?",
-                       [max(a["end"], b["end"]), text, dumps(tags) if tags else "[]", max(a["overlap"], b["overlap"]),
-                        min(conf) if conf else None, int(bool(a["user_text"] or b["user_text"])), a["id"]])
-            if ca and cb:
-                status = ca[0]["status"] if ca[0]["status"] == cb[0]["status"] else "pending"
-                end_shift = b["end"] + cb[0]["trim_end"] - max(a["end"], b["end"])
-                db.execute("UPDATE clips SET trim_end = ?, status = ? WHERE id = ?", [end_shift, status, ca[0]["id"]])
-            db.execute("DELETE FROM segments WHERE id = ?", [b["id"]])  # its clip goes with it
+            line_rows.join_segments(db, a, b, ca, cb, text, tags, min(conf) if conf else None)
         return {"segment": a["id"], "joined": b["id"], "text": text}
 
     # -- subtitle encodings ------------------------------------------------------------------------
@@ -100,10 +89,8 @@ class LinesMixin:
         and each segment still holding that line's automatic text gets the new text (words too, when they count
         the same); user-edited text is left alone. Where the cues differ, the track's lines are replaced and, on
         the primary track, its segments are made again from them (run the analysis again)."""
-        from pipeline.workflows.ingest import insert_segment
         from pipeline.text.subtitles import drop_bad_cues, read_subtitle_file
         from pipeline.text.encoding import normalise_encoding
-        from .types import Line
 
         t = self.lib.row("subtitle_tracks", track_id, "subtitle track")
         enc = normalise_encoding(encoding)
@@ -113,7 +100,7 @@ class LinesMixin:
         doc = read_subtitle_file(t["path"], encoding=enc)
         m = self.lib.media(t["media_id"])
         new, _ = drop_bad_cues(doc.lines, m["duration"] or None)
-        old = list(self.lib.db.query("SELECT * FROM lines WHERE track_id = ? ORDER BY idx", [track_id]))
+        old = line_rows.track_lines(self.lib.db, track_id)
         same = len(old) == len(new) and all(abs(o["start"] - n.start) < 1e-3 and abs(o["end"] - n.end) < 1e-3
                                             for o, n in zip(old, new))
         previous = json.loads(t.get("encoding_info") or "null") or {}
@@ -128,38 +115,13 @@ class LinesMixin:
                         continue
                     changed += 1
                     retext[o["id"]] = (o["text"], n.text)
-                    db.execute("UPDATE lines SET text = ?, speaker_cue = ?, tags = ? WHERE id = ?",
-                               [n.text, n.speaker_cue, dumps(n.tags) if n.tags else "[]", o["id"]])
-                    for s in db.query("SELECT id FROM segments WHERE line_id = ? AND text = ? AND user_text = 0",
-                                      [o["id"], o["text"]]):
-                        db.execute("UPDATE segments SET text = ?, speaker_cue = ? WHERE id = ?", [n.text, n.speaker_cue, s["id"]])
-                        words = [w["id"] for w in db.query("SELECT id FROM words WHERE segment_id = ? ORDER BY idx", [s["id"]])]
-                        tokens = n.text.split()
-                        if words and len(words) == len(tokens):
-                            for wid, tok in zip(words, tokens):
-                                db.execute("UPDATE words SET text = ? WHERE id = ?", [tok, wid])
+                    line_rows.retext_line(db, o["id"], o["text"], n)
                 _retext_edits(db, t["media_id"], retext)
             else:
                 rebuilt = bool(t["is_primary"])
-                if rebuilt:
-                    db.execute("DELETE FROM segments WHERE media_id = ? AND line_id IN (SELECT id FROM lines WHERE track_id = ?)",
-                               [t["media_id"], track_id])
-                    db.execute("UPDATE edits SET closed = 'the subtitle lines were read again' WHERE media_id = ?"
-                               " AND undone = 0 AND closed IS NULL", [t["media_id"]])
-                db.execute("DELETE FROM lines WHERE track_id = ?", [track_id])
-                next_idx = db.execute("SELECT coalesce(max(idx) + 1, 0) FROM segments WHERE media_id = ?",
-                                      [t["media_id"]]).fetchone()[0]
-                for i, n in enumerate(new):
-                    line_id = db.execute("INSERT INTO lines (media_id, track_id, idx, start, end, text, speaker_cue, tags)"
-                                         " VALUES (?,?,?,?,?,?,?,?)",
-                                         [t["media_id"], track_id, i, n.start, n.end, n.text, n.speaker_cue,
-                                          dumps(n.tags) if n.tags else "[]"]).lastrowid
-                    if rebuilt and n.text.strip():
-                        insert_segment(db, t["media_id"], Line(n.start, n.end, n.text, speaker_cue=n.speaker_cue, tags=n.tags),
-                                       line_id=line_id, origin="subtitle", idx=next_idx)
-                        next_idx += 1
+                line_rows.replace_track_lines(db, t["media_id"], track_id, new, rebuild_segments=rebuilt)
                 changed = len(new)
-            db.execute("UPDATE subtitle_tracks SET encoding = ?, encoding_info = ? WHERE id = ?", [enc, dumps(info), track_id])
+            line_rows.set_track_encoding(db, track_id, enc, info)
         return {"track": track_id, "media_id": t["media_id"], "encoding": enc, "lines": len(new), "changed": changed,
                 "rebuilt": rebuilt}
 
@@ -169,10 +131,8 @@ def _retext_edits(db, media_id: int, retext: dict[int, tuple[str, str]]) -> None
     before the re-decode gives back the new reading, not the mis-decoded text."""
     if not retext:
         return
-    marks = ", ".join("?" * len(retext))
-    seg_line = {r["id"]: r["line_id"] for r in db.query(
-        f"SELECT id, line_id FROM segments WHERE line_id IN ({marks})", list(retext))}
-    for e in list(db.query("SELECT id, undo FROM edits WHERE media_id = ? AND undone = 0 AND closed IS NULL", [media_id])):
+    seg_line = line_rows.line_of_segments(db, list(retext))
+    for e in edit_rows.open_edits(db, media_id):
         stored = json.loads(e["undo"])
         segs = (stored.get("rows") or {}).get("segments") or {}
         touched = False
@@ -187,4 +147,4 @@ def _retext_edits(db, media_id: int, retext: dict[int, tuple[str, str]]) -> None
                 row["text"] = pair[1]
                 touched = True
         if touched:
-            db.execute("UPDATE edits SET undo = ? WHERE id = ?", [dumps(stored), e["id"]])
+            edit_rows.set_undo(db, e["id"], stored)

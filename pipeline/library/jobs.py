@@ -141,3 +141,24 @@ def forget(db, job_ids: list[int]) -> list[int]:
         db.execute("DELETE FROM jobs WHERE id = ?", [jid])
         removed.append(jid)
     return removed
+
+
+def link_media(db, job_id: int, media_id: int) -> None:
+    """The job owns the item (it made it or works on it)."""
+    db.execute("UPDATE jobs SET media_id = ? WHERE id = ?", [media_id, job_id])
+
+
+def media_and_start(db, job_id: int) -> tuple | None:
+    return db.execute("SELECT media_id, created_at FROM jobs WHERE id = ?", [job_id]).fetchone()
+
+
+def claimed_by_other(db, media_id: int, job_id: int) -> bool:
+    return db.execute("SELECT 1 FROM jobs WHERE media_id = ? AND id != ?", [media_id, job_id]).fetchone() is not None
+
+
+def busy_count(db) -> int:
+    return db.execute("SELECT count(*) FROM jobs WHERE state IN ('queued','running')").fetchone()[0]
+
+
+def interrupt_queued(db, job_id: int) -> None:
+    db.execute("UPDATE jobs SET state = 'interrupted' WHERE id = ? AND state = 'queued'", [job_id])

@@ -496,7 +496,7 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
     Lines the user split are split again at the same times first, and lines the user joined are joined again; a speaker the user named passes the name to the new cluster holding most of its lines,
     which names that cluster's other lines as label_speaker did. Labelling edits made before are closed for undo
     (the rows they changed are gone)."""
-    from pipeline.workflows.ingest import insert_segment
+    from pipeline.library.lines import insert_segment
 
     track_id, _, line_ids = subtitle_lines(lib, media_id)
     labels = att["line_speakers"] or [None] * len(lines)
@@ -558,7 +558,7 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
 def _split_again(rows: list[dict], old: list[dict]) -> list[dict]:
     """Cut the new lines where the user split the old ones (an old segment with user_split starts at a split
     point): the new line holding the point and overlapping the old pieces most is cut there."""
-    from pipeline.edits import split_line_at
+    from pipeline.text.lines import split_line_at
 
     points = []
     for o in old:

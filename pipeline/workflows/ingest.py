@@ -19,6 +19,8 @@ from pipeline import media as media_io
 from pipeline.errors import BadInputError, StorageError, WeaverError
 from pipeline.jobs import JobRunner, Stage, StageContext, storage_error
 from pipeline.library import Library, dumps, now
+from pipeline.library import items
+from pipeline.library import jobs as job_rows
 from pipeline.types import Line, line_from_dict
 
 
@@ -89,8 +91,7 @@ def _line_dict(ln: Line) -> dict:
 
 
 def existing_media(lib: Library, fingerprint: str) -> int | None:
-    row = list(lib.db.query("SELECT id FROM media WHERE fingerprint = ?", [fingerprint]))
-    return row[0]["id"] if row else None
+    return items.by_fingerprint(lib.db, fingerprint)
 
 
 def channel_layout(info: media_io.MediaInfo, req: IngestRequest) -> tuple[media_io.AudioStream, str, str]:
@@ -220,7 +221,7 @@ def stage_commit(req: IngestRequest, info: media_io.MediaInfo, fingerprint: str)
             """The job owns the item and its stage record goes into the same transaction as the rows: a kill after
             the commit resumes with the analysis instead of finding "already in the library"."""
             result = {"media_id": media_id, **summary}
-            db.execute("UPDATE jobs SET media_id = ? WHERE id = ?", [media_id, ctx.job_id])
+            job_rows.link_media(db, ctx.job_id, media_id)
             ctx.record(db, result)
             return result
 
@@ -229,7 +230,7 @@ def stage_commit(req: IngestRequest, info: media_io.MediaInfo, fingerprint: str)
                 if own_item(lib, ctx.job_id, mid):  # committed by this job before a kill: resume past it
                     return own(db, mid)
                 raise BadInputError(f"{Path(req.path).name} is already in the library")
-            db["media"].insert({
+            media_id = items.insert_media(db, {
                 "kind": req.kind, "title": req.title or Path(req.path).stem,
                 "source_path": str(Path(req.path).resolve()), "fingerprint": fingerprint,
                 "duration": duration, "container": info.format,
@@ -237,16 +238,12 @@ def stage_commit(req: IngestRequest, info: media_io.MediaInfo, fingerprint: str)
                 "audio_track": dec["audio_track"], "channel_mode": dec["channel_mode"],
                 "dialogue_rate": dec["dialogue_rate"], "created_at": now(), "meta": dumps(meta),
             })
-            media_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
-            rel = f"media/{media_id}"
-            db.execute("UPDATE media SET analysis_path=?, dialogue_path=? WHERE id=?",
-                       [f"{rel}/analysis.flac", f"{rel}/dialogue.flac", media_id])
-            db["audio_tracks"].insert_all([
+            items.insert_audio_tracks(db, [
                 {"media_id": media_id, "idx": a.index, "stream_index": a.stream_index, "codec": a.codec,
                  "channels": a.channels, "layout": a.layout, "sample_rate": a.sample_rate,
                  "language": a.language, "title": a.title, "is_default": int(a.default)} for a in info.audio])
             if subs.get("track"):
-                insert_subtitle_track(db, media_id, subs["track"], [line_from_dict(d) for d in subs["lines"]], primary=True)
+                items.insert_subtitle_track(db, media_id, subs["track"], [line_from_dict(d) for d in subs["lines"]], primary=True)
             target = lib.media_dir(media_id)
             if not files.exists() and target.exists() and (target / "dialogue.flac").exists():
                 pass  # killed after moving the files, before the commit: the rolled-back id is handed out again
@@ -264,53 +261,13 @@ def stage_commit(req: IngestRequest, info: media_io.MediaInfo, fingerprint: str)
 def own_item(lib: Library, job_id: int, media_id: int) -> bool:
     """Whether this job's commit created the item: the job is linked to it, or (a library from before the
     commit linked its job) the item was made after the job started and no other job claims it."""
-    job = lib.db.execute("SELECT media_id, created_at FROM jobs WHERE id = ?", [job_id]).fetchone()
+    job = job_rows.media_and_start(lib.db, job_id)
     if job is None:
         return False
     if job[0] is not None:
         return job[0] == media_id
-    made = lib.db.execute("SELECT created_at FROM media WHERE id = ?", [media_id]).fetchone()
-    claimed = lib.db.execute("SELECT 1 FROM jobs WHERE media_id = ? AND id != ?", [media_id, job_id]).fetchone()
-    return made is not None and made[0] >= job[1] and claimed is None
-
-
-def insert_subtitle_track(db, media_id: int, track: dict, lines: list[Line], *, primary: bool) -> int:
-    """Insert a subtitle track with its lines and (for the primary track) segments + clips per dialogue line."""
-    if primary:
-        db.execute("UPDATE subtitle_tracks SET is_primary = 0 WHERE media_id = ?", [media_id])
-    db["subtitle_tracks"].insert({"media_id": media_id, "source": track["source"], "stream_index": track.get("stream_index"),
-                                  "path": track.get("path"), "format": track.get("format"), "encoding": track.get("encoding"),
-                                  "language": track.get("language"), "is_primary": int(primary),
-                                  **({"encoding_info": dumps(track["encoding_info"])} if track.get("encoding_info") else {})})
-    track_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
-    # one max(idx) lookup for the whole track, not one per line (a per-line scan made 50k cues quadratic)
-    next_idx = db.execute("SELECT coalesce(max(idx) + 1, 0) FROM segments WHERE media_id = ?", [media_id]).fetchone()[0] if primary else 0
-    for i, ln in enumerate(lines):
-        line_id = db.execute("INSERT INTO lines (media_id, track_id, idx, start, end, text, speaker_cue, tags) VALUES (?,?,?,?,?,?,?,?)",
-                             [media_id, track_id, i, ln.start, ln.end, ln.text, ln.speaker_cue, _tags_json(ln.tags)]).lastrowid
-        if primary and ln.text.strip():
-            insert_segment(db, media_id, ln, line_id=line_id, origin="subtitle", idx=next_idx)
-            next_idx += 1
-    return track_id
-
-
-def _tags_json(tags: list[str]) -> str:
-    return dumps(tags) if tags else "[]"  # most cues have no tags: skip the encoder
-
-
-def insert_segment(db, media_id: int, ln: Line, *, line_id: int | None, origin: str, idx: int | None = None) -> int:
-    """Insert one dialogue segment (with its words) and its clip row."""
-    if idx is None:  # callers inserting many segments pass idx (this lookup scans the item's segments)
-        idx = db.execute("SELECT coalesce(max(idx) + 1, 0) FROM segments WHERE media_id = ?", [media_id]).fetchone()[0]
-    seg_id = db.execute(
-        "INSERT INTO segments (media_id, line_id, idx, start, end, text, origin, confidence, speaker_cue, tags)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?)",
-        [media_id, line_id, idx, ln.start, ln.end, ln.text, origin, ln.confidence, ln.speaker_cue, _tags_json(ln.tags)]).lastrowid
-    if ln.words:
-        db.conn.executemany("INSERT INTO words (segment_id, idx, start, end, text, probability) VALUES (?,?,?,?,?,?)",
-                       [[seg_id, j, w.start, w.end, w.text, w.probability] for j, w in enumerate(ln.words)])
-    db.execute("INSERT INTO clips (media_id, segment_id) VALUES (?, ?)", [media_id, seg_id])
-    return seg_id
+    made = items.created_at(lib.db, media_id)
+    return made is not None and made >= job[1] and not job_rows.claimed_by_other(lib.db, media_id, job_id)
 
 
 def plan(lib: Library, req: IngestRequest, extra_stages: list[Stage] | None = None) -> tuple[int, list[Stage], bool]:

@@ -6,16 +6,16 @@ applies its inverse: deleted rows come back, updated columns get their old value
 the value the edit wrote, so a later change made by something else stays — and inserted rows go (a voiceprint
 the edit enrolled included). Rows the edit did not change are never written.
 
-Also here: :func:`split_line_at`, the one way a line is cut in two (a user split, and the same split made again
-when an analysis run recreates the lines).
+Also here: the ``edits`` rows themselves (store one, the latest open one, undone/closed marks, the list).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
-from .errors import WeaverError
-from .types import Line, Word
+from ..errors import WeaverError
+from .values import dumps, now
 
 # every table an edit may change, parents first: revert re-inserts in this order and deletes in reverse
 TABLES = ("voiceprints", "characters", "speakers", "segments", "words", "clips")
@@ -114,21 +114,31 @@ def revert(db, stored: dict) -> None:
             db.execute(f"DELETE FROM [{t}] WHERE id = ?", [row["id"]])
 
 
-def split_line_at(line: Line, at: float) -> tuple[Line, Line]:
-    """Cut a line at a time inside it: words go to the side holding their midpoint and each side's text is made of
-    its words; without word times the text is cut in proportion to time. Both halves keep the line's cue,
-    tags and confidence."""
-    left = [w for w in line.words if (w.start + w.end) / 2 < at]
-    right = [w for w in line.words if (w.start + w.end) / 2 >= at]
-    if line.words:
-        text_a, text_b = " ".join(w.text.strip() for w in left), " ".join(w.text.strip() for w in right)
-    else:
-        toks = line.text.split()
-        k = round(len(toks) * (at - line.start) / (line.end - line.start))
-        text_a, text_b = " ".join(toks[:k]), " ".join(toks[k:])
+def store(db, media_id: int, action: dict, changes: dict) -> None:
+    """Record one labelling edit (what it did, and the rows it changed) on the item's undo stack."""
+    db["edits"].insert({"media_id": media_id, "action": dumps(action), "undo": dumps(record(changes)),
+                        "created_at": now()})
 
-    def half(start: float, end: float, text: str, words: list[Word]) -> Line:
-        return Line(start=start, end=end, text=text, words=[Word(w.start, w.end, w.text, w.probability) for w in words],
-                    speaker_cue=line.speaker_cue, tags=list(line.tags), confidence=line.confidence, index=line.index)
 
-    return half(line.start, at, text_a, left), half(at, line.end, text_b, right)
+def latest_open(db, media_id: int) -> dict | None:
+    rows = list(db.query("SELECT * FROM edits WHERE media_id = ? AND undone = 0 AND closed IS NULL"
+                         " ORDER BY id DESC LIMIT 1", [media_id]))
+    return rows[0] if rows else None
+
+
+def mark_undone(db, edit_id: int) -> None:
+    db.execute("UPDATE edits SET undone = 1 WHERE id = ?", [edit_id])
+
+
+def list_edits(db, media_id: int) -> list[dict]:
+    """The item's edits, oldest first, their actions decoded."""
+    return [{**r, "action": json.loads(r["action"])} for r in db.query(
+        "SELECT id, action, created_at, undone, closed FROM edits WHERE media_id = ? ORDER BY id", [media_id])]
+
+
+def open_edits(db, media_id: int) -> list[dict]:
+    return list(db.query("SELECT id, undo FROM edits WHERE media_id = ? AND undone = 0 AND closed IS NULL", [media_id]))
+
+
+def set_undo(db, edit_id: int, stored: dict) -> None:
+    db.execute("UPDATE edits SET undo = ? WHERE id = ?", [dumps(stored), edit_id])

@@ -1,0 +1,101 @@
+"""Characters, speaker clusters and voiceprints: who says a line, and the labelling edits that name them
+(each runs inside the caller's edit transaction; the undo records are pipeline.library.edits)."""
+
+from __future__ import annotations
+
+from .values import now
+
+
+def character_names(db, media_id: int) -> list[str]:
+    return [r["name"] for r in db.query("SELECT name FROM characters WHERE media_id = ?", [media_id])]
+
+
+def character_names_by_id(db, ids: list[int | None]) -> dict[int, str]:
+    marks = ", ".join("?" * len(ids))
+    return {r["id"]: r["name"] for r in db.query(f"SELECT id, name FROM characters WHERE id IN ({marks})", list(ids))}
+
+
+def character_id(db, media_id: int, name: str) -> int:
+    """The id of the item's character of this name, created when missing."""
+    row = list(db.query("SELECT id FROM characters WHERE media_id = ? AND name = ?", [media_id, name]))
+    if row:
+        return row[0]["id"]
+    db.execute("INSERT INTO characters (media_id, name) VALUES (?, ?)", [media_id, name])
+    return db.execute("SELECT last_insert_rowid()").fetchone()[0]
+
+
+def find_character(db, name: str, media_id: int | None = None) -> tuple[int, str] | None:
+    """(media id, name) of the newest item's character of this name (any case), in one item or any."""
+    sql = "SELECT media_id, name FROM characters WHERE lower(name) = lower(?)"
+    args: list = [name]
+    if media_id is not None:
+        sql += " AND media_id = ?"
+        args.append(media_id)
+    row = db.execute(sql + " ORDER BY media_id DESC LIMIT 1", args).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def characters_summary(db, media_id: int) -> list[dict]:
+    """Characters of an item with line count, total speech time (seconds) and mean confidence."""
+    return list(db.query(
+        "SELECT c.id, c.name, count(s.id) AS lines, round(sum(s.end - s.start), 3) AS seconds,"
+        " round(avg(s.confidence), 3) AS confidence"
+        " FROM characters c JOIN segments s ON s.character_id = c.id"
+        " WHERE c.media_id = ? GROUP BY c.id ORDER BY lines DESC, c.name", [media_id]))
+
+
+def speakers_summary(db, media_id: int) -> list[dict]:
+    """Speaker clusters with their name, match score, most frequent character and segments."""
+    out = []
+    for sp in db.query("SELECT id, label, name, match_score FROM speakers WHERE media_id = ? ORDER BY label", [media_id]):
+        segs = [[round(r["start"], 3), round(r["end"], 3)] for r in db.query(
+            "SELECT start, end FROM segments WHERE speaker_id = ? ORDER BY start", [sp["id"]])]
+        chars = [r["name"] for r in db.query(
+            "SELECT c.name, count(*) n FROM segments s JOIN characters c ON c.id = s.character_id"
+            " WHERE s.speaker_id = ? GROUP BY c.name ORDER BY n DESC", [sp["id"]])]
+        out.append({"id": sp["id"], "speaker": sp["label"], "name": sp["name"] or None,
+                    "match_score": sp["match_score"], "character": chars[0] if chars else None, "segments": segs})
+    return out
+
+
+def find_speaker(db, media_id: int, label: str) -> dict | None:
+    rows = list(db.query("SELECT * FROM speakers WHERE media_id = ? AND (label = ? OR name = ?)", [media_id, label, label]))
+    return rows[0] if rows else None
+
+
+def name_speaker(db, speaker_id: int, name: str, character_id: int) -> None:
+    """The user names a cluster: its lines get the character, except lines the user gave someone else."""
+    db.execute("UPDATE speakers SET name = ?, name_source = 'user' WHERE id = ?", [name, speaker_id])
+    db.execute("UPDATE segments SET character_id = ?, attribution_source = 'user', confidence = 1.0"
+               " WHERE speaker_id = ? AND coalesce(attribution_source, '') != 'user-line'", [character_id, speaker_id])
+
+
+def merge_speakers(db, source_id: int, target_id: int) -> None:
+    """Every line of ``source_id`` goes to ``target_id`` (with the target's main character, if any); source goes."""
+    char = list(db.query("SELECT character_id, count(*) n FROM segments WHERE speaker_id = ? AND character_id IS NOT NULL"
+                         " GROUP BY character_id ORDER BY n DESC LIMIT 1", [target_id]))
+    db.execute("UPDATE segments SET speaker_id = ? WHERE speaker_id = ?", [target_id, source_id])
+    if char:
+        db.execute("UPDATE segments SET character_id = ?, attribution_source = 'user' WHERE speaker_id = ?"
+                   " AND coalesce(attribution_source,'') != 'user-line'", [char[0]["character_id"], target_id])
+    db.execute("DELETE FROM speakers WHERE id = ?", [source_id])
+
+
+def assign_line(db, segment_id: int, character_id: int) -> None:
+    """One line given to a character by the user (for that line only)."""
+    db.execute("UPDATE segments SET character_id = ?, attribution_source = 'user-line', confidence = 1.0 WHERE id = ?",
+               [character_id, segment_id])
+
+
+def drop_unused_characters(db, media_id: int) -> None:
+    db.execute("DELETE FROM characters WHERE media_id = ? AND id NOT IN"
+               " (SELECT character_id FROM segments WHERE media_id = ? AND character_id IS NOT NULL)", [media_id, media_id])
+
+
+def add_voiceprint(db, name: str, embedding: bytes, source: str) -> int:
+    db["voiceprints"].insert({"name": name, "embedding": embedding, "source": source, "created_at": now()})
+    return db.execute("SELECT last_insert_rowid()").fetchone()[0]
+
+
+def voiceprints(db) -> list[dict]:
+    return list(db.query("SELECT id, name, source, created_at FROM voiceprints ORDER BY id"))
