@@ -521,3 +521,18 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
         if hits[pick].kind == "screenplay":
             result["script_id"] = self.add_script(str(path), title=hits[pick].title, year=hits[pick].year)["id"]
         return result
+
+    # -- small queries the faces need ----------------------------------------------------------------
+    def busy_jobs(self) -> int:
+        """How many jobs are queued or running (the tray shows 'processing' while any is)."""
+        return job_rows.busy_count(self.lib.db)
+
+    def interrupt_queued(self, job_ids: list[int]) -> None:
+        """Queued jobs this process owned and will never run (shutting down) become resumable ('interrupted')."""
+        with self.lib.atomic() as db:
+            for jid in job_ids:
+                job_rows.interrupt_queued(db, jid)
+
+    def find_character(self, name: str, media_id: int | None = None) -> tuple[int, str] | None:
+        """(item id, name) of the newest item's character of this name (any case), in one item or any."""
+        return labels.find_character(self.lib.db, name, media_id)

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import BadInputError, NotFoundError
+from .library import labels
 from .progress import CancelToken
 
 _PROVIDERS: dict[tuple, object] = {}
@@ -42,8 +43,7 @@ class ChatMixin:
         from .library.chat import list_personas, save_persona
 
         m = self.lib.media(media_id)
-        row = self.lib.db.execute("SELECT id, name FROM characters WHERE media_id = ? AND lower(name) = lower(?)",
-                                  [media_id, character]).fetchone()
+        row = labels.character_in(self.lib.db, media_id, character)
         if row is None:
             raise NotFoundError(f"no character '{character}' in item {media_id}")
         existing = list_personas(self.lib.db, character_id=row[0])
@@ -131,9 +131,9 @@ class ChatMixin:
         return cid
 
     def conversation(self, conversation_id: int) -> list[dict]:
-        from .library.chat import history
+        from .library.chat import conversation_persona, history
 
-        if not self.lib.db.execute("SELECT 1 FROM conversations WHERE id = ?", [conversation_id]).fetchone():
+        if conversation_persona(self.lib.db, conversation_id) is None:
             raise NotFoundError(f"conversation {conversation_id} does not exist")
         return history(self.lib.db, conversation_id)
 
@@ -151,12 +151,12 @@ class ChatMixin:
         """Send a user message; the reply streams through on_delta and (with speak) each finished sentence is
         synthesised in the persona's voice while the next is generated. Returns pipeline.chat.conversation.Reply."""
         from .chat.conversation import Conversation, voice_tts
-        from .library.chat import append_message, history
+        from .library.chat import append_message, conversation_persona, history
 
-        row = self.lib.db.execute("SELECT persona_id FROM conversations WHERE id = ?", [conversation_id]).fetchone()
-        if row is None:
+        persona_id = conversation_persona(self.lib.db, conversation_id)
+        if persona_id is None:
             raise NotFoundError(f"conversation {conversation_id} does not exist")
-        persona = self.persona(row[0])
+        persona = self.persona(persona_id)
         lib = self.lib
 
         def store(message: dict) -> None:

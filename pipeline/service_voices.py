@@ -12,7 +12,8 @@ import numpy as np
 from .errors import BadInputError, NotFoundError
 from .jobs import JobOutcome, PreparedJob, ProgressListener, Stage, StageContext
 from .progress import CancelToken
-from .library import dumps, now
+from .library import labels
+from .library import voices as voice_rows
 
 
 class VoicesMixin:
@@ -35,21 +36,16 @@ class VoicesMixin:
         samples = [ClipSample(audio_path=dialogue, text=s["text"], start=s["start"] + (s["trim_start"] or 0),
                               end=s["end"] + (s["trim_end"] or 0), confidence=s["confidence"] if s["confidence"] is not None else 1.0,
                               overlap=bool(s["overlap"]), clip_id=s["clip_id"]) for s in segs]
-        char_id = self.lib.db.execute("SELECT id FROM characters WHERE media_id = ? AND lower(name) = lower(?)",
-                                      [media_id, character]).fetchone()[0]
+        char_id = labels.character_in(self.lib.db, media_id, character)[0]
         out = self.lib.home / "datasets" / f"item{media_id}-{_slug(character)}-{int(time.time())}"
         summary = build_dataset(samples, out, min_s=min_s, max_s=max_s, progress=listener or (lambda f, m="": None),
                                 cancel=cancel)
         with self.lib.atomic() as db:
-            db["datasets"].insert({"character_id": char_id, "path": self.lib.relpath(out),
-                                   "summary_json": dumps(summary.to_dict()), "created_at": now()})
-            ds_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            ds_id = voice_rows.add_dataset(db, char_id, self.lib.relpath(out), summary.to_dict())
         return {"id": ds_id, "path": str(out), "character": character, "summary": summary.to_dict()}
 
     def datasets(self) -> list[dict]:
-        rows = list(self.lib.db.query(
-            "SELECT d.id, d.path, d.summary_json, d.created_at, c.name AS character, c.media_id FROM datasets d"
-            " LEFT JOIN characters c ON c.id = d.character_id ORDER BY d.id"))
+        rows = voice_rows.datasets(self.lib.db)
         for r in rows:
             s = json.loads(r.pop("summary_json") or "{}")
             r["summary"] = {k: s.get(k) for k in ("kept", "rejected", "minutes_kept", "train", "val", "warning", "loudness")}
@@ -75,24 +71,21 @@ class VoicesMixin:
         if (active := self.runner.find_active(key)) is not None:
             raise BadInputError(f"voice '{name}' is already training (job {active})")
         with self.lib.atomic() as db:
-            existing = list(db.query("SELECT id FROM voices WHERE name = ?", [name]))
-            if existing and not resumed:
-                status = db.execute("SELECT status FROM voices WHERE id = ?", [existing[0]["id"]]).fetchone()[0]
-                if status == "ready":
+            existing = voice_rows.voice_id(db, name)
+            if existing is not None and not resumed:
+                if voice_rows.voice_status(db, existing) == "ready":
                     raise BadInputError(f"a voice named '{name}' already exists")
-            if not existing:
-                db["voices"].insert({"name": name, "character_id": ds["character_id"], "base_model": base_model,
-                                     "created_at": now(), "status": "training"})
-            voice_id = db.execute("SELECT id FROM voices WHERE name = ?", [name]).fetchone()[0]
+            if existing is None:
+                voice_rows.add_voice(db, name, ds["character_id"], base_model)
+            voice_id = voice_rows.voice_id(db, name)
         job_id = resumed or self.runner.create("train", {"voice": name, "dataset_id": dataset_id, "backend": backend,
                                                          "steps": steps}, key=key)
         with self.lib.atomic() as db:
             if not resumed:
-                db["training_runs"].insert({"voice_id": voice_id, "job_id": job_id,
-                                            "config_json": dumps({k: v for k, v in vars(cfg).items() if k != "target_modules"}),
-                                            "state": "running"})
+                voice_rows.add_training_run(db, voice_id, job_id,
+                                            {k: v for k, v in vars(cfg).items() if k != "target_modules"})
         dataset_dir = self.lib.abspath(ds["path"])
-        character = self.lib.db.execute("SELECT name FROM characters WHERE id = ?", [ds["character_id"]]).fetchone()
+        character = labels.character_name(self.lib.db, ds["character_id"])
 
         def train_stage(ctx: StageContext) -> dict:
             from .voices.train import model_sizes, resolve_base_model, train_voice
@@ -106,7 +99,7 @@ class VoicesMixin:
                 if t - last[0] > 0.5 or step == total:
                     last[0] = t
                     with ctx.library.atomic() as db:
-                        db.execute("UPDATE training_runs SET losses_json = ? WHERE job_id = ?", [dumps(losses_seen), job_id])
+                        voice_rows.set_losses(db, job_id, losses_seen)
                 ctx.progress(step / max(1, total), f"step {step}/{total} loss {loss:.3f}")
 
             result = train_voice(dataset_dir, cfg, progress=on_step, cancel=ctx.cancel)
@@ -120,11 +113,10 @@ class VoicesMixin:
 
             tr = ctx.results["train"]
             info = register_voice(self.voices_dir, name, tr["adapter_dir"], base_model=base_model,
-                                  character=character[0] if character else None, snac_dir=snac_dir, overwrite=True)
+                                  character=character, snac_dir=snac_dir, overwrite=True)
             with ctx.library.atomic() as db:  # 'ready' or 'failed' is decided by the voice check that follows
-                db.execute("UPDATE voices SET adapter_path=?, adapter_bytes=?, base_bytes=? WHERE id=?",
-                           [ctx.library.relpath(Path(info.path)), tr["adapter_bytes"], tr["base_bytes"], voice_id])
-                db.execute("UPDATE training_runs SET state='done', losses_json=? WHERE job_id=?", [dumps(tr["losses"]), job_id])
+                voice_rows.set_registered(db, voice_id, job_id, ctx.library.relpath(Path(info.path)), tr["adapter_bytes"],
+                                          tr["base_bytes"], tr["losses"])
             return {"voice": name, "adapter_bytes": tr["adapter_bytes"], "base_bytes": tr["base_bytes"]}
 
         def check_stage(ctx: StageContext) -> dict:
@@ -144,10 +136,7 @@ class VoicesMixin:
             except BaseException:
                 state = svc.runner.get(job_id)["state"]
                 with svc.lib.atomic() as db:
-                    db.execute("UPDATE training_runs SET state = ? WHERE job_id = ?",
-                               ["cancelled" if state == "cancelled" else "failed", job_id])
-                    db.execute("UPDATE voices SET status = ? WHERE id = ? AND status != 'ready'",
-                               ["cancelled" if state == "cancelled" else "failed", voice_id])
+                    voice_rows.set_training_ended(db, voice_id, job_id, "cancelled" if state == "cancelled" else "failed")
                 raise
             return JobOutcome(job_id, {**results["register"], "check": results["check"]}, resumed is not None)
 
@@ -172,9 +161,7 @@ class VoicesMixin:
         except (BackendUnavailableError, ModelMissingError) as e:  # the checker can't run here: keep the voice, unchecked
             res = {"similarity": None, "wer": None, "dnsmos": None, "ok": None, "reasons": [f"not checked: {e}"], "default": None}
         with lib.atomic() as db:
-            db.execute("UPDATE voices SET status=?, similarity=?, wer=?, dnsmos=?, check_json=? WHERE id=?",
-                       ["failed" if res["ok"] is False else "ready", res["similarity"], res["wer"], res["dnsmos"],
-                        dumps(res), voice_id])
+            voice_rows.set_check(db, voice_id, "failed" if res["ok"] is False else "ready", res)
         return res
 
     def voices(self) -> list[dict]:
@@ -182,7 +169,7 @@ class VoicesMixin:
         check's numbers (``check``: similarity, wer, dnsmos, ok, reasons, default = the default voice's numbers)."""
         from .voices.synth import list_voices
 
-        rows = {r["name"]: r for r in self.lib.db.query("SELECT * FROM voices")}
+        rows = voice_rows.voice_rows(self.lib.db)
         out = []
         for v in list_voices(self.voices_dir):
             r = rows.get(v.name, {})
@@ -202,9 +189,7 @@ class VoicesMixin:
         return out
 
     def training_runs(self) -> list[dict]:
-        rows = list(self.lib.db.query(
-            "SELECT t.id, t.job_id, t.state, t.losses_json, v.name AS voice, j.progress, j.eta, j.message"
-            " FROM training_runs t JOIN voices v ON v.id = t.voice_id LEFT JOIN jobs j ON j.id = t.job_id ORDER BY t.id DESC"))
+        rows = voice_rows.training_runs(self.lib.db)
         for r in rows:
             r["losses"] = json.loads(r.pop("losses_json") or "[]")
         return rows
@@ -230,11 +215,11 @@ class VoicesMixin:
         if name == "default":
             raise BadInputError("the built-in default voice cannot be removed")
         folder = safe_child(self.voices_dir, name)  # '.', '..', 'a/b', links out of voices/ → BadInputError
-        row = list(self.lib.db.query("SELECT id FROM voices WHERE name = ?", [name]))
-        if not row and not folder.exists() and not folder.is_symlink():
+        row = voice_rows.voice_id(self.lib.db, name)
+        if row is None and not folder.exists() and not folder.is_symlink():
             raise NotFoundError(f"no voice named '{name}'")
         with self.lib.atomic() as db:
-            db.execute("DELETE FROM voices WHERE name = ?", [name])
+            voice_rows.remove_voice(db, name)
         if folder.is_symlink() or folder.is_file():
             folder.unlink(missing_ok=True)  # a link is removed itself, never what it points to
         else:

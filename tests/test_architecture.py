@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import ast
+import re
 
 import pytest
 
@@ -97,3 +98,43 @@ def test_every_cli_module_is_listed_and_imports_only_the_registry(graph):
     assert modules == {a.__name__ for a in cli.AREAS}
     for m in modules:
         assert "trayapp.cli" not in graph[m], m
+
+
+SQL = re.compile(r"\b(SELECT\b.*\bFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\[?\w+\]?\s+SET|DELETE\s+FROM|"
+                 r"CREATE\s+(TABLE|INDEX|VIRTUAL\s+TABLE|TRIGGER)|ALTER\s+TABLE|DROP\s+TABLE|PRAGMA\s+\w+)\b", re.S)
+
+
+def _strings(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.lineno, node.value
+        elif isinstance(node, ast.JoinedStr):  # an f-string: its literal parts together
+            yield node.lineno, " ".join(v.value for v in node.values if isinstance(v, ast.Constant))
+
+
+def test_only_the_library_writes_sql():
+    found = []
+    for pkg in ("capture", "pipeline", "trayapp", "web_ui"):
+        for f in sorted((ROOT / pkg).rglob("*.py")):
+            if f.is_relative_to(ROOT / "pipeline" / "library"):
+                continue
+            tree = ast.parse(f.read_text())
+            docs = {id(n.body[0].value) for n in ast.walk(tree)
+                    if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.body
+                    and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+            for node in ast.walk(tree):
+                if id(node) in docs:
+                    continue
+                for line, text in _strings(node) if isinstance(node, (ast.Constant, ast.JoinedStr)) else ():
+                    if SQL.search(text):
+                        found.append(f"{f.relative_to(ROOT)}:{line}: {text[:60]!r}")
+                # sqlite_utils' table access and a database's execute/query calls: the library's too
+                if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "db" \
+                        and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+                    found.append(f"{f.relative_to(ROOT)}:{node.lineno}: db[...]")
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr in ("execute", "executemany", "executescript", "query")
+                        and isinstance(node.func.value, (ast.Name, ast.Attribute))
+                        and (getattr(node.func.value, "id", None) or getattr(node.func.value, "attr", None)) in ("db", "conn")):
+                    found.append(f"{f.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node.func)}(...)")
+    assert found == [], "SQL outside pipeline/library/:\n" + "\n".join(found)

@@ -32,7 +32,7 @@ class AppActions:
             return "capturing"
         svc = Service(home=self.home)
         try:
-            busy = svc.lib.db.execute("SELECT count(*) FROM jobs WHERE state IN ('queued','running')").fetchone()[0]
+            busy = svc.busy_jobs()
         finally:
             svc.lib.close()
         return "processing" if busy else "idle"

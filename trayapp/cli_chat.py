@@ -90,12 +90,7 @@ def cmd_chat_models(a) -> int:
 
 
 def _find_character(svc, name: str, item: int | None) -> tuple[int, str]:
-    sql = "SELECT media_id, name FROM characters WHERE lower(name) = lower(?)"
-    args: list = [name]
-    if item is not None:
-        sql += " AND media_id = ?"
-        args.append(item)
-    row = svc.lib.db.execute(sql + " ORDER BY media_id DESC LIMIT 1", args).fetchone()
+    row = svc.find_character(name, item)
     if row is None:
         raise BadInputError(f"no character named '{name}'" + (f" in item {item}" if item else "") + " (see `weaver characters ITEM`)")
     return row[0], row[1]

@@ -67,9 +67,7 @@ class BackgroundJobs:
             try:
                 svc = self._service_factory()
                 try:
-                    with svc.lib.atomic() as db:
-                        for jid in ids:
-                            db.execute("UPDATE jobs SET state = 'interrupted' WHERE id = ? AND state = 'queued'", [jid])
+                    svc.interrupt_queued(ids)
                 finally:
                     svc.lib.close()
             except Exception:  # noqa: BLE001 - shutting down: mark_stale catches them once this process is gone

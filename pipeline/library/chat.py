@@ -164,3 +164,9 @@ def history(db: sqlite_utils.Database, conversation_id: int) -> list[dict]:
         {"role": r["role"], "content": r["content"], "partial": bool(r["partial"])}
         for r in db.query("SELECT role, content, partial FROM messages WHERE conversation_id = ? ORDER BY id", [conversation_id])
     ]
+
+
+def conversation_persona(db, conversation_id: int) -> int | None:
+    """The persona id of a conversation, or None when there is no such conversation."""
+    row = db.execute("SELECT persona_id FROM conversations WHERE id = ?", [conversation_id]).fetchone()
+    return row[0] if row else None

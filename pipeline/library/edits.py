@@ -142,3 +142,8 @@ def open_edits(db, media_id: int) -> list[dict]:
 
 def set_undo(db, edit_id: int, stored: dict) -> None:
     db.execute("UPDATE edits SET undo = ? WHERE id = ?", [dumps(stored), edit_id])
+
+
+def close_open(db, media_id: int, why: str) -> None:
+    """The item's open edits can no longer be undone (the rows they changed are gone), and ``why``."""
+    db.execute("UPDATE edits SET closed = ? WHERE media_id = ? AND undone = 0 AND closed IS NULL", [why, media_id])

@@ -99,3 +99,36 @@ def add_voiceprint(db, name: str, embedding: bytes, source: str) -> int:
 
 def voiceprints(db) -> list[dict]:
     return list(db.query("SELECT id, name, source, created_at FROM voiceprints ORDER BY id"))
+
+
+def voiceprint_embeddings(db) -> list[dict]:
+    """name and embedding (float32 bytes) of every voiceprint."""
+    return list(db.query("SELECT name, embedding FROM voiceprints"))
+
+
+def user_named_speakers(db, media_id: int) -> dict[str, str]:
+    """label -> name of the item's speakers the user named."""
+    return {r["label"]: r["name"] for r in db.query(
+        "SELECT label, name FROM speakers WHERE media_id = ? AND name IS NOT NULL AND name_source = 'user'", [media_id])}
+
+
+def insert_speaker(db, values: dict) -> int:
+    db["speakers"].insert(values)
+    return db.execute("SELECT last_insert_rowid()").fetchone()[0]
+
+
+def insert_character(db, media_id: int, name: str) -> int:
+    db.execute("INSERT INTO characters (media_id, name) VALUES (?, ?)", [media_id, name])
+    return db.execute("SELECT last_insert_rowid()").fetchone()[0]
+
+
+def character_in(db, media_id: int, name: str) -> tuple[int, str] | None:
+    """(id, name) of the item's character of this name (any case)."""
+    row = db.execute("SELECT id, name FROM characters WHERE media_id = ? AND lower(name) = lower(?)",
+                     [media_id, name]).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def character_name(db, character_id: int | None) -> str | None:
+    row = db.execute("SELECT name FROM characters WHERE id = ?", [character_id]).fetchone()
+    return row[0] if row else None

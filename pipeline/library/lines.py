@@ -176,3 +176,49 @@ def line_of_segments(db, line_ids: list[int]) -> dict[int, int]:
     marks = ", ".join("?" * len(line_ids))
     return {r["id"]: r["line_id"] for r in db.query(
         f"SELECT id, line_id FROM segments WHERE line_id IN ({marks})", list(line_ids))}
+
+
+def primary_track_lines(db, media_id: int) -> tuple[int | None, list[dict]]:
+    """(primary subtitle track id, its non-empty lines in order) of the item; (None, []) without one."""
+    track = list(db.query("SELECT id FROM subtitle_tracks WHERE media_id = ? AND is_primary = 1", [media_id]))
+    if not track:
+        return None, []
+    rows = list(db.query(
+        "SELECT id, idx, start, end, text, speaker_cue, tags FROM lines WHERE track_id = ? AND text != '' ORDER BY idx",
+        [track[0]["id"]]))
+    return track[0]["id"], rows
+
+
+def segments_for_reanalysis(db, media_id: int) -> list[dict]:
+    """The item's segments with what the user owns of them (character + source, text, splits, joins, clip edits)."""
+    return list(db.query(
+        "SELECT s.id, s.line_id, s.start, s.end, s.text, s.attribution_source, s.user_split, s.user_text, s.user_join,"
+        " c.name AS character,"
+        " sp.label AS speaker, cl.trim_start, cl.trim_end, cl.status"
+        " FROM segments s LEFT JOIN characters c ON c.id = s.character_id LEFT JOIN speakers sp ON sp.id = s.speaker_id"
+        " LEFT JOIN clips cl ON cl.segment_id = s.id WHERE s.media_id = ? ORDER BY s.start, s.idx", [media_id]))
+
+
+def clear_analysis(db, media_id: int) -> None:
+    """An analysis pass starts over: the item's segments (their words and clips), speakers and characters go."""
+    db.execute("DELETE FROM segments WHERE media_id = ?", [media_id])
+    db.execute("DELETE FROM speakers WHERE media_id = ?", [media_id])
+    db.execute("DELETE FROM characters WHERE media_id = ?", [media_id])
+
+
+def set_track_sync(db, track_id: int, sync: dict) -> None:
+    db.execute("UPDATE subtitle_tracks SET sync = ? WHERE id = ?", [dumps(sync), track_id])
+
+
+def set_attribution(db, segment_id: int, *, speaker_id: int | None, character_id: int | None, source: str | None,
+                    overlap: bool, user_split: bool, user_join: bool, user_text: bool) -> None:
+    db.execute("UPDATE segments SET speaker_id = ?, character_id = ?, attribution_source = ?, overlap = ?,"
+               " user_split = ?, user_join = ?, user_text = ? WHERE id = ?",
+               [speaker_id, character_id, source, int(overlap), int(user_split), int(user_join), int(user_text),
+                segment_id])
+
+
+def restore_clip(db, segment_id: int, trim_start: float, trim_end: float, status: str) -> None:
+    """The clip of a recreated segment takes back the user's trims and keep/reject mark."""
+    db.execute("UPDATE clips SET trim_start = ?, trim_end = ?, status = ? WHERE segment_id = ?",
+               [trim_start, trim_end, status, segment_id])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from .values import dumps, now
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS voices (
     id INTEGER PRIMARY KEY,
@@ -47,3 +49,74 @@ def add_check_columns(db: sqlite_utils.Database) -> None:
     ``check_json`` holds the whole check (ok, reasons, the default voice's numbers)."""
     for column, kind in (("similarity", "REAL"), ("wer", "REAL"), ("dnsmos", "REAL"), ("check_json", "TEXT")):
         db.execute(f"ALTER TABLE voices ADD COLUMN {column} {kind}")
+
+
+# -- rows -----------------------------------------------------------------------------------------
+def add_dataset(db, character_id: int, path: str, summary: dict) -> int:
+    db["datasets"].insert({"character_id": character_id, "path": path, "summary_json": dumps(summary),
+                           "created_at": now()})
+    return db.execute("SELECT last_insert_rowid()").fetchone()[0]
+
+
+def datasets(db) -> list[dict]:
+    """Every dataset with its character; ``summary_json`` still encoded."""
+    return list(db.query(
+        "SELECT d.id, d.path, d.summary_json, d.created_at, c.name AS character, c.media_id FROM datasets d"
+        " LEFT JOIN characters c ON c.id = d.character_id ORDER BY d.id"))
+
+
+def voice_id(db, name: str) -> int | None:
+    row = db.execute("SELECT id FROM voices WHERE name = ?", [name]).fetchone()
+    return row[0] if row else None
+
+
+def voice_status(db, voice_id: int) -> str:
+    return db.execute("SELECT status FROM voices WHERE id = ?", [voice_id]).fetchone()[0]
+
+
+def add_voice(db, name: str, character_id: int | None, base_model: str) -> None:
+    db["voices"].insert({"name": name, "character_id": character_id, "base_model": base_model,
+                         "created_at": now(), "status": "training"})
+
+
+def add_training_run(db, voice_id: int, job_id: int, config: dict) -> None:
+    db["training_runs"].insert({"voice_id": voice_id, "job_id": job_id, "config_json": dumps(config),
+                                "state": "running"})
+
+
+def set_losses(db, job_id: int, losses: list[float]) -> None:
+    db.execute("UPDATE training_runs SET losses_json = ? WHERE job_id = ?", [dumps(losses), job_id])
+
+
+def set_registered(db, voice_id: int, job_id: int, adapter_path: str, adapter_bytes: int, base_bytes: int | None,
+                   losses: list[float]) -> None:
+    """The trained adapter is in place ('ready' or 'failed' is decided by the voice check that follows)."""
+    db.execute("UPDATE voices SET adapter_path=?, adapter_bytes=?, base_bytes=? WHERE id=?",
+               [adapter_path, adapter_bytes, base_bytes, voice_id])
+    db.execute("UPDATE training_runs SET state='done', losses_json=? WHERE job_id=?", [dumps(losses), job_id])
+
+
+def set_training_ended(db, voice_id: int, job_id: int, state: str) -> None:
+    """A training job stopped early: its run and (unless already ready) its voice get ``state``."""
+    db.execute("UPDATE training_runs SET state = ? WHERE job_id = ?", [state, job_id])
+    db.execute("UPDATE voices SET status = ? WHERE id = ? AND status != 'ready'", [state, voice_id])
+
+
+def set_check(db, voice_id: int, status: str, res: dict) -> None:
+    db.execute("UPDATE voices SET status=?, similarity=?, wer=?, dnsmos=?, check_json=? WHERE id=?",
+               [status, res["similarity"], res["wer"], res["dnsmos"], dumps(res), voice_id])
+
+
+def voice_rows(db) -> dict[str, dict]:
+    return {r["name"]: r for r in db.query("SELECT * FROM voices")}
+
+
+def training_runs(db) -> list[dict]:
+    """Every training run, newest first, with its voice and job progress; ``losses_json`` still encoded."""
+    return list(db.query(
+        "SELECT t.id, t.job_id, t.state, t.losses_json, v.name AS voice, j.progress, j.eta, j.message"
+        " FROM training_runs t JOIN voices v ON v.id = t.voice_id LEFT JOIN jobs j ON j.id = t.job_id ORDER BY t.id DESC"))
+
+
+def remove_voice(db, name: str) -> None:
+    db.execute("DELETE FROM voices WHERE name = ?", [name])

@@ -15,7 +15,11 @@ import numpy as np
 
 from pipeline import media as media_io
 from pipeline.jobs import Stage, StageContext
-from pipeline.library import Library, dumps
+from pipeline.library import Library
+from pipeline.library import edits as edit_rows
+from pipeline.library import labels as label_rows
+from pipeline.library import lines as line_rows
+from pipeline.library import scripts as script_rows
 from pipeline.types import Diarization, Line, Region, Turn, line_from_dict
 
 
@@ -154,15 +158,12 @@ def shift_line(ln: Line, dt: float) -> Line:
 
 def subtitle_lines(lib: Library, media_id: int) -> tuple[int | None, list[Line], list[int]]:
     """(primary track id, its dialogue lines as Line objects, their line ids) for the item."""
-    track = list(lib.db.query("SELECT id FROM subtitle_tracks WHERE media_id = ? AND is_primary = 1", [media_id]))
-    if not track:
+    track_id, rows = line_rows.primary_track_lines(lib.db, media_id)
+    if track_id is None:
         return None, [], []
-    rows = list(lib.db.query(
-        "SELECT id, idx, start, end, text, speaker_cue, tags FROM lines WHERE track_id = ? AND text != '' ORDER BY idx",
-        [track[0]["id"]]))
     lines = [Line(start=r["start"], end=r["end"], text=r["text"], speaker_cue=r["speaker_cue"],
                   tags=json.loads(r["tags"] or "[]"), index=i) for i, r in enumerate(rows)]
-    return track[0]["id"], lines, [r["id"] for r in rows]
+    return track_id, lines, [r["id"] for r in rows]
 
 
 def _backend(ctx: StageContext, stage: str, **options):
@@ -427,7 +428,7 @@ def stage_attribute(opts: AnalysisOptions) -> Stage:
         dia = diarization_of(ctx)
         line_speakers = [cluster_for_line(ln, dia) for ln in lines] if dia else None
         known = {r["name"]: np.frombuffer(r["embedding"], dtype=np.float32)
-                 for r in lib.db.query("SELECT name, embedding FROM voiceprints")}
+                 for r in label_rows.voiceprint_embeddings(lib.db)}
         vp_names: dict[str, tuple[str, float]] = {}
         if dia and known:
             for label, emb in dia.embeddings.items():
@@ -454,7 +455,7 @@ def load_script(lib: Library, opts: AnalysisOptions):
     if opts.script_path:
         return parse_script(opts.script_path)
     if opts.script_id:
-        rows = list(lib.db.query("SELECT * FROM script_lines WHERE script_id = ? ORDER BY idx", [opts.script_id]))
+        rows = script_rows.lines(lib.db, opts.script_id)
         title = lib.row("scripts", opts.script_id, "script")["title"]
         return Script(title, [ScriptLine(r["idx"], r["character"], r["text"], r["scene"], r["parenthetical"], r["extension"]) for r in rows])
     return None
@@ -470,7 +471,7 @@ def stage_save() -> Stage:
         dia = ctx.results.get("diarize") or {}
         save_analysis(lib, mid, lines, att, sync=sync.get("sync") if sync.get("applied") else None,
                       embeddings=dia.get("embeddings") or {})
-        names = sorted(r["name"] for r in lib.db.query("SELECT name FROM characters WHERE media_id = ?", [mid]))
+        names = sorted(label_rows.character_names(lib.db, mid))
         return {"media_id": mid, "lines": len(lines), "characters": names,
                 "warnings": list(sync.get("warnings") or []) + list(att["warnings"])}
 
@@ -479,12 +480,6 @@ def stage_save() -> Stage:
 
 USER_SOURCES = ("user", "user-line")  # attribution sources the user owns; no automatic pass overwrites them
 _MIN_PIECE = 0.02  # seconds: a split point this close to a line edge does not cut it
-_OLD_SEGMENTS = (
-    "SELECT s.id, s.line_id, s.start, s.end, s.text, s.attribution_source, s.user_split, s.user_text, s.user_join,"
-    " c.name AS character,"
-    " sp.label AS speaker, cl.trim_start, cl.trim_end, cl.status"
-    " FROM segments s LEFT JOIN characters c ON c.id = s.character_id LEFT JOIN speakers sp ON sp.id = s.speaker_id"
-    " LEFT JOIN clips cl ON cl.segment_id = s.id WHERE s.media_id = ? ORDER BY s.start, s.idx")
 
 
 def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, sync: dict | None, embeddings: dict) -> None:
@@ -496,8 +491,6 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
     Lines the user split are split again at the same times first, and lines the user joined are joined again; a speaker the user named passes the name to the new cluster holding most of its lines,
     which names that cluster's other lines as label_speaker did. Labelling edits made before are closed for undo
     (the rows they changed are gone)."""
-    from pipeline.library.lines import insert_segment
-
     track_id, _, line_ids = subtitle_lines(lib, media_id)
     labels = att["line_speakers"] or [None] * len(lines)
     overlaps = set(att.get("overlaps") or [])
@@ -505,28 +498,24 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
              "line_id": line_ids[i] if att["origin"] == "subtitle" and i < len(line_ids) else None}
             for i, (ln, a) in enumerate(zip(lines, att["attributions"]))]
     with lib.atomic() as db:
-        old = list(db.query(_OLD_SEGMENTS, [media_id]))
-        named = {r["label"]: r["name"] for r in db.query(
-            "SELECT label, name FROM speakers WHERE media_id = ? AND name IS NOT NULL AND name_source = 'user'", [media_id])}
+        old = line_rows.segments_for_reanalysis(db, media_id)
+        named = label_rows.user_named_speakers(db, media_id)
         rows = _join_again(_split_again(rows, old), old)
         pairs = match_segments(old, [{"start": r["line"].start, "end": r["line"].end, "text": r["line"].text,
                                       "line_id": r["line_id"]} for r in rows])
         user_names = _carry_speaker_names(named, old, rows, pairs, set(embeddings))
-        db.execute("DELETE FROM segments WHERE media_id = ?", [media_id])
-        db.execute("DELETE FROM speakers WHERE media_id = ?", [media_id])
-        db.execute("DELETE FROM characters WHERE media_id = ?", [media_id])
+        line_rows.clear_analysis(db, media_id)
         if sync and track_id:
-            db.execute("UPDATE subtitle_tracks SET sync = ? WHERE id = ?", [dumps(sync), track_id])
+            line_rows.set_track_sync(db, track_id, sync)
         speaker_ids = {}
         for label in sorted({r["label"] for r in rows if r["label"]} | set(embeddings)):
             vp_name, score = (att["voiceprints"].get(label) or (None, None))
             emb = embeddings.get(label)
             user = user_names.get(label)
-            db["speakers"].insert({"media_id": media_id, "label": label, "name": user or vp_name,
-                                   "name_source": "user" if user else ("voiceprint" if vp_name else None),
-                                   "match_score": score,
-                                   "embedding": np.asarray(emb, dtype=np.float32).tobytes() if emb else None})
-            speaker_ids[label] = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            speaker_ids[label] = label_rows.insert_speaker(db, {
+                "media_id": media_id, "label": label, "name": user or vp_name,
+                "name_source": "user" if user else ("voiceprint" if vp_name else None), "match_score": score,
+                "embedding": np.asarray(emb, dtype=np.float32).tobytes() if emb else None})
         char_ids: dict[str, int] = {}
         for i, r in enumerate(rows):
             ln, a, o = r["line"], r["att"], old[pairs[i]] if i in pairs else None
@@ -540,19 +529,15 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
             user_text = bool(o is not None and o["user_text"])
             if user_text:
                 ln.text = o["text"]  # the user's text wins over the new subtitle/ASR text
-            seg_id = insert_segment(db, media_id, ln, line_id=r["line_id"], origin=att["origin"], idx=i)
+            seg_id = line_rows.insert_segment(db, media_id, ln, line_id=r["line_id"], origin=att["origin"], idx=i)
             if name and name not in char_ids:
-                db.execute("INSERT INTO characters (media_id, name) VALUES (?, ?)", [media_id, name])
-                char_ids[name] = db.execute("SELECT last_insert_rowid()").fetchone()[0]
-            db.execute("UPDATE segments SET speaker_id = ?, character_id = ?, attribution_source = ?, overlap = ?,"
-                       " user_split = ?, user_join = ?, user_text = ? WHERE id = ?",
-                       [speaker_ids.get(r["label"]), char_ids.get(name), source, int(r["overlap"]), int(r["user_split"]),
-                        int(r["user_join"]), int(user_text), seg_id])
+                char_ids[name] = label_rows.insert_character(db, media_id, name)
+            line_rows.set_attribution(db, seg_id, speaker_id=speaker_ids.get(r["label"]), character_id=char_ids.get(name),
+                                      source=source, overlap=r["overlap"], user_split=r["user_split"],
+                                      user_join=r["user_join"], user_text=user_text)
             if o is not None and o["status"] is not None:
-                db.execute("UPDATE clips SET trim_start = ?, trim_end = ?, status = ? WHERE segment_id = ?",
-                           [o["trim_start"], o["trim_end"], o["status"], seg_id])
-        db.execute("UPDATE edits SET closed = 'the item was analysed again' WHERE media_id = ? AND undone = 0"
-                   " AND closed IS NULL", [media_id])
+                line_rows.restore_clip(db, seg_id, o["trim_start"], o["trim_end"], o["status"])
+        edit_rows.close_open(db, media_id, "the item was analysed again")
 
 
 def _split_again(rows: list[dict], old: list[dict]) -> list[dict]:

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from pipeline.errors import BackendUnavailableError, BadInputError, NotFoundError, StorageError, WeaverError
-from pipeline.library import Library
+from pipeline.library import Library, items
 
 _LOCK = threading.Lock()
 _MANAGERS: dict[str, "CaptureManager"] = {}
@@ -168,11 +168,10 @@ class CaptureManager:
                 target = svc.lib.media_dir(media_id) / "frames"
                 shutil.move(str(frames), str(target))
                 with svc.lib.atomic() as db:
-                    db.execute("UPDATE media SET frames_path = ?, source_path = NULL WHERE id = ?",
-                               [f"media/{media_id}/frames", media_id])
+                    items.set_capture_files(db, media_id, f"media/{media_id}/frames")
             else:
                 with svc.lib.atomic() as db:
-                    db.execute("UPDATE media SET source_path = NULL WHERE id = ?", [media_id])
+                    items.set_capture_files(db, media_id, None)
         finally:
             svc.lib.close()
         shutil.rmtree(folder, ignore_errors=True)
