@@ -7,6 +7,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .files import part_path
+
 APP_NAME = "voice-weaver"
 
 
@@ -57,10 +59,8 @@ class Settings:
     def save(self, home: Path | None = None) -> None:
         """Write settings.json atomically, readable by the owner only (it can hold API keys)."""
         home = private_dir(home or weaver_home())
-        tmp = home / "settings.json.part"
-        with open_private(tmp, os.O_TRUNC) as f:
+        with part_path(home / "settings.json") as tmp, open_private(tmp, os.O_TRUNC) as f:
             f.write(json.dumps(asdict(self), indent=2).encode("utf-8"))
-        os.replace(tmp, home / "settings.json")
 
 
 # -- typed access, for `weaver settings` and the panel ------------------------------------------

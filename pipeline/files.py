@@ -1,12 +1,14 @@
 """Names that become paths and files put into place: the one safe-child check every face uses, the one slug for
-file names, and replace_folder (a fully built folder moved into place)."""
+file names, the one atomic write (``.part`` + rename) and replace_folder (a fully built folder moved into place)."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from .errors import BadInputError
 
@@ -59,3 +61,29 @@ def replace_folder(built: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(built, target)
+
+
+@contextmanager
+def part_path(path: str | os.PathLike, *, keep_suffix: bool = False) -> Iterator[Path]:
+    """Yield the temporary name to write ``path`` under (``name.part``; ``stem.part.suffix`` with ``keep_suffix``,
+    for writers that pick the format by suffix); it is renamed onto ``path`` when the block ends, and removed
+    when the block raises, so a reader never sees a half-written file under the real name."""
+    p = Path(path)
+    tmp = p.with_name(p.stem + ".part" + p.suffix) if keep_suffix else p.with_name(p.name + ".part")
+    try:
+        yield tmp
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str, *, encoding: str = "utf-8") -> Path:
+    """Write bytes (or text, encoded) to ``path`` through :func:`part_path`; returns the path."""
+    p = Path(path)
+    with part_path(p) as tmp:
+        tmp.write_bytes(data.encode(encoding) if isinstance(data, str) else data)
+    return p

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import Cancelled, StorageError, WeaverError
-from .progress import CancelToken, Progress
+from .progress import CancelToken, Progress, ProgressListener
 from .library import jobs as rows
 from .library.db import Library
 from .library.values import dumps, now
@@ -62,9 +62,6 @@ class StageContext:
         a stage whose work is that transaction commits it together with its record, so a kill right after the
         commit still resumes past it. The runner stores the same result again afterwards (harmless)."""
         rows.record_stage(db, self.job_id, self.stage, result, time.monotonic() - self._started)
-
-
-ProgressListener = Callable[[Progress], None]
 
 
 @dataclass

@@ -7,6 +7,7 @@ decoding, channel picking and resampling live in one place.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import BadInputError, Cancelled
+from .files import part_path
 from .progress import CancelToken, ProgressCallback, no_progress
 
 ANALYSIS_RATE = 16000
@@ -337,10 +339,9 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) ->
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".part")
     fmt = {".flac": "FLAC", ".wav": "WAV", ".ogg": "OGG"}.get(p.suffix.lower(), "WAV")
-    sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, format=fmt, subtype="PCM_16")
-    os.replace(tmp, p)
+    with part_path(p) as tmp:
+        sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, format=fmt, subtype="PCM_16")
     return p
 
 
@@ -356,7 +357,12 @@ def cut_video(source: str | os.PathLike, start: float, end: float, out: str | os
     """Cut [start, end) of the source's video (re-encoded, small H.264) muxed with an optional audio file."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".part" + out.suffix)
+    with part_path(out, keep_suffix=True) as tmp:
+        _ffmpeg_cut(source, start, end, tmp, audio)
+    return out
+
+
+def _ffmpeg_cut(source, start: float, end: float, tmp: Path, audio) -> None:
     cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-ss", f"{start:.3f}", "-t", f"{max(0.01, end - start):.3f}", "-i", str(source)]
     if audio is not None:
         cmd += ["-i", str(audio), "-map", "0:v:0", "-map", "1:a:0"]
@@ -365,10 +371,7 @@ def cut_video(source: str | os.PathLike, start: float, end: float, out: str | os
     cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(tmp)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        tmp.unlink(missing_ok=True)
         raise BadInputError(f"ffmpeg could not cut video from {Path(source).name}: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
-    os.replace(tmp, out)
-    return out
 
 
 def read_audio_span(path: str | os.PathLike, start: float, end: float) -> tuple[np.ndarray, int]:
@@ -432,3 +435,73 @@ def check_complete(path: str | os.PathLike, info: MediaInfo | None = None, audio
     if last_t is None or last_t < target - 5.0:
         raise BadInputError(f"{Path(path).name} looks truncated or damaged: no audio decodes near its end "
                             f"({info.duration:.1f} s declared)")
+
+
+# -- encoding for a response -------------------------------------------------------------------------
+AUDIO_FORMATS = ("wav", "mp3", "flac", "opus", "aac", "pcm")
+
+
+def encode_audio(audio: np.ndarray, rate: int, fmt: str = "wav") -> bytes:
+    """Encode float mono audio for an HTTP response: wav, flac (soundfile), mp3/opus/aac (PyAV), pcm (s16le raw)."""
+    fmt = (fmt or "wav").lower()
+    x = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
+    if fmt in ("wav", "flac"):
+        import soundfile as sf
+
+        buf = io.BytesIO()
+        sf.write(buf, x, rate, format=fmt.upper(), subtype="PCM_16")
+        return buf.getvalue()
+    if fmt == "pcm":
+        return (x * 32767.0).astype("<i2").tobytes()
+    if fmt in ("mp3", "opus", "aac"):
+        return _encode_av(x, rate, fmt)
+    raise BadInputError(f"unsupported audio format '{fmt}' (use one of: {', '.join(AUDIO_FORMATS)})")
+
+
+def _encode_av(x: np.ndarray, rate: int, fmt: str) -> bytes:
+    import av
+
+    container_fmt, codec, out_rate = {"mp3": ("mp3", "libmp3lame", rate), "opus": ("ogg", "libopus", 48000), "aac": ("adts", "aac", rate)}[fmt]
+    if fmt == "mp3" and rate not in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000):
+        out_rate = 24000
+    if out_rate != rate:
+        x = resample(x, rate, out_rate)
+    try:
+        av.codec.Codec(codec, "w")
+    except Exception:
+        if fmt == "mp3":
+            return _encode_lameenc(x, out_rate)
+        raise BadInputError(f"this PyAV build has no {codec} encoder for {fmt}") from None
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=container_fmt) as c:
+        st = c.add_stream(codec, rate=out_rate)
+        st.layout = "mono"
+        if fmt == "mp3":
+            st.bit_rate = 64000
+        frame_size = 1152 if fmt == "mp3" else 960 if fmt == "opus" else 1024
+        pcm = (x * 32767.0).astype(np.int16)
+        pts = 0
+        for i in range(0, len(pcm), frame_size):
+            block = pcm[i : i + frame_size]
+            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = out_rate
+            frame.pts = pts
+            pts += len(block)
+            for p in st.encode(frame):
+                c.mux(p)
+        for p in st.encode(None):
+            c.mux(p)
+    return buf.getvalue()
+
+
+def _encode_lameenc(x: np.ndarray, rate: int) -> bytes:
+    try:
+        import lameenc
+    except ImportError:
+        raise BadInputError("mp3 needs PyAV with libmp3lame or the lameenc package (pip install lameenc)") from None
+    enc = lameenc.Encoder()
+    enc.set_bit_rate(64)
+    enc.set_in_sample_rate(rate)
+    enc.set_channels(1)
+    enc.set_quality(2)
+    return bytes(enc.encode((x * 32767.0).astype(np.int16).tobytes()) + enc.flush())

@@ -52,3 +52,14 @@ class Progress:
         if self.fraction <= 0.01 or elapsed < 0.5:
             return None
         return elapsed * (1.0 - self.fraction) / self.fraction
+
+
+ProgressListener = Callable[[Progress], None]
+"""The one listener type every face passes to the Service: listener(Progress(stage, fraction, message))."""
+
+
+def stage_callback(listener: ProgressListener | None, stage: str = "") -> ProgressCallback:
+    """The (fraction, message) callback a stage or export takes, reporting to a face's listener as Progress."""
+    if listener is None:
+        return no_progress
+    return lambda fraction, message="": listener(Progress(stage, fraction, message))

@@ -7,7 +7,6 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -17,7 +16,7 @@ from .config import Settings
 from .errors import BadInputError, NotFoundError, WeaverError
 from .files import safe_child, slug  # noqa: F401 - part of the facade's API
 from .jobs import JobOutcome, JobRunner, PreparedJob, ProgressListener  # noqa: F401 - facade API
-from .progress import CancelToken
+from .progress import CancelToken, stage_callback
 from .service_chat import ChatMixin
 from .service_lines import LinesMixin
 from .service_voices import VoicesMixin
@@ -162,7 +161,7 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
     # -- clips ---------------------------------------------------------------------------------
     def export_clips(self, media_id: int, out_dir: str | os.PathLike, *, character: str | None = None,
                      video: bool = False, isolate: bool = False, fmt: str = "wav", include_rejected: bool = False,
-                     listener: Callable[[float, str], None] | None = None, cancel: CancelToken | None = None) -> Path:
+                     listener: ProgressListener | None = None, cancel: CancelToken | None = None) -> Path:
         """Write one audio clip (and optionally a video clip) per dialogue segment plus metadata.csv."""
         m = self.lib.media(media_id)
         segs = self.segments(media_id, character=character)
@@ -189,6 +188,7 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
 
             separator = get_backend("separation", self.settings.backends.get("separation") or None)
         rows = []
+        report = stage_callback(listener)
         for i, s in enumerate(segs):
             if cancel:
                 cancel.check()
@@ -209,8 +209,7 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
                 vpath = media_io.cut_video(source, start, end, out / f"{name}.mp4", audio=audio_path)
                 row["video"] = vpath.name
             rows.append(row)
-            if listener:
-                listener((i + 1) / max(1, len(segs)), f"clip {i + 1}/{len(segs)}")
+            report((i + 1) / max(1, len(segs)), f"clip {i + 1}/{len(segs)}")
         fields = ["file", "text", "start", "end", "confidence", "source", "character", "speaker", "overlap"] + (["video"] if video else [])
         with open(out / "metadata.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=fields)
@@ -456,23 +455,23 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
         return media_io.load_audio(source, media_io.ANALYSIS_RATE)
 
     def transcribe(self, source: str, *, backend: str | None = None, model: str | None = None,
-                   listener: Callable[[float, str], None] | None = None, cancel: CancelToken | None = None):
+                   listener: ProgressListener | None = None, cancel: CancelToken | None = None):
         """Transcribe an item or file with word times; returns a pipeline.types.Transcript."""
         from .stages import get_backend
 
         audio = self.audio_for(source)
         asr = get_backend("asr", backend or self.settings.backends.get("asr") or None, model=model or self.settings.asr_model)
-        return asr.transcribe(audio, media_io.ANALYSIS_RATE, progress=listener or (lambda f, m="": None), cancel=cancel)
+        return asr.transcribe(audio, media_io.ANALYSIS_RATE, progress=stage_callback(listener), cancel=cancel)
 
     def diarize(self, source: str, *, backend: str | None = None, num_speakers: int | None = None,
-                listener: Callable[[float, str], None] | None = None, cancel: CancelToken | None = None):
+                listener: ProgressListener | None = None, cancel: CancelToken | None = None):
         """Diarize an item or file; returns a pipeline.types.Diarization."""
         from .stages import get_backend
 
         audio = self.audio_for(source)
         dia = get_backend("diarize", backend or self.settings.backends.get("diarize") or None)
         return dia.diarize(audio, media_io.ANALYSIS_RATE, num_speakers=num_speakers,
-                           progress=listener or (lambda f, m="": None), cancel=cancel)
+                           progress=stage_callback(listener), cancel=cancel)
 
     # -- frames ------------------------------------------------------------------------------------
     def frame_at(self, media_id: int, t: float, *, width: int = 320) -> bytes | None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
 from .errors import BadInputError, NotFoundError
 from .jobs import JobOutcome, PreparedJob, ProgressListener, Stage, StageContext
-from .progress import CancelToken
+from .progress import CancelToken, stage_callback
 from .library import labels
 from .library import voices as voice_rows
 
@@ -24,7 +24,7 @@ class VoicesMixin:
         return self.lib.home / "voices"
 
     def build_voice_dataset(self, media_id: int, character: str, *, min_s: float = 2.0, max_s: float = 15.0,
-                            listener: Callable[[float, str], None] | None = None, cancel: CancelToken | None = None) -> dict:
+                            listener: ProgressListener | None = None, cancel: CancelToken | None = None) -> dict:
         """Build a training dataset from a character's kept and pending clips; returns the dataset row + summary."""
         from .voices.dataset import ClipSample, build_dataset
 
@@ -38,7 +38,7 @@ class VoicesMixin:
                               overlap=bool(s["overlap"]), clip_id=s["clip_id"]) for s in segs]
         char_id = labels.character_in(self.lib.db, media_id, character)[0]
         out = self.lib.home / "datasets" / f"item{media_id}-{_slug(character)}-{int(time.time())}"
-        summary = build_dataset(samples, out, min_s=min_s, max_s=max_s, progress=listener or (lambda f, m="": None),
+        summary = build_dataset(samples, out, min_s=min_s, max_s=max_s, progress=stage_callback(listener),
                                 cancel=cancel)
         with self.lib.atomic() as db:
             ds_id = voice_rows.add_dataset(db, char_id, self.lib.relpath(out), summary.to_dict())

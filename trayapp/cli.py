@@ -16,7 +16,7 @@ from pipeline import __version__
 from . import (cli_analysis, cli_capture, cli_chat, cli_labels, cli_library, cli_lines, cli_panel, cli_scripts,
                cli_voices)
 from .commands import (COMMANDS, EXTRA_PARSERS, UsageError, command, err, fmt_time, out, out_json,  # noqa: F401
-                       progress_bar, raise_usage, service, simple_bar)
+                       progress_bar, raise_usage, service)
 
 # The command modules, in the order their subcommands appear in `weaver --help`. A new area: write
 # trayapp/cli_<area>.py (add_parsers(sub) + @command handlers, importing from trayapp.commands) and list it here.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .commands import command, err, fmt_time, out, out_json, progress_bar, service, simple_bar
+from .commands import command, err, fmt_time, out, out_json, progress_bar, service
 
 
 def add_parsers(sub) -> None:
@@ -70,7 +70,7 @@ def cmd_analyze(a) -> int:
 def cmd_transcribe(a) -> int:
     import json
 
-    with simple_bar("transcribing") as listener:
+    with progress_bar("transcribing") as listener:
         tr = service().transcribe(a.source, backend=a.backend, model=a.model, listener=listener)
     if a.format == "json":
         from dataclasses import asdict
@@ -97,7 +97,7 @@ def _srt_time(t: float) -> str:
 def cmd_diarize(a) -> int:
     from pathlib import Path
 
-    with simple_bar("diarizing") as listener:
+    with progress_bar("diarizing") as listener:
         d = service().diarize(a.source, backend=a.backend, num_speakers=a.speakers, listener=listener)
     uri = Path(str(a.source)).stem
     if a.rttm:

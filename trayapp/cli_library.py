@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .commands import command, err, fmt_time, out, out_json, progress_bar, raise_usage, service, simple_bar
+from .commands import command, err, fmt_time, out, out_json, progress_bar, raise_usage, service
 
 
 def add_parsers(sub) -> None:
@@ -136,7 +136,7 @@ def cmd_lines(a) -> int:
 
 @command("clips")
 def cmd_clips(a) -> int:
-    with simple_bar("exporting clips") as listener:
+    with progress_bar("exporting clips") as listener:
         path = service().export_clips(a.item, a.export, character=a.character, video=a.video, isolate=a.isolate,
                                       fmt=a.format, listener=listener)
     out(str(path))

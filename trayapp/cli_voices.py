@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .commands import command, err, out, out_json, progress_bar, service, simple_bar
+from .commands import command, err, out, out_json, progress_bar, service
 
 
 def add_parsers(sub) -> None:
@@ -32,7 +32,7 @@ def add_parsers(sub) -> None:
 
 @command("dataset")
 def cmd_dataset(a) -> int:
-    with simple_bar("building dataset") as listener:
+    with progress_bar("building dataset") as listener:
         res = service().build_voice_dataset(a.item, a.character, min_s=a.min, max_s=a.max, listener=listener)
     s = res["summary"]
     if a.json:
@@ -106,7 +106,8 @@ def cmd_say(a) -> int:
 
     import numpy as np
 
-    from pipeline.voices.synth import PAUSE_S, encode_audio
+    from pipeline.media import encode_audio
+    from pipeline.voices.synth import PAUSE_S
 
     parts, rate = [], 24000
     for audio, rate in service().say_stream(a.voice, a.text):

@@ -69,18 +69,6 @@ def progress_bar(label: str = "working"):
         bar.update(task, completed=1.0)
 
 
-def simple_bar(label: str):
-    """Adapter for functions reporting progress as (fraction, message)."""
-    from pipeline.progress import Progress
-
-    @contextmanager
-    def cm():
-        with progress_bar(label) as listener:
-            yield lambda f, m="": listener(Progress(label, f, m))
-
-    return cm()
-
-
 def fmt_time(t: float | None) -> str:
     if t is None:
         return "-"

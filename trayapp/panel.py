@@ -25,13 +25,12 @@ def write_runtime(home: Path, port: int, token: str) -> Path:
 
     The one file that holds the launch token: run/ is 0700, the file 0600 (written whole, then renamed)."""
     from pipeline.config import open_private, private_dir
+    from pipeline.files import part_path
 
     path = runtime_file(home)
     private_dir(path.parent)
-    tmp = path.with_suffix(".part")
-    with open_private(tmp, os.O_TRUNC) as f:
+    with part_path(path) as tmp, open_private(tmp, os.O_TRUNC) as f:
         f.write(json.dumps({"port": port, "token": token, "pid": os.getpid()}).encode())
-    os.replace(tmp, path)
     return path
 
 

@@ -87,7 +87,7 @@ def register(app, svc, jobs) -> None:
     def send(conversation_id: int, request: Request, body: dict = Body(...)):
         """Stream the reply as server-sent events: delta (text), audio (a sentence's WAV, base64), done, error."""
         from pipeline.service import Service
-        from pipeline.voices.synth import encode_audio
+        from pipeline.media import encode_audio
 
         text = body.get("text")
         if not isinstance(text, str):

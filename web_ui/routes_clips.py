@@ -23,7 +23,7 @@ def register(app, svc, jobs) -> None:
 
     @app.get("/api/clips/{clip_id}/audio")
     def clip_audio(clip_id: int, pad: float = 0.0):
-        from pipeline.voices.synth import encode_audio
+        from pipeline.media import encode_audio
 
         audio, rate = svc().clip_audio(clip_id, pad=min(max(pad, 0.0), 5.0))
         return Response(encode_audio(audio, rate, "wav"), media_type="audio/wav")

@@ -6,11 +6,13 @@ from dataclasses import asdict
 
 from fastapi import Body
 
+from pipeline import __version__
+
 
 def register(app, svc, jobs) -> None:
     @app.get("/api/health")
     def health():
-        return {"ok": True, "version": "0.1.0"}
+        return {"ok": True, "version": __version__}
 
     @app.get("/api/models")
     def models():

@@ -44,7 +44,7 @@ def register(app, svc, jobs) -> None:
     @app.post("/v1/audio/speech")
     def speech(body: dict = Body(...)):
         """OpenAI-compatible text-to-speech: {model, voice, input, response_format}."""
-        from pipeline.voices.synth import encode_audio
+        from pipeline.media import encode_audio
 
         text = body.get("input")
         if not isinstance(text, str) or not text.strip():

@@ -36,6 +36,7 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
+from pipeline import __version__
 from pipeline.errors import BadInputError, NotFoundError, WeaverError
 from pipeline.files import safe_child
 from pipeline.service import Service
@@ -82,7 +83,7 @@ def create_app(*, home: str | os.PathLike | None = None, token: str | None = Non
     (defaults above)."""
     state = ServerState(token=token or secrets.token_urlsafe(24), home=Path(home) if home else None,
                         **(limits or {}))
-    app = FastAPI(title="Voice Weaver panel API", version="0.1.0",
+    app = FastAPI(title="Voice Weaver panel API", version=__version__,
                   description="Local API of the Voice Weaver panel. Every call needs the launch token.")
     app.state.weaver = state
     local = threading.local()

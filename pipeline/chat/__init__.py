@@ -2,7 +2,7 @@
 
 Modules: providers (Ollama, OpenAI-compatible servers, embedded llama.cpp; registry), persona (draft a persona
 from a character's lines), conversation (streaming loop with sentence-by-sentence TTS; its sentence splitter is
-pipeline.text.sentences, re-exported here), cards (Character Card V2 JSON/PNG), schema (tables + helpers taking a sqlite_utils.Database).
+pipeline.text.sentences, re-exported here), cards (Character Card V2 JSON/PNG); their tables and SQL are in pipeline.library.chat.
 Client libraries (ollama, openai, xllamacpp) load only when a provider is used.
 """
 

@@ -256,7 +256,6 @@ def export_card(persona: Persona, path: str | os.PathLike, avatar=None) -> Path:
     """Write the persona as a card; the suffix picks the format (.png, else JSON). Returns the path."""
     p = Path(path)
     data = write_card_png(persona, avatar) if p.suffix.lower() == ".png" else write_card_json(persona)
-    tmp = p.with_name(p.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, p)
-    return p
+    from ..files import write_atomic
+
+    return write_atomic(p, data)

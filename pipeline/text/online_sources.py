@@ -81,14 +81,11 @@ class OnlineSource:
 def _write_atomic(dest_dir: str | os.PathLike, name: str, data: bytes) -> Path:
     d = Path(dest_dir)
     d.mkdir(parents=True, exist_ok=True)
-    from pipeline.files import safe_child
+    from pipeline.files import safe_child, write_atomic
 
     safe = re.sub(r"[^\w.\- ]+", "_", Path(name).name).strip()
     target = safe_child(d, safe if safe.strip(".") else "download")  # a server's '..' never leaves downloads/
-    tmp = target.with_name(target.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
-    return target
+    return write_atomic(target, data)
 
 
 class OpenSubtitlesSource(OnlineSource):

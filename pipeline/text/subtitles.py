@@ -639,7 +639,6 @@ def write_srt(lines: list[Line], path: str | os.PathLike, *, cues: bool = True) 
         if not text.strip():
             continue
         blocks.append(f"{len(blocks) + 1}\n{_srt_time(ln.start)} --> {_srt_time(max(ln.end, ln.start))}\n{text.strip()}\n")
-    tmp = p.with_name(p.name + ".part")
-    tmp.write_text("\n".join(blocks), encoding="utf-8")
-    os.replace(tmp, p)
-    return p
+    from ..files import write_atomic
+
+    return write_atomic(p, "\n".join(blocks))

@@ -13,7 +13,6 @@ bounded even for 100 000 characters.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -29,6 +28,7 @@ import numpy as np
 from ..errors import BadInputError, NotFoundError, StorageError
 from ..progress import CancelToken, ProgressCallback, no_progress
 from ..files import replace_folder
+from ..media import AUDIO_FORMATS as FORMATS, encode_audio  # noqa: F401 - encoding lives in pipeline.media
 from ..text.sentences import pack_sentences
 from . import default_voice
 
@@ -36,7 +36,6 @@ MAX_CHARS = 4096
 DEFAULT_CHUNK_CHARS = 240  # ≈ 15 s of speech, the longest clip the dataset keeps
 OUTPUT_RATE = 24000
 PAUSE_S = 0.12  # silence between chunks in synthesize()
-FORMATS = ("wav", "mp3", "flac", "opus", "aac", "pcm")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
 
 
@@ -300,72 +299,3 @@ def synthesize(
             parts.append(np.zeros(int(PAUSE_S * rate), dtype=np.float32))
         parts.append(audio.astype(np.float32, copy=False))
     return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)), rate
-
-
-# ---------------------------------------------------------------------------------------------- encoding
-def encode_audio(audio: np.ndarray, rate: int, fmt: str = "wav") -> bytes:
-    """Encode float mono audio for an HTTP response: wav, flac (soundfile), mp3/opus/aac (PyAV), pcm (s16le raw)."""
-    fmt = (fmt or "wav").lower()
-    x = np.clip(np.asarray(audio, dtype=np.float32).reshape(-1), -1.0, 1.0)
-    if fmt in ("wav", "flac"):
-        import soundfile as sf
-
-        buf = io.BytesIO()
-        sf.write(buf, x, rate, format=fmt.upper(), subtype="PCM_16")
-        return buf.getvalue()
-    if fmt == "pcm":
-        return (x * 32767.0).astype("<i2").tobytes()
-    if fmt in ("mp3", "opus", "aac"):
-        return _encode_av(x, rate, fmt)
-    raise BadInputError(f"unsupported audio format '{fmt}' (use one of: {', '.join(FORMATS)})")
-
-
-def _encode_av(x: np.ndarray, rate: int, fmt: str) -> bytes:
-    import av
-
-    container_fmt, codec, out_rate = {"mp3": ("mp3", "libmp3lame", rate), "opus": ("ogg", "libopus", 48000), "aac": ("adts", "aac", rate)}[fmt]
-    if fmt == "mp3" and rate not in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000):
-        out_rate = 24000
-    if out_rate != rate:
-        from ..media import resample
-
-        x = resample(x, rate, out_rate)
-    try:
-        av.codec.Codec(codec, "w")
-    except Exception:
-        if fmt == "mp3":
-            return _encode_lameenc(x, out_rate)
-        raise BadInputError(f"this PyAV build has no {codec} encoder for {fmt}") from None
-    buf = io.BytesIO()
-    with av.open(buf, "w", format=container_fmt) as c:
-        st = c.add_stream(codec, rate=out_rate)
-        st.layout = "mono"
-        if fmt == "mp3":
-            st.bit_rate = 64000
-        frame_size = 1152 if fmt == "mp3" else 960 if fmt == "opus" else 1024
-        pcm = (x * 32767.0).astype(np.int16)
-        pts = 0
-        for i in range(0, len(pcm), frame_size):
-            block = pcm[i : i + frame_size]
-            frame = av.AudioFrame.from_ndarray(block.reshape(1, -1), format="s16", layout="mono")
-            frame.sample_rate = out_rate
-            frame.pts = pts
-            pts += len(block)
-            for p in st.encode(frame):
-                c.mux(p)
-        for p in st.encode(None):
-            c.mux(p)
-    return buf.getvalue()
-
-
-def _encode_lameenc(x: np.ndarray, rate: int) -> bytes:
-    try:
-        import lameenc
-    except ImportError:
-        raise BadInputError("mp3 needs PyAV with libmp3lame or the lameenc package (pip install lameenc)") from None
-    enc = lameenc.Encoder()
-    enc.set_bit_rate(64)
-    enc.set_in_sample_rate(rate)
-    enc.set_channels(1)
-    enc.set_quality(2)
-    return bytes(enc.encode((x * 32767.0).astype(np.int16).tobytes()) + enc.flush())
