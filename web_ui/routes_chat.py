@@ -35,25 +35,16 @@ def register(app, svc, jobs) -> None:
 
     @app.get("/api/chat/personas/{persona_id}/card")
     def export_card(persona_id: int, format: str = "json"):
-        from pipeline.chat.cards import write_card_json, write_card_png
+        from pipeline.chat.cards import write_card_json
 
-        p = svc().persona(persona_id)
-        if format == "png":
-            return Response(write_card_png(p), media_type="image/png")
-        return Response(write_card_json(p), media_type="application/json")
+        if format == "png":  # with the character's best frame as the picture
+            return Response(svc().persona_card_png(persona_id), media_type="image/png")
+        return Response(write_card_json(svc().persona(persona_id)), media_type="application/json")
 
     @app.post("/api/chat/personas/import")
     async def import_card(request: Request):
-        from pipeline.chat.cards import read_card
-        from pipeline.chat.schema import save_persona
-
         data = await read_body(request, app.state.weaver.card_limit)  # 413 past the cap, read chunk by chunk
-        persona = read_card(data)
-        persona.id = None
-        s = svc()
-        with s.lib.atomic() as db:
-            persona.id = save_persona(db, persona)
-        return persona.to_dict()
+        return svc().import_card_bytes(data)  # the same card again updates its persona
 
     @app.post("/api/chat/personas/{persona_id}/conversations")
     def start(persona_id: int):
@@ -61,7 +52,7 @@ def register(app, svc, jobs) -> None:
 
     @app.get("/api/chat/conversations/{conversation_id}")
     def conversation(conversation_id: int):
-        return svc().conversation(conversation_id)
+        return [m for m in svc().conversation(conversation_id) if m["role"] != "system"]  # not the summaries
 
     @app.post("/api/chat/listen")
     async def listen(request: Request):
@@ -89,13 +80,19 @@ def register(app, svc, jobs) -> None:
         from pipeline.service import Service
         from pipeline.voices.synth import encode_audio
 
-        text = body.get("text")
+        from .routes_chat_extra import reply_ended, reply_started
+
+        if body.get("regenerate"):  # drop the last reply and answer its message again
+            text = svc().chat_undo_last(conversation_id)
+        else:
+            text = body.get("text")
         if not isinstance(text, str):
             raise BadInputError("'text' is required")
         speak = bool(body.get("speak"))
         events: queue.Queue = queue.Queue()
         cancel = CancelToken()
         home = svc().lib.home
+        reply_started(conversation_id, cancel)  # Stop (POST .../stop) cancels it
 
         def work():
             s = Service(home=home)
@@ -111,6 +108,7 @@ def register(app, svc, jobs) -> None:
             except Exception as e:  # keep the stream well-formed
                 events.put(("error", {"error": f"internal error: {e}"}))
             finally:
+                reply_ended(conversation_id, cancel)
                 s.lib.close()
                 events.put(None)
 
