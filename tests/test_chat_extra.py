@@ -224,3 +224,41 @@ def test_ctrl_c_in_weaver_chat_stops_the_reply_and_returns_to_the_prompt(library
     cid = int(out.strip().splitlines()[-1])
     msgs = [m for m in svc.conversation(cid) if m["role"] == "assistant"]
     assert msgs[0]["partial"] and len(msgs[0]["content"]) < 3000  # kept as a partial reply, cut short
+
+
+# -- Ollama (protocol fake): summaries and Stop ----------------------------------------------------------------
+def test_ollama_summary_is_cut_short_and_a_cancelled_reply_stops_reading():
+    import threading
+
+    from pipeline.chat.conversation import Conversation
+    from pipeline.chat.memory import summarise
+    from pipeline.chat.persona import Persona
+    from pipeline.chat.providers import OllamaProvider
+    from pipeline.progress import CancelToken
+    from tests.ollama_protocol_fake import OllamaProtocolFake
+
+    with OllamaProtocolFake(models=["tiny:latest"]) as fake:
+        fake.reply = "Tomas has a dog called Pepper. Tomas has a dog called Pepper. Tomas has a dog called Pepper."
+        msgs = [{"role": "user", "content": "My dog is Pepper."}, {"role": "assistant", "content": "A fine dog."}]
+        text = summarise(OllamaProvider(fake.host), "tiny", msgs, "Rick", previous="They met at the bar.")
+        request = fake.chats[-1]
+        assert text == "Tomas has a dog called Pepper."  # the loop is stopped after its first sentence
+        assert "They met at the bar." in request["messages"][1]["content"]
+        assert "User: My dog is Pepper." in request["messages"][1]["content"] and "Rick: A fine dog." in request["messages"][1]["content"]
+
+        fake.reply = " ".join(f"word{i}," for i in range(400)) + " end."
+        fake.chunk_delay = 0.02  # ≈ 8 s for the whole reply
+        cancel = CancelToken()
+        deltas: list[str] = []
+
+        def on_delta(d):
+            deltas.append(d)
+            if len(deltas) == 3:
+                threading.Timer(0.1, cancel.cancel).start()
+
+        persona = Persona(name="Rick", system_prompt="You are Rick.", model="tiny", options={"max_chars": 0})
+        t0 = time.monotonic()
+        r = Conversation(OllamaProvider(fake.host), persona).send("Talk.", on_delta=on_delta, cancel=cancel)
+        took = time.monotonic() - t0
+    assert r.cancelled and r.partial and took < 3.0, took
+    assert "end." not in r.text and r.text.startswith("word0,")
