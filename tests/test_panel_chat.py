@@ -126,3 +126,37 @@ def test_send_stop_regenerate_and_voice_in_the_panel(chat_server, page, artifact
     assert page.locator("#chat-gallery li").count() == 2
     shot(page, artifacts_dir, "03-editor-gallery")
     assert not [e for e in page.errors if "404" not in e], page.errors
+
+
+def test_talk_keeps_the_chosen_character_and_the_gallery_shows_its_frame(movie, page, artifacts_dir, tmp_path,
+                                                                         monkeypatch):
+    pytest.importorskip("xllamacpp")
+    from pipeline.config import Settings
+    from pipeline.service import Service
+    from web_ui.server import PanelServer
+
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "no-ollama"))
+    home = tmp_path / "lib"
+    svc = Service(home=home)
+    mid = svc.ingest(str(movie.movie), script=str(movie.screenplay_txt)).result["media_id"]
+    svc.lib.close()
+    Settings(notice_accepted=True).save(home)
+    server = PanelServer(home=home).start()
+    try:
+        open_panel(page, server.url + "#chat")
+        page.wait_for_function("document.querySelectorAll('#chat-character option').length >= 2", timeout=20000)
+        names = page.eval_on_selector_all("#chat-character option", "os => os.map(o => o.value)")
+        pick = names[-1]  # not the first one, which a re-render would jump back to
+        page.select_option("#chat-item", str(mid))
+        page.select_option("#chat-character", pick)
+        page.click("#chat-new")
+        page.wait_for_selector("#chat-gallery li img", timeout=60000)
+        assert page.input_value("#chat-character") == pick and page.input_value("#chat-item") == str(mid)
+        persona = api(server, "GET", "/api/chat/personas")[0]
+        assert persona["name"].upper() == pick.upper()
+        assert page.input_value("#persona-select") == str(persona["id"])
+        page.wait_for_function("document.querySelector('#chat-gallery li img').naturalWidth === 400", timeout=30000)
+        assert persona["example_lines"] and all(x.strip()[-1] in ".!?…\"'" for x in persona["example_lines"])
+        shot(page, artifacts_dir, "01-talk-gallery")
+    finally:
+        server.stop()
