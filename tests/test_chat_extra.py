@@ -114,7 +114,6 @@ def test_export_text_json_and_audio_in_the_persona_voice(library):
     wav, media_type, name = svc.export_conversation(cid, "wav")
     audio, rate = sf.read(io.BytesIO(wav))
     assert media_type == "audio/wav" and name.endswith(".wav")
-    one, r1 = svc.export_conversation(cid, "wav")[0], None
     # two replies + a pause: longer than the pause, with sound in it
     assert len(audio) / rate > 1.5 and float(np.abs(audio).max()) > 0.05
     with pytest.raises(Exception, match="unknown export format"):

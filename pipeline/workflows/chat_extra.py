@@ -55,20 +55,9 @@ def import_card_bytes(svc, data: bytes) -> dict:
 
 
 def import_card_file(svc, path: str | os.PathLike) -> dict:
-    from ..chat.cards import MAX_CARD_BYTES
+    from ..chat.cards import card_file_bytes
 
-    p = Path(path)
-    try:
-        if p.stat().st_size > MAX_CARD_BYTES:
-            raise BadInputError(f"character card {p.name} is too large (limit {MAX_CARD_BYTES // (1024 * 1024)} MB)")
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise BadInputError(f"character card not found: {p}") from None
-    except IsADirectoryError:
-        raise BadInputError(f"character card path is a folder: {p}") from None
-    except OSError as e:
-        raise BadInputError(f"cannot read character card {p}: {e.strerror}") from None
-    return import_card_bytes(svc, data)
+    return import_card_bytes(svc, card_file_bytes(path))
 
 
 def avatar_jpeg(svc, persona_id: int) -> bytes | None:
