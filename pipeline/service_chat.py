@@ -157,9 +157,11 @@ class ChatMixin:
                   on_delta: Callable[[str], None] | None = None,
                   on_sentence_audio: Callable[[int, str, np.ndarray, int], None] | None = None,
                   player: Callable[[np.ndarray, int], None] | None = None,
-                  cancel: CancelToken | None = None):
+                  cancel: CancelToken | None = None, summarise: bool = True):
         """Send a user message; the reply streams through on_delta and (with speak) each finished sentence is
-        synthesised in the persona's voice while the next is generated. Returns pipeline.chat.conversation.Reply."""
+        synthesised in the persona's voice while the next is generated. Returns pipeline.chat.conversation.Reply.
+        When older messages no longer fit the context the model then summarises them (``summarise=False``: the
+        caller does it later with :meth:`chat_update_summary`)."""
         from .chat.conversation import Conversation, voice_tts
         from .chat.schema import append_message, history
 
@@ -180,7 +182,7 @@ class ChatMixin:
         conv = Conversation(provider, persona, history(self.lib.db, conversation_id), model=model, tts=tts,
                             player=player, on_message=store, summary=summary(self, conversation_id)[0])
         reply = conv.send(text, on_delta=on_delta, on_sentence_audio=on_sentence_audio, cancel=cancel)
-        if reply.dropped_messages and not reply.cancelled:  # older messages left the window: keep their gist
+        if summarise and reply.dropped_messages and not reply.cancelled:  # older messages left the window
             update_summary(self, conversation_id, persona, provider, model, reply.dropped_messages)
         return reply
 
@@ -228,3 +230,12 @@ class ChatMixin:
         from .workflows.chat_extra import summary
 
         return summary(self, conversation_id)
+
+    def chat_update_summary(self, conversation_id: int, dropped: int) -> str | None:
+        """Summarise the oldest ``dropped`` messages (a Reply's ``dropped_messages``) if no summary covers them."""
+        from .library.chat_extra import conversation_persona_id
+        from .workflows.chat_extra import update_summary
+
+        persona = self.persona(conversation_persona_id(self.lib.db, conversation_id))
+        return update_summary(self, conversation_id, persona, self._provider_for(persona),
+                              persona.model or self.settings.chat_model, dropped)

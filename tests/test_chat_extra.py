@@ -261,3 +261,45 @@ def test_ollama_summary_is_cut_short_and_a_cancelled_reply_stops_reading():
         took = time.monotonic() - t0
     assert r.cancelled and r.partial and took < 3.0, took
     assert "end." not in r.text and r.text.startswith("word0,")
+
+
+@pytest.mark.slow
+def test_panel_send_ends_the_stream_before_summarising_then_stores_the_summary(library):
+    import httpx
+
+    from pipeline.chat.persona import Persona
+    from pipeline.chat.schema import append_message, save_persona
+    from pipeline.service import Service
+    from web_ui.server import PanelServer
+
+    home, mid = library
+    svc = Service(home=home)
+    with svc.lib.atomic() as db:
+        pid = save_persona(db, Persona(name="Boris", system_prompt="You are Boris. Answer briefly.",
+                                       options={"num_ctx": 400, "seed": 2, "max_tokens": 40}))
+    cid = svc.start_conversation(pid)
+    with svc.lib.atomic() as db:
+        for i in range(12):
+            append_message(db, cid, "user", f"Question {i}: what did you cook on day {i} of the trip?")
+            append_message(db, cid, "assistant", f"On day {i} I cooked a soup of onions, beans and smoked fish.")
+    server = PanelServer(home=home).start()
+    try:
+        auth = {"Authorization": f"Bearer {server.token}"}
+        events = []
+        with httpx.stream("POST", f"http://127.0.0.1:{server.port}/api/chat/conversations/{cid}/send",
+                          json={"text": "And today?"}, headers=auth, timeout=240) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: ") and events and events[-1][0] == "done":
+                    events[-1] = ("done", json.loads(line[6:]))
+                elif line.startswith("event: "):
+                    events.append((line[7:], None))
+        assert events[-1][0] == "done" and events[-1][1]["dropped_messages"] > 0
+        deadline = time.monotonic() + 180
+        while svc.conversation_summary(cid)[1] == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)  # written by the request's worker after the stream ended
+        summary, covers = svc.conversation_summary(cid)
+        assert summary and covers == events[-1][1]["dropped_messages"]
+        shown = httpx.get(f"http://127.0.0.1:{server.port}/api/chat/conversations/{cid}", headers=auth).json()
+        assert all(m["role"] != "system" for m in shown)  # the summary is not a chat message in the panel
+    finally:
+        server.stop()

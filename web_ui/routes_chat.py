@@ -97,12 +97,16 @@ def register(app, svc, jobs) -> None:
         def work():
             s = Service(home=home)
             try:
-                reply = s.chat_send(conversation_id, text, speak=speak, cancel=cancel,
+                reply = s.chat_send(conversation_id, text, speak=speak, cancel=cancel, summarise=False,
                                     on_delta=lambda d: events.put(("delta", {"text": d})),
                                     on_sentence_audio=lambda i, sentence, audio, rate: events.put(
                                         ("audio", {"index": i, "sentence": sentence,
                                                    "wav": base64.b64encode(encode_audio(audio, rate, "wav")).decode()})))
                 events.put(("done", reply.to_dict()))
+                if reply.dropped_messages and not reply.cancelled:  # the stream ends first: the reply is not held up
+                    reply_ended(conversation_id, cancel)
+                    events.put(None)
+                    s.chat_update_summary(conversation_id, reply.dropped_messages)
             except WeaverError as e:
                 events.put(("error", {"error": str(e)}))
             except Exception as e:  # keep the stream well-formed
