@@ -221,10 +221,10 @@ class ChatMixin:
 
         return export_conversation(self, conversation_id, fmt)
 
-    def chat_undo_last(self, conversation_id: int) -> str:
+    def chat_undo_last(self, conversation_id: int, expected: str | None = None) -> str:
         from .workflows.chat_extra import undo_last_exchange
 
-        return undo_last_exchange(self, conversation_id)
+        return undo_last_exchange(self, conversation_id, expected)
 
     def conversation_summary(self, conversation_id: int) -> tuple[str, int]:
         from .workflows.chat_extra import summary

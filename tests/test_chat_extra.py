@@ -303,3 +303,27 @@ def test_panel_send_ends_the_stream_before_summarising_then_stores_the_summary(l
         assert all(m["role"] != "system" for m in shown)  # the summary is not a chat message in the panel
     finally:
         server.stop()
+
+
+def test_undo_for_regenerate_removes_only_the_exchange_the_user_sees(tmp_path):
+    from pipeline.chat.persona import Persona
+    from pipeline.chat.schema import append_message, create_conversation, save_persona
+    from pipeline.library import chat_extra as sql
+    from pipeline.store import Library
+
+    lib = Library(tmp_path / "lib")
+    with lib.atomic() as db:
+        pid = save_persona(db, Persona(name="Rick", system_prompt=""))
+        cid = create_conversation(db, pid)
+        for role, text in [("assistant", "Hi."), ("user", "one"), ("assistant", "Reply one."), ("user", "two"),
+                           ("assistant", "Reply two.")]:
+            append_message(db, cid, role, text)
+        sql.save_summary(db, cid, "They said one and two.", 4)
+    with lib.atomic() as db:  # a reply stopped before its first word was never stored: nothing to remove
+        assert sql.undo_last_exchange(db, cid, "three") == "three"
+    assert [m["content"] for m in sql.messages(lib.db, cid)][-1] == "Reply two."
+    with lib.atomic() as db:
+        assert sql.undo_last_exchange(db, cid, "two") == "two"
+    assert [m["content"] for m in sql.messages(lib.db, cid)] == ["Hi.", "one", "Reply one."]
+    assert sql.latest_summary(lib.db, cid) == ("", 0)  # it covered a removed message
+    lib.close()

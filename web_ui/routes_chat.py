@@ -83,7 +83,8 @@ def register(app, svc, jobs) -> None:
         from .routes_chat_extra import reply_ended, reply_started
 
         if body.get("regenerate"):  # drop the last reply and answer its message again
-            text = svc().chat_undo_last(conversation_id)
+            shown = body.get("text") if isinstance(body.get("text"), str) else None
+            text = svc().chat_undo_last(conversation_id, shown)
         else:
             text = body.get("text")
         if not isinstance(text, str):

@@ -64,9 +64,13 @@ def save_summary(db, conversation_id: int, text: str, covers: int) -> int:
     return cur.lastrowid
 
 
-def undo_last_exchange(db, conversation_id: int) -> str:
-    """Remove the last reply and the user message it answered; returns that user message (for Regenerate)."""
+def undo_last_exchange(db, conversation_id: int, expected: str | None = None) -> str:
+    """Remove the last reply and the user message it answered; returns that user message (for Regenerate).
+    With ``expected`` (the message the user sees last) and a different last stored exchange (a reply stopped
+    before its first word is not stored), nothing is removed and ``expected`` is returned."""
     msgs = [m for m in messages(db, conversation_id) if m["role"] in ("user", "assistant")]
+    if expected is not None and (len(msgs) < 2 or msgs[-2]["role"] != "user" or msgs[-2]["content"] != expected):
+        return expected
     if not msgs or msgs[-1]["role"] != "assistant" or len(msgs) < 2 or msgs[-2]["role"] != "user":
         raise BadInputError("nothing to regenerate: the conversation has no reply to a message yet")
     user, reply = msgs[-2], msgs[-1]

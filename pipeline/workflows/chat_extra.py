@@ -134,9 +134,9 @@ def export_conversation(svc, conversation_id: int, fmt: str = "txt") -> tuple[by
     return encode_audio(audio, rate, fmt), types[fmt], f"{stem}.{fmt}"
 
 
-def undo_last_exchange(svc, conversation_id: int) -> str:
+def undo_last_exchange(svc, conversation_id: int, expected: str | None = None) -> str:
     with svc.lib.atomic() as db:
-        return sql.undo_last_exchange(db, conversation_id)
+        return sql.undo_last_exchange(db, conversation_id, expected)
 
 
 def summary(svc, conversation_id: int) -> tuple[str, int]:

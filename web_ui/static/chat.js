@@ -34,10 +34,10 @@ async function stopReply() {
   if (state.busy && state.conversation) await api(`/api/chat/conversations/${state.conversation}/stop`, { method: "POST" });
 }
 
-async function streamSend(text, speak, onEvent) {
+async function streamSend(text, speak, onEvent, regenerate = false) {
   const res = await fetch(`/api/chat/conversations/${state.conversation}/send`, {
     method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${sessionStorage.getItem("weaver_token") || ""}` },
-    body: JSON.stringify(text === null ? { regenerate: true, speak } : { text, speak }),
+    body: JSON.stringify(regenerate ? { regenerate: true, text, speak } : { text, speak }),
   });
   if (!res.ok) { let m = `${res.status}`; try { m = (await res.json()).error; } catch (_) {} throw new Error(m); }
   const reader = res.body.getReader(), dec = new TextDecoder();
@@ -95,7 +95,7 @@ async function send(text, regenerate = false) {
   const span = reply.querySelector(".text");
   setBusy(true);
   try {
-    await streamSend(regenerate ? null : text, $("#chat-speak").checked, (ev, data) => {
+    await streamSend(text, $("#chat-speak").checked, (ev, data) => {
       if (ev === "delta") span.textContent += data.text;
       else if (ev === "audio") { if (state.busy) { state.audioQueue.push(data.wav); playNext(); } }
       else if (ev === "done") {
@@ -103,7 +103,7 @@ async function send(text, regenerate = false) {
         if (data.cancelled) reply.classList.add("partial", "stopped");
         if (data.error) { reply.classList.add("partial"); span.after(el("div", { class: "error" }, data.error)); }
       } else if (ev === "error") span.after(el("div", { class: "error" }, data.error));
-    });
+    }, regenerate);
   } catch (e) { span.after(el("div", { class: "error" }, e.message)); }
   reply.classList.add("done");
   setBusy(false);
