@@ -327,3 +327,32 @@ def test_undo_for_regenerate_removes_only_the_exchange_the_user_sees(tmp_path):
     assert [m["content"] for m in sql.messages(lib.db, cid)] == ["Hi.", "one", "Reply one."]
     assert sql.latest_summary(lib.db, cid) == ("", 0)  # it covered a removed message
     lib.close()
+
+
+def test_settings_values_are_checked_on_the_command_line_and_in_the_panel(tmp_path):
+    import httpx
+
+    from pipeline.config import Settings, parse_setting
+    from pipeline.errors import BadInputError
+    from web_ui.server import PanelServer
+
+    for key, bad in [("chat_provider", "bogus"), ("chat_threads", "0"), ("chat_model_path", str(tmp_path / "x.gguf")),
+                     ("ollama_host", "localhost:11434"), ("channel_mode", "left")]:
+        with pytest.raises(BadInputError, match=key):
+            parse_setting(key, bad)
+    blob = tmp_path / "sha256-abc"  # an Ollama blob: a GGUF without the suffix
+    blob.write_bytes(b"GGUF" + bytes(60))
+    assert parse_setting("chat_model_path", str(blob)) == str(blob) and parse_setting("chat_model_path", "none") is None
+    assert parse_setting("chat_provider", "ollama") == "ollama" and parse_setting("chat_threads", "2") == 2
+
+    server = PanelServer(home=tmp_path / "lib").start()
+    try:
+        url, auth = f"http://127.0.0.1:{server.port}/api/settings", {"Authorization": f"Bearer {server.token}"}
+        r = httpx.put(url, json={"chat_provider": "ollama", "chat_threads": 0}, headers=auth)
+        assert r.status_code == 400 and "chat_threads" in r.json()["error"] and "\n" not in r.json()["error"]
+        assert Settings.load(tmp_path / "lib").chat_provider == "embedded"  # nothing saved
+        ok = httpx.put(url, json={"chat_provider": "ollama", "chat_threads": 2, "notice_accepted": True}, headers=auth)
+        assert ok.status_code == 200 and ok.json()["chat_threads"] == 2
+        assert Settings.load(tmp_path / "lib").chat_provider == "ollama"
+    finally:
+        server.stop()
