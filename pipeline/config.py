@@ -78,6 +78,36 @@ def setting_type(key: str) -> str:
     return str(Settings.__dataclass_fields__[key].type)
 
 
+# values a setting may take beyond its type: key -> (check, what it must be)
+SETTING_CHECKS = {
+    "chat_provider": (lambda v: v in ("embedded", "ollama", "openai"), "one of embedded, ollama, openai"),
+    "channel_mode": (lambda v: v in ("auto", "centre", "mix"), "one of auto, centre, mix"),
+    "chat_threads": (lambda v: 1 <= v <= 256, "between 1 and 256"),
+    "buffer_minutes": (lambda v: 0 < v <= 24 * 60, "more than 0 and at most 1440"),
+    "ollama_host": (lambda v: v.startswith(("http://", "https://")), "an http:// or https:// address"),
+    "openai_base_url": (lambda v: v.startswith(("http://", "https://")), "an http:// or https:// address"),
+    "chat_model_path": (lambda v: _is_gguf(v), "an existing GGUF model file"),
+}
+
+
+def _is_gguf(path: str) -> bool:
+    """An existing file that starts like a GGUF model (Ollama's pulled blobs have no .gguf suffix)."""
+    try:
+        with open(Path(path).expanduser(), "rb") as f:
+            return f.read(4) == b"GGUF"
+    except OSError:
+        return False
+
+
+def _checked(key: str, value):
+    from .errors import BadInputError
+
+    check = SETTING_CHECKS.get(key)
+    if check is not None and not check[0](value):
+        raise BadInputError(f"{key} must be {check[1]} (got {value!r})")
+    return value
+
+
 def parse_setting(key: str, value):
     """``value`` (a string from the command line, or JSON-typed from the panel) as the setting's declared type;
     BadInputError naming the valid keys for an unknown one, or the expected type for a bad value."""
@@ -103,11 +133,11 @@ def parse_setting(key: str, value):
         if kind == "int":
             if isinstance(value, bool) or float(value) != int(float(value)):
                 raise ValueError
-            return int(float(value))
+            return _checked(key, int(float(value)))
         if kind == "float":
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
+            return _checked(key, float(value))
         if kind.startswith("dict"):
             v = json.loads(value) if isinstance(value, str) else value
             if not isinstance(v, dict):
@@ -115,7 +145,7 @@ def parse_setting(key: str, value):
             return {str(k): str(x) for k, x in v.items()}
         if not isinstance(value, str):
             raise ValueError
-        return value
+        return _checked(key, value)
     except (TypeError, ValueError):
         want = {"bool": "true or false", "int": "a whole number", "float": "a number",
                 "dict[str, str]": 'a JSON object like {"asr": "whisper"}'}.get(kind, "text")

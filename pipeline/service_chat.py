@@ -87,7 +87,21 @@ class ChatMixin:
                 options.pop(k, None)
                 options[key] = value
             changes["options"] = options
-        allowed = {"name", "system_prompt", "model", "provider", "temperature", "options", "voice", "greeting"}
+        if "example_lines" in changes:  # the editor's lines: whole lines, and the prompt's example block follows
+            from .chat.persona import with_examples
+
+            lines = changes["example_lines"]
+            if isinstance(lines, str):
+                lines = lines.splitlines()
+            if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+                raise BadInputError("example_lines must be a list of lines")
+            changes["example_lines"] = [x.strip() for x in lines if x.strip()]
+            if changes["example_lines"] != current.get("example_lines"):
+                prompt = changes.get("system_prompt", current.get("system_prompt") or "")
+                changes["system_prompt"] = with_examples(prompt, current["name"], changes["example_lines"],
+                                                         current.get("source_title"))
+        allowed = {"name", "system_prompt", "model", "provider", "temperature", "options", "voice", "greeting",
+                   "example_lines"}
         unknown = set(changes) - allowed
         if unknown:
             raise BadInputError(f"cannot change {', '.join(sorted(unknown))} (editable: {', '.join(sorted(allowed))})")
@@ -102,19 +116,15 @@ class ChatMixin:
         return persona.to_dict()
 
     def import_card(self, path: str) -> dict:
-        from .chat.cards import import_card
-        from .library.chat import save_persona
+        """Import a card file; the same card again updates its persona (pipeline.workflows.chat)."""
+        from .workflows.chat import import_card_file
 
-        persona = import_card(path)
-        persona.id = None
-        with self.lib.atomic() as db:
-            persona.id = save_persona(db, persona)
-        return persona.to_dict()
+        return import_card_file(self, path)
 
     def export_card(self, persona_id: int, path: str) -> str:
-        from .chat.cards import export_card
+        from .workflows.chat import export_card_file
 
-        return str(export_card(self.persona(persona_id), path))
+        return export_card_file(self, persona_id, path)
 
     # -- conversations -------------------------------------------------------------------------------
     def start_conversation(self, persona_id: int) -> int:
@@ -147,9 +157,11 @@ class ChatMixin:
                   on_delta: Callable[[str], None] | None = None,
                   on_sentence_audio: Callable[[int, str, np.ndarray, int], None] | None = None,
                   player: Callable[[np.ndarray, int], None] | None = None,
-                  cancel: CancelToken | None = None):
+                  cancel: CancelToken | None = None, summarise: bool = True):
         """Send a user message; the reply streams through on_delta and (with speak) each finished sentence is
-        synthesised in the persona's voice while the next is generated. Returns pipeline.chat.conversation.Reply."""
+        synthesised in the persona's voice while the next is generated. Returns pipeline.chat.conversation.Reply.
+        When older messages no longer fit the context the model then summarises them (``summarise=False``: the
+        caller does it later with :meth:`chat_update_summary`)."""
         from .chat.conversation import Conversation, voice_tts
         from .library.chat import append_message, conversation_persona, history
 
@@ -163,10 +175,16 @@ class ChatMixin:
             with lib.atomic() as db:
                 append_message(db, conversation_id, message["role"], message["content"], partial=message.get("partial", False))
 
+        from .workflows.chat import summary, update_summary
+
         tts = voice_tts(persona.voice or "default", self.voices_dir) if speak else None
-        conv = Conversation(self._provider_for(persona), persona, history(self.lib.db, conversation_id),
-                            model=persona.model or self.settings.chat_model, tts=tts, player=player, on_message=store)
-        return conv.send(text, on_delta=on_delta, on_sentence_audio=on_sentence_audio, cancel=cancel)
+        provider, model = self._provider_for(persona), persona.model or self.settings.chat_model
+        conv = Conversation(provider, persona, history(self.lib.db, conversation_id), model=model, tts=tts,
+                            player=player, on_message=store, summary=summary(self, conversation_id)[0])
+        reply = conv.send(text, on_delta=on_delta, on_sentence_audio=on_sentence_audio, cancel=cancel)
+        if summarise and reply.dropped_messages and not reply.cancelled:  # older messages left the window
+            update_summary(self, conversation_id, persona, provider, model, reply.dropped_messages)
+        return reply
 
     def listen(self, audio: np.ndarray, rate: int) -> str:
         """Push-to-talk: the text of a short recording (the ASR stage)."""
@@ -176,3 +194,55 @@ class ChatMixin:
         if not text.strip():
             raise BadInputError("no speech was recognised in the recording")
         return text
+
+    # -- gallery, export, regenerate, summaries (pipeline.workflows.chat) ---------------------------
+    def import_card_bytes(self, data: bytes) -> dict:
+        from .workflows.chat import import_card_bytes
+
+        return import_card_bytes(self, data)
+
+    def persona_avatar(self, persona_id: int) -> bytes | None:
+        from .workflows.chat import avatar_jpeg
+
+        return avatar_jpeg(self, persona_id)
+
+    def persona_card_png(self, persona_id: int) -> bytes:
+        from .workflows.chat import card_png
+
+        return card_png(self, persona_id)
+
+    def persona_gallery(self) -> list[dict]:
+        from .workflows.chat import gallery
+
+        return gallery(self)
+
+    def export_conversation(self, conversation_id: int, fmt: str = "txt") -> tuple[bytes, str, str]:
+        from .workflows.chat import export_conversation
+
+        return export_conversation(self, conversation_id, fmt)
+
+    def chat_undo_last(self, conversation_id: int, expected: str | None = None) -> str:
+        from .workflows.chat import undo_last_exchange
+
+        return undo_last_exchange(self, conversation_id, expected)
+
+    def conversation_summary(self, conversation_id: int) -> tuple[str, int]:
+        from .workflows.chat import summary
+
+        return summary(self, conversation_id)
+
+    def chat_update_summary(self, conversation_id: int, dropped: int) -> str | None:
+        """Summarise the oldest ``dropped`` messages (a Reply's ``dropped_messages``) if no summary covers them."""
+        from .library.chat import conversation_persona_id
+        from .workflows.chat import update_summary
+
+        persona = self.persona(conversation_persona_id(self.lib.db, conversation_id))
+        return update_summary(self, conversation_id, persona, self._provider_for(persona),
+                              persona.model or self.settings.chat_model, dropped)
+
+    def persona_conversations(self, persona_id: int) -> list[dict]:
+        """A persona's conversations, newest first (NotFoundError for an unknown persona)."""
+        from .library.chat import list_conversations
+
+        self.persona(persona_id)
+        return list_conversations(self.lib.db, persona_id)

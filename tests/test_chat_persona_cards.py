@@ -49,9 +49,21 @@ def test_sample_spreads_across_the_film_and_prefers_long_lines():
 def test_sample_is_length_capped_and_seeded():
     lines = [("word%d " % i) * 80 for i in range(100)]
     a = select_lines(lines, sample=40, seed=1)
-    assert sum(len(x) for x in a) <= MAX_EXAMPLES_CHARS
-    assert all(len(x) <= 200 for x in a) and a[0].endswith("…")
-    assert select_lines(lines, sample=40, seed=1) == a
+    assert a == []  # 560-character lines with no sentence end: no fragment is made up
+    long = [f"Sentence one of speech {i} is here. " * 12 for i in range(100)]
+    b = select_lines(long, sample=40, seed=1)
+    assert b and sum(len(x) for x in b) <= MAX_EXAMPLES_CHARS
+    assert all(len(x) <= 200 and x.endswith(".") and x in long[int(x.split()[4])] for x in b)  # whole sentences
+    assert select_lines(long, sample=40, seed=1) == b
+
+
+def test_examples_are_whole_lines_not_fragments():
+    lines = ["I came to Casablanca", "for the waters.", "Of all the gin joints in all the towns, she walks into mine.",
+             "and then", "Round up the usual suspects.", "We'll always have Paris.", "because"]
+    picked = select_lines(lines, sample=10)
+    assert "I came to Casablanca for the waters." in picked  # split cues joined into the line
+    assert all(x[0].isupper() and x.endswith(".") for x in picked), picked
+    assert not any(x in ("and then", "because", "for the waters.") for x in picked)
 
 
 def test_clean_line_and_bad_inputs():

@@ -24,10 +24,7 @@ def register(app, svc, jobs) -> None:
 
     @app.put("/api/settings")
     def put_settings(body: dict = Body(...)):
-        from pipeline.config import Settings
-
+        """Typed and checked like `weaver settings set` (one-line 400 for a bad value; nothing saved then)."""
         s = svc()
         current = asdict(s.settings)
-        current.update({k: v for k, v in body.items() if k in current})
-        Settings(**current).save(s.lib.home)
-        return current
+        return s.update_settings({k: v for k, v in body.items() if k in current})

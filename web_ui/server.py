@@ -41,8 +41,8 @@ from pipeline.errors import BadInputError, NotFoundError, WeaverError
 from pipeline.files import safe_child
 from pipeline.service import Service
 
-from . import (routes_capture, routes_chat, routes_clips, routes_jobs, routes_library, routes_settings,
-               routes_voices)
+from . import (routes_capture, routes_chat, routes_clips, routes_jobs, routes_library,
+               routes_settings, routes_voices)
 from .bodies import BodyTooLarge
 from .jobs import BackgroundJobs
 

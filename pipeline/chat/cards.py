@@ -238,6 +238,11 @@ def write_card_png(persona: Persona, avatar=None) -> bytes:
 # -- files ----------------------------------------------------------------------------------------------
 def import_card(path: str | os.PathLike) -> Persona:
     """Read a .json or .png Character Card V2 file."""
+    return read_card(card_file_bytes(path))
+
+
+def card_file_bytes(path: str | os.PathLike) -> bytes:
+    """The bytes of a card file (size-capped); one-line BadInputError when it cannot be read."""
     p = Path(path)
     try:
         if p.stat().st_size > MAX_CARD_BYTES:
@@ -249,7 +254,7 @@ def import_card(path: str | os.PathLike) -> Persona:
         raise BadInputError(f"character card path is a folder: {p}") from None
     except OSError as e:
         raise BadInputError(f"cannot read character card {p}: {e.strerror}") from None
-    return read_card(data)
+    return data
 
 
 def export_card(persona: Persona, path: str | os.PathLike, avatar=None) -> Path:

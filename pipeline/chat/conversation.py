@@ -80,8 +80,9 @@ class Conversation:
     def __init__(self, provider: ChatProvider, persona: Persona, history: list[dict] | None = None, *,
                  model: str | None = None, max_history_tokens: int | None = None, tts: TTS | None = None,
                  player: Player | None = None, on_message: Callable[[dict], None] | None = None,
-                 max_user_chars: int = MAX_USER_CHARS):
+                 max_user_chars: int = MAX_USER_CHARS, summary: str = ""):
         self.provider = provider
+        self.summary = (summary or "").strip()  # the model's summary of older messages (pipeline.chat.memory)
         self.persona = persona
         self.history: list[dict] = history if history is not None else []
         self.model = model or persona.model
@@ -141,7 +142,8 @@ class Conversation:
     def build_messages(self, user_text: str) -> tuple[list[dict], int]:
         """(messages to send, number of old history messages dropped): system prompt + newest history that fits + user."""
         self.validate(user_text)
-        system = self.persona.system_prompt or f"You are {self.persona.name}."
+        base = self.persona.system_prompt or f"You are {self.persona.name}."
+        system = f"{base}\n\nEarlier in this conversation: {self.summary}" if self.summary else base
         budget = self._history_budget(system, user_text, self.options())
         kept: list[dict] = []
         used = 0
@@ -155,6 +157,8 @@ class Conversation:
             used += cost
         kept.reverse()
         usable = sum(1 for m in self.history if m.get("role") in ("user", "assistant"))
+        if len(kept) == usable:
+            system = base  # everything fits: the summary would only repeat it
         messages = [{"role": "system", "content": system}, *kept, {"role": "user", "content": user_text}]
         return messages, usable - len(kept)
 

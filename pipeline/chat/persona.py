@@ -122,11 +122,40 @@ def _key(text: str) -> str:
     return " ".join(_WORD_RE.findall(text.lower()))
 
 
-def _cap(text: str, limit: int) -> str:
+_END_RE = re.compile(r"[.!?…][\"'”’)»]*$")
+_SENTENCE_END_RE = re.compile(r"[.!?…][\"'”’)»]*(?=\s)")
+
+
+def is_whole_line(text: str) -> bool:
+    """A complete spoken line: starts like a sentence (capital, digit or quote) and ends at a sentence end."""
+    t = text.strip()
+    first = next((c for c in t if c.isalnum()), "")
+    return bool(t) and (first.isupper() or first.isdigit()) and bool(_END_RE.search(t)) and not t.endswith("...")
+
+
+def join_fragments(lines: list[str]) -> list[str]:
+    """Subtitle cues that continue the previous one (it has no sentence end, this one starts in lower case) are
+    joined into one line, so examples are whole lines."""
+    out: list[str] = []
+    for text in lines:
+        t = text.strip()
+        if not t:
+            continue
+        first = next((c for c in t if c.isalpha()), "")
+        prev_open = bool(out) and (not _END_RE.search(out[-1]) or out[-1].endswith(("...", "…")))
+        if prev_open and first.islower() and len(out[-1]) + len(t) < 2 * MAX_LINE_CHARS:
+            out[-1] = f"{out[-1].rstrip('.… ')} {t.lstrip('.… ')}"
+        else:
+            out.append(t)
+    return out
+
+
+def _cap(text: str, limit: int) -> str | None:
+    """The line verbatim when it fits; else its whole first sentences that fit; None when not even one does."""
     if len(text) <= limit:
         return text
-    cut = text[: limit - 1].rsplit(" ", 1)[0]
-    return cut.rstrip(",;:- ") + "…"
+    ends = [m.end() for m in _SENTENCE_END_RE.finditer(text) if m.end() <= limit]
+    return text[: ends[-1]].strip() if ends else None
 
 
 def select_lines(lines: list[str], sample: int = 30, seed: int = 0) -> list[str]:
@@ -136,8 +165,11 @@ def select_lines(lines: list[str], sample: int = 30, seed: int = 0) -> list[str]
     rng = random.Random(seed)
     cleaned: list[tuple[int, str]] = []
     seen: set[str] = set()
-    for i, raw in enumerate(lines):
-        text = clean_line(raw)
+    texts = join_fragments([clean_line(raw) for raw in lines])
+    whole = [t for t in texts if is_whole_line(t)]
+    if len(whole) >= min(3, sample):  # fragments only when the character has almost no whole line
+        texts = whole
+    for i, text in enumerate(texts):
         key = _key(text)
         if not key or key in seen:
             continue
@@ -170,7 +202,7 @@ def select_lines(lines: list[str], sample: int = 30, seed: int = 0) -> list[str]
     total = 0
     for k in picks:
         text = _cap(cleaned[k][1], MAX_LINE_CHARS)
-        if total + len(text) > MAX_EXAMPLES_CHARS:
+        if text is None or total + len(text) > MAX_EXAMPLES_CHARS:
             continue
         out.append(text)
         total += len(text) + 4
@@ -194,6 +226,20 @@ def build_system_prompt(name: str, example_lines: list[str], title: str | None =
         where = f" in {title}" if title else ""
         parts.append(f"Lines {name} actually said{where}, to match the voice:\n" + "\n".join(f'- "{t}"' for t in example_lines))
     return "\n\n".join(parts)
+
+
+_EXAMPLES_BLOCK_RE = re.compile(r"\n*Lines [^\n]* actually said[^\n]*, to match the voice:\n(?:- \"[^\n]*\"\n?)*$")
+
+
+def with_examples(prompt: str, name: str, example_lines: list[str], title: str | None = None) -> str:
+    """The system prompt with its example-lines block (as build_system_prompt writes it) replaced by new lines;
+    a prompt without such a block gets the block appended."""
+    base = _EXAMPLES_BLOCK_RE.sub("", prompt or "").rstrip()
+    if not example_lines:
+        return base
+    where = f" in {title}" if title else ""
+    block = f"Lines {name} actually said{where}, to match the voice:\n" + "\n".join(f'- "{t}"' for t in example_lines)
+    return f"{base}\n\n{block}" if base else block
 
 
 def draft_persona(character: str, lines: list[str], title: str | None = None, *, sample: int = 30, seed: int = 0,

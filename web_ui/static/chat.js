@@ -1,21 +1,43 @@
-// Chat view (also the tray's Quick chat window: #chat?quick=1): persona, streamed reply, voice, push-to-talk.
+// Chat view (also the tray's Quick chat window: #chat?quick=1): persona, streamed reply, voice, push-to-talk,
+// Stop (cancels the generation on the server) and Regenerate; conversations resume where they were left.
 import { $, api, el, registerView } from "./app.js";
+import { exportLinks, fillEditor, importCardControl, loadDefaults, personaEditor, renderGallery } from "./chat_persona.js";
 
-const state = { persona: null, conversation: null, audioQueue: [], playing: false, recorder: null };
+const state = { persona: null, conversation: null, audioQueue: [], playing: false, recorder: null, current: null, busy: false, lastUser: null };
 const quick = location.hash.includes("quick=1");
 
 function playNext() {
   if (state.playing || !state.audioQueue.length) return;
   state.playing = true;
   const audio = new Audio(`data:audio/wav;base64,${state.audioQueue.shift()}`);
-  audio.onended = audio.onerror = () => { state.playing = false; playNext(); };
+  state.current = audio;
+  window.__chatAudioPlayed = (window.__chatAudioPlayed || 0) + 1;
+  audio.onended = audio.onerror = () => { state.playing = false; state.current = null; playNext(); };
   audio.play().catch(() => { state.playing = false; });
 }
 
-async function streamSend(text, speak, onEvent) {
+function stopAudio() {
+  state.audioQueue = [];
+  if (state.current) { state.current.pause(); state.current = null; }
+  state.playing = false;
+}
+
+function setBusy(busy) {
+  state.busy = busy;
+  const stop = $("#chat-stop"), regen = $("#chat-regenerate");
+  if (stop) stop.disabled = !busy;
+  if (regen) regen.disabled = busy || !state.lastUser;
+}
+
+async function stopReply() {
+  stopAudio();
+  if (state.busy && state.conversation) await api(`/api/chat/conversations/${state.conversation}/stop`, { method: "POST" });
+}
+
+async function streamSend(text, speak, onEvent, regenerate = false) {
   const res = await fetch(`/api/chat/conversations/${state.conversation}/send`, {
     method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${sessionStorage.getItem("weaver_token") || ""}` },
-    body: JSON.stringify({ text, speak }),
+    body: JSON.stringify(regenerate ? { regenerate: true, text, speak } : { text, speak }),
   });
   if (!res.ok) { let m = `${res.status}`; try { m = (await res.json()).error; } catch (_) {} throw new Error(m); }
   const reader = res.body.getReader(), dec = new TextDecoder();
@@ -40,30 +62,51 @@ function addMessage(role, text, cls = "") {
   return m;
 }
 
-async function openPersona(p) {
+// open a persona: its newest conversation (a new one when it has none, or with fresh=true)
+async function openPersona(p, fresh = false) {
+  stopAudio();
   state.persona = p;
-  state.conversation = (await api(`/api/chat/personas/${p.id}/conversations`, { method: "POST" })).id;
+  const convs = fresh ? [] : await api(`/api/chat/personas/${p.id}/conversations`);
+  state.conversation = convs.length ? convs[0].id : (await api(`/api/chat/personas/${p.id}/conversations`, { method: "POST" })).id;
   $("#chat-log").replaceChildren();
-  for (const m of await api(`/api/chat/conversations/${state.conversation}`)) addMessage(m.role, m.content, m.partial ? "partial" : "");
-  $("#persona-prompt").value = p.system_prompt;
-  $("#persona-model").value = p.model || "";
-  $("#persona-temp").value = p.temperature;
-  $("#persona-voice").value = p.voice || "default";
+  state.lastUser = null;
+  for (const m of await api(`/api/chat/conversations/${state.conversation}`)) {
+    addMessage(m.role, m.content, m.partial ? "partial" : "");
+    if (m.role === "user") state.lastUser = m.content;
+  }
+  document.querySelectorAll("#chat-gallery li").forEach((li) => li.classList.toggle("selected", li.dataset.id === String(p.id)));
+  if ($("#persona-select")) $("#persona-select").value = p.id;
+  fillEditor(p);
+  setBusy(false);
 }
 
-async function send(text) {
-  if (!text.trim() || !state.conversation) return;
+async function send(text, regenerate = false) {
+  if (state.busy || !state.conversation || (!regenerate && !text.trim())) return;
+  if (regenerate) {  // the last reply and its message leave the log; the message is answered again
+    const log = $("#chat-log"), msgs = [...log.querySelectorAll(".msg")];
+    if (msgs.length && msgs[msgs.length - 1].classList.contains("assistant")) msgs.pop().remove();
+    if (msgs.length && msgs[msgs.length - 1].classList.contains("user")) msgs.pop().remove();
+    text = state.lastUser;
+  }
+  stopAudio();
+  state.lastUser = text;
   addMessage("user", text);
   const reply = addMessage("assistant", "");
   const span = reply.querySelector(".text");
+  setBusy(true);
   try {
     await streamSend(text, $("#chat-speak").checked, (ev, data) => {
       if (ev === "delta") span.textContent += data.text;
-      else if (ev === "audio") { state.audioQueue.push(data.wav); playNext(); }
-      else if (ev === "done" && data.error) { reply.classList.add("partial"); span.after(el("div", { class: "error" }, data.error)); }
-      else if (ev === "error") span.after(el("div", { class: "error" }, data.error));
-    });
+      else if (ev === "audio") { if (state.busy) { state.audioQueue.push(data.wav); playNext(); } }
+      else if (ev === "done") {
+        reply.dataset.stopped = data.cancelled ? "cancelled" : (data.stopped || "finished");
+        if (data.cancelled) reply.classList.add("partial", "stopped");
+        if (data.error) { reply.classList.add("partial"); span.after(el("div", { class: "error" }, data.error)); }
+      } else if (ev === "error") span.after(el("div", { class: "error" }, data.error));
+    }, regenerate);
   } catch (e) { span.after(el("div", { class: "error" }, e.message)); }
+  reply.classList.add("done");
+  setBusy(false);
 }
 
 async function pushToTalk(btn) {
@@ -83,30 +126,39 @@ async function pushToTalk(btn) {
 
 async function render() {
   const root = $("#chat");
-  const [personas, media, voices] = await Promise.all([api("/api/chat/personas"), api("/api/media"), api("/api/voices")]);
+  const [personas, media, voices] = await Promise.all([api("/api/chat/personas"), api("/api/media"), api("/api/voices"), loadDefaults()]);
   const pSel = el("select", { id: "persona-select" }, el("option", { value: "" }, "choose a character…"), ...personas.map((p) => el("option", { value: p.id }, p.name)));
   const itemSel = el("select", { id: "chat-item" }, ...media.map((m) => el("option", { value: m.id }, `${m.id}: ${m.title}`)));
   const charSel = el("select", { id: "chat-character" });
-  const loadChars = async () => { if (itemSel.value) { const cs = await api(`/api/media/${itemSel.value}/characters`); charSel.replaceChildren(...cs.map((c) => el("option", { value: c.name }, c.name))); } };
+  const loadChars = async () => { if (itemSel.value) { const keep = charSel.value; const cs = await api(`/api/media/${itemSel.value}/characters`); charSel.replaceChildren(...cs.map((c) => el("option", { value: c.name }, c.name))); if (keep && cs.some((c) => c.name === keep)) charSel.value = keep; } };
   itemSel.onchange = loadChars;
-  pSel.onchange = () => { const p = personas.find((x) => String(x.id) === pSel.value); if (p) openPersona(p); };
+  const byId = async (id) => (await api("/api/chat/personas")).find((x) => String(x.id) === String(id));
+  pSel.onchange = async () => { const p = await byId(pSel.value); if (p) openPersona(p); };
+  const addPersonaOption = (p) => { if (![...pSel.options].some((o) => o.value === String(p.id))) pSel.append(el("option", { value: p.id }, p.name)); pSel.value = p.id; };
+  const talk = async () => {  // the item and character chosen stay chosen (no re-render)
+    const p = await api("/api/chat/personas", { method: "POST", body: { media_id: itemSel.value, character: charSel.value } });
+    addPersonaOption(p);
+    await openPersona(p);
+    renderGallery(openPersona);
+  };
   const input = el("input", { id: "chat-input", placeholder: "Say something…", size: 50, onkeydown: (e) => { if (e.key === "Enter") { send(input.value); input.value = ""; } } });
   root.replaceChildren(
+    quick ? "" : el("ul", { id: "chat-gallery", class: "cards persona-gallery" }),
     quick ? "" : el("div", { class: "row" }, "Character: ", pSel, " or new from ", itemSel, charSel,
-      el("button", { id: "chat-new", onclick: async () => { const p = await api("/api/chat/personas", { method: "POST", body: { media_id: itemSel.value, character: charSel.value } }); await render(); $("#persona-select").value = p.id; openPersona(p); } }, "Talk")),
-    quick ? "" : el("details", {}, el("summary", {}, "Persona (system prompt, model, voice)"),
-      el("textarea", { id: "persona-prompt", rows: 6, cols: 90 }), el("br"),
-      el("label", {}, "model ", el("input", { id: "persona-model", size: 20 })), " ",
-      el("label", {}, "temperature ", el("input", { id: "persona-temp", type: "number", step: "0.1", min: 0, max: 2, style: "width:5em" })), " ",
-      el("label", {}, "voice ", el("select", { id: "persona-voice" }, ...voices.map((v) => el("option", { value: v.name }, v.name)))), " ",
-      el("button", { onclick: async () => { if (!state.persona) return; state.persona = await api(`/api/chat/personas/${state.persona.id}`, { method: "PUT", body: { system_prompt: $("#persona-prompt").value, model: $("#persona-model").value || null, temperature: parseFloat($("#persona-temp").value), voice: $("#persona-voice").value } }); } }, "Save persona"), " ",
-      el("a", { href: "#", onclick: (e) => { e.preventDefault(); if (state.persona) window.open(`/api/chat/personas/${state.persona.id}/card?format=json&token=${sessionStorage.getItem("weaver_token")}`); } }, "export card")),
+      el("button", { id: "chat-new", onclick: talk }, "Talk"), " ",
+      importCardControl(async (p) => { addPersonaOption(p); await openPersona(p); renderGallery(openPersona); }), " ",
+      el("button", { id: "chat-fresh", onclick: () => { if (state.persona) openPersona(state.persona, true); } }, "New conversation")),
+    quick ? "" : personaEditor(voices, () => state.persona, (p) => { state.persona = p; fillEditor(p); }),
     el("div", { id: "chat-log", class: "chat-log" }),
     el("div", { class: "row" }, input, el("button", { id: "chat-send", onclick: () => { send(input.value); input.value = ""; } }, "Send"),
+      el("button", { id: "chat-stop", disabled: true, onclick: stopReply }, "■ Stop"),
+      el("button", { id: "chat-regenerate", disabled: true, onclick: () => send(null, true) }, "↻ Regenerate"),
       el("label", {}, el("input", { type: "checkbox", id: "chat-speak", checked: true }), " voice"),
-      el("button", { id: "chat-ptt", onclick: (e) => pushToTalk(e.target) }, "🎤 Hold to talk")),
+      el("button", { id: "chat-ptt", onclick: (e) => pushToTalk(e.target) }, "🎤 Hold to talk"), " ",
+      quick ? "" : exportLinks(() => state.conversation)),
   );
   await loadChars();
+  if (!quick) renderGallery(openPersona);
   const settings = await api("/api/settings");
   const last = personas.find((p) => p.id === settings.last_persona_id) || (quick ? personas[0] : null);
   if (last) { if (!quick) pSel.value = last.id; openPersona(last); }
