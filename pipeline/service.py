@@ -177,7 +177,7 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
         """Dialogue segments with their clip edits, speaker and character names."""
         self.lib.media(media_id)
         sql = ("SELECT s.id, s.idx, s.start, s.end, s.text, s.origin, s.confidence, s.attribution_source, s.overlap,"
-               " s.speaker_cue, s.user_text, s.user_join, sp.label AS speaker, coalesce(sp.name, NULL) AS speaker_name, c.name AS character,"
+               " s.speaker_cue, s.user_text, s.user_join, s.text_source, s.text_score, s.check_text, sp.label AS speaker, coalesce(sp.name, NULL) AS speaker_name, c.name AS character,"
                " cl.id AS clip_id, cl.trim_start, cl.trim_end, cl.status"
                " FROM segments s LEFT JOIN speakers sp ON sp.id = s.speaker_id"
                " LEFT JOIN characters c ON c.id = s.character_id LEFT JOIN clips cl ON cl.segment_id = s.id"

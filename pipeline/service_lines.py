@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from .errors import BadInputError
+from .library.lines_extra import mark_user_text
 from .store import dumps
 
 MAX_LINE_TEXT = 2000  # characters; a line is one utterance, not a page
@@ -35,6 +36,7 @@ class LinesMixin:
         with self._edit(seg["media_id"], {"op": "text", "segment": segment_id, "text": new},
                         ("id = ?", [segment_id])) as db:
             db.execute("UPDATE segments SET text = ?, user_text = 1 WHERE id = ?", [new, segment_id])
+            mark_user_text(db, segment_id)
         return {"segment": segment_id, "text": new, "previous": seg["text"]}
 
     def join_lines(self, segment_id: int, next_id: int, *, force: bool = False) -> dict:

@@ -29,6 +29,7 @@ class AnalysisOptions:
     script_id: int | None = None
     script_path: str | None = None
     backends: dict | None = None  # stage -> backend name
+    verbatim: bool = True  # join split cues, speech edges, text chosen against the audio (workflows/utterances)
 
 
 # Long media is analysed in windows of this many seconds of the 16 kHz analysis copy (≈ 38 MB of float32 each),
@@ -464,7 +465,7 @@ def stage_save() -> Stage:
     def run(ctx: StageContext) -> dict:
         lib = ctx.library
         mid = _media_id(ctx)
-        att = ctx.results["attribute"]
+        att = ctx.results.get("utterances") or ctx.results["attribute"]
         lines = [line_from_dict(d) for d in att["lines"]]
         sync = ctx.results.get("sync") or {}
         dia = ctx.results.get("diarize") or {}
@@ -496,13 +497,17 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
     Lines the user split are split again at the same times first, and lines the user joined are joined again; a speaker the user named passes the name to the new cluster holding most of its lines,
     which names that cluster's other lines as label_speaker did. Labelling edits made before are closed for undo
     (the rows they changed are gone)."""
+    from pipeline.library.lines_extra import set_text_choice
     from pipeline.workflows.ingest import insert_segment
 
     track_id, _, line_ids = subtitle_lines(lib, media_id)
     labels = att["line_speakers"] or [None] * len(lines)
     overlaps = set(att.get("overlaps") or [])
+    at = att.get("line_index") or list(range(len(lines)))  # per line, its first subtitle line's position
+    choices = att.get("text_choice") or [None] * len(lines)
     rows = [{"line": ln, "att": a, "label": labels[i], "overlap": i in overlaps, "user_split": False, "user_join": False,
-             "line_id": line_ids[i] if att["origin"] == "subtitle" and i < len(line_ids) else None}
+             "line_id": line_ids[at[i]] if att["origin"] == "subtitle" and at[i] < len(line_ids) else None,
+             "choice": choices[i]}
             for i, (ln, a) in enumerate(zip(lines, att["attributions"]))]
     with lib.atomic() as db:
         old = list(db.query(_OLD_SEGMENTS, [media_id]))
@@ -548,6 +553,7 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
                        " user_split = ?, user_join = ?, user_text = ? WHERE id = ?",
                        [speaker_ids.get(r["label"]), char_ids.get(name), source, int(r["overlap"]), int(r["user_split"]),
                         int(r["user_join"]), int(user_text), seg_id])
+            set_text_choice(db, seg_id, {"source": "user", "score": None, "check": False} if user_text else r.get("choice"))
             if o is not None and o["status"] is not None:
                 db.execute("UPDATE clips SET trim_start = ?, trim_end = ?, status = ? WHERE segment_id = ?",
                            [o["trim_start"], o["trim_end"], o["status"], seg_id])
@@ -674,5 +680,7 @@ def _carry_speaker_names(named: dict[str, str], old: list[dict], rows: list[dict
 
 
 def analysis_stages(opts: AnalysisOptions) -> list[Stage]:
+    from pipeline.workflows.utterances import stage_utterances
+
     return [stage_vad(), stage_asr(opts), stage_sync(opts), stage_align(opts), stage_diarize(opts),
-            stage_attribute(opts), stage_save()]
+            stage_attribute(opts), stage_utterances(opts), stage_save()]

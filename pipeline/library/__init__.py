@@ -1,0 +1,1 @@
+"""SQL of the library, one module per area (plain functions taking the Library/db object)."""
