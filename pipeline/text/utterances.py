@@ -37,6 +37,7 @@ MIN_EDGE_PROBABILITY = 0.6  # an ASR word added at a condensed subtitle's edge m
 MAX_EDGE_WORDS = 4
 PAUSE = 0.2  # seconds of quiet that end an utterance's speech
 SPEECH_FLOOR_DB = 12.0  # a frame this far under the line's median level is not speech
+SILENT_DB = -60.0  # dBFS: a line this quiet has no speech level to follow
 MIN_EXTEND = 0.15  # seconds: speech running on less than this past the words is the VAD's padding, not words
 SCRIPT_PRIOR = 0.03  # ties between screenplay and subtitle go to the screenplay (shooting scripts hold the full line)
 _END = re.compile(r"[.!?…♪\"”»]\s*$")
@@ -193,7 +194,10 @@ def energy_edges(audio, rate: int, t0: float, start: float, end: float, lo: floa
     inside = (t >= start) & (t <= end)
     if inside.sum() < 3:
         return start, end
-    speech = db >= np.median(db[inside]) - floor_db
+    level = float(np.median(db[inside]))
+    if level < SILENT_DB:  # the words lie in silence: nothing to follow
+        return start, end
+    speech = db >= level - floor_db
     need = max(1, int(round(pause / 0.01)))
 
     def walk(edge: float, step: int, bound: float) -> float:

@@ -679,8 +679,24 @@ def _carry_speaker_names(named: dict[str, str], old: list[dict], rows: list[dict
     return out
 
 
-def analysis_stages(opts: AnalysisOptions) -> list[Stage]:
-    from pipeline.workflows.utterances import stage_utterances
+def stage_utterances(opts: AnalysisOptions) -> Stage:
+    """Split cues joined, speech edges, text chosen against the audio (pipeline.workflows.utterances)."""
+    def run(ctx: StageContext) -> dict:
+        from pipeline.config import Settings
+        from pipeline.workflows.utterances import AudioAccess, utterances
+
+        lib, mid = ctx.library, _media_id(ctx)
+
+        def asr():
+            model = opts.asr_model or Settings.load(lib.home).asr_model
+            return _backend(ctx, "asr", model=model), model
+
+        io = AudioAccess(read=lambda a, b: analysis_span(lib, mid, a, b), duration=analysis_duration(lib, mid),
+                         asr=asr, script=lambda: load_script(lib, opts))
+        return utterances(ctx, opts, io)
+
+    return Stage("utterances", run, weight=1.0, label="finding utterances")
+
 
     return [stage_vad(), stage_asr(opts), stage_sync(opts), stage_align(opts), stage_diarize(opts),
             stage_attribute(opts), stage_utterances(opts), stage_save()]

@@ -10,33 +10,33 @@ texts (a warning says so).
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
+from typing import Callable
+
+import numpy as np
 
 from pipeline import media as media_io
-from pipeline.jobs import Stage, StageContext
+from pipeline.jobs import StageContext
 from pipeline.types import Line, Word, line_from_dict
 
 ASR_PAD = 0.15  # seconds of audio around an utterance given to ASR
 WORD_SLACK = 0.05  # seconds: an ASR word whose midpoint is this far outside the utterance still counts
 
 
-def _window_asr(ctx: StageContext, opts, media_id: int, spans: list[tuple[float, float]]) -> tuple[list, str | None]:
+def _window_asr(ctx: StageContext, io: "AudioAccess", spans: list[tuple[float, float]]) -> tuple[list, str | None]:
     """ASR words of each span (None each when no ASR model can be loaded), plus a warning."""
-    from pipeline.text.utterances import words_in
-    from pipeline.config import Settings
     from pipeline.errors import WeaverError
-    from pipeline.workflows.analysis import _backend, analysis_duration, analysis_span
+    from pipeline.text.utterances import words_in
 
     try:
-        model = opts.asr_model or Settings.load(ctx.library.home).asr_model
-        asr = _backend(ctx, "asr", model=model)
-        duration = analysis_duration(ctx.library, media_id)
+        asr, model = io.asr()
+        duration = io.duration
         out: list = []
         for i, (a, b) in enumerate(spans):
             if ctx.cancel is not None:
                 ctx.cancel.check()
             t0 = max(0.0, a - ASR_PAD)
-            audio = analysis_span(ctx.library, media_id, t0, min(duration, b + ASR_PAD))
+            audio = io.read(t0, min(duration, b + ASR_PAD))
             tr = asr.transcribe(audio, media_io.ANALYSIS_RATE, language="en" if str(model).endswith(".en") else None)
             words = [replace(w, start=w.start + t0, end=w.end + t0) for ln in tr.lines for w in ln.words]
             out.append(words_in(words, a - WORD_SLACK, b + WORD_SLACK))
@@ -46,13 +46,12 @@ def _window_asr(ctx: StageContext, opts, media_id: int, spans: list[tuple[float,
         return [None] * len(spans), f"line texts not checked against the audio ({str(e).splitlines()[0][:160]})"
 
 
-def _edges(ctx: StageContext, media_id: int, lines: list[Line]) -> list[Line]:
+def _edges(io: "AudioAccess", lines: list[Line]) -> list[Line]:
     """Each line's edges moved out over the speech its words leave out (pipeline.text.utterances.energy_edges),
     never into its neighbours: the audio around each line is read on its own."""
     from pipeline.text.utterances import MAX_EXTEND, NEIGHBOUR_GAP, energy_edges
-    from pipeline.workflows.analysis import analysis_duration, analysis_span
 
-    duration = analysis_duration(ctx.library, media_id)
+    duration = io.duration
     out: list[Line] = []
     for k, ln in enumerate(lines):
         start, end = ln.start, ln.end
@@ -61,17 +60,26 @@ def _edges(ctx: StageContext, media_id: int, lines: list[Line]) -> list[Line]:
         lo = lines[k - 1].end + NEIGHBOUR_GAP if k else 0.0
         hi = lines[k + 1].start - NEIGHBOUR_GAP if k + 1 < len(lines) else duration
         t0 = max(0.0, start - MAX_EXTEND - 0.1)
-        audio = analysis_span(ctx.library, media_id, t0, min(duration, end + MAX_EXTEND + 0.1))
+        audio = io.read(t0, min(duration, end + MAX_EXTEND + 0.1))
         s, e = energy_edges(audio, media_io.ANALYSIS_RATE, t0, start, end, lo, hi)
         out.append(replace(ln, start=s, end=e))
     return out
 
 
-def utterances(ctx: StageContext, opts) -> dict:
+@dataclass
+class AudioAccess:
+    """What the stage needs of the item, given by the analysis chain (pipeline.workflows.analysis)."""
+
+    read: Callable[[float, float], np.ndarray]  # [start, end) seconds of the 16 kHz mono analysis audio
+    duration: float
+    asr: Callable[[], tuple]  # -> (ASR backend, model name); may raise ModelMissingError
+    script: Callable[[], object]  # -> the item's Script or None
+
+
+def utterances(ctx: StageContext, opts, io: AudioAccess) -> dict:
     from pipeline.text import utterances as ut
     from pipeline.text.attribution import align_script
     from pipeline.types import Attribution
-    from pipeline.workflows.analysis import _media_id, load_script
 
     att = ctx.results["attribute"]
     lines = [line_from_dict(d) for d in att["lines"]]
@@ -81,7 +89,7 @@ def utterances(ctx: StageContext, opts) -> dict:
     origin = att["origin"]
     if not lines or not getattr(opts, "verbatim", True):
         return {**att, "line_index": [ln.index for ln in lines], "text_choice": None}
-    script = load_script(ctx.library, opts) if att.get("script_used") else None
+    script = io.script() if att.get("script_used") else None
     matches: list[int | None] | None = None
     script_lines: list[str] = []
     if script is not None and script.lines:
@@ -91,7 +99,7 @@ def utterances(ctx: StageContext, opts) -> dict:
     groups = ut.join_groups(lines, [a.character for a in attributions], speakers, script_matches=matches,
                             blocked=overlaps) if origin == "subtitle" else [[i] for i in range(len(lines))]
     joined = [ut.join_lines([lines[i] for i in g]) for g in groups]
-    edged = _edges(ctx, _media_id(ctx), joined)
+    edged = _edges(io, joined)
     asr_stage = ctx.results.get("asr") or {}
     warnings: list[str] = []
     if origin == "asr":
@@ -100,7 +108,7 @@ def utterances(ctx: StageContext, opts) -> dict:
         words = [w for d in asr_stage["lines"] for w in line_from_dict(d).words]
         asr_texts = [ut.words_in(words, ln.start - WORD_SLACK, ln.end + WORD_SLACK) for ln in edged]
     else:
-        asr_texts, warning = _window_asr(ctx, opts, _media_id(ctx), [(ln.start, ln.end) for ln in edged])
+        asr_texts, warning = _window_asr(ctx, io, [(ln.start, ln.end) for ln in edged])
         warnings += [warning] if warning else []
     out_lines, choices = [], []
     for g, ln, asr_text in zip(groups, edged, asr_texts):
@@ -127,5 +135,3 @@ def utterances(ctx: StageContext, opts) -> dict:
             "joined": n_joined, "warnings": list(att.get("warnings") or []) + warnings}
 
 
-def stage_utterances(opts) -> Stage:
-    return Stage("utterances", lambda ctx: utterances(ctx, opts), weight=1.0, label="finding utterances")
