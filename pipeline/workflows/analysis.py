@@ -698,5 +698,6 @@ def stage_utterances(opts: AnalysisOptions) -> Stage:
     return Stage("utterances", run, weight=1.0, label="finding utterances")
 
 
+def analysis_stages(opts: AnalysisOptions) -> list[Stage]:
     return [stage_vad(), stage_asr(opts), stage_sync(opts), stage_align(opts), stage_diarize(opts),
             stage_attribute(opts), stage_utterances(opts), stage_save()]
