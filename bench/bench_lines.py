@@ -2,7 +2,8 @@
 
 Run: .venv/bin/python bench/bench_lines.py [--before] [--scenarios release+script,release,accurate+script]
 Scenarios: subtitles made like a real release from the truth (tests/line_metrics.release_cues: condensed and
-split cues) with the screenplay, the same without it, and the accurate subtitles with the screenplay.
+split cues) with the screenplay, the same without it, the accurate subtitles with the screenplay, and the movie's
+audio without subtitles (ASR lines, as a capture) with the screenplay.
 Prints per character precision/recall, WER of the line texts against the spoken text, speech-edge error
 median/p95, how many true lines came out split. ``--before`` runs the chain without the utterance stage
 (AnalysisOptions(verbatim=False): the lines as they were before it).
@@ -30,9 +31,17 @@ def run(scenario: str, movie, tmp: Path, verbatim: bool) -> dict:
     if scenario.startswith("release"):
         cues, _ = release_cues(movie.lines)
         kw["subtitles"] = str(write_srt(tmp / "release.srt", cues))
+    media = str(movie.movie)
+    if scenario.startswith("capture"):  # no subtitles: ASR lines, as a capture
+        import soundfile as sf
+
+        speech, rate = sf.read(str(movie.dialogue_wav), dtype="float32")
+        bed, _ = sf.read(str(movie.music_wav), dtype="float32")
+        media = str(tmp / "capture.wav")
+        sf.write(media, speech + bed, rate)
     if scenario.endswith("+script"):
         kw["script"] = str(movie.screenplay_txt)
-    out = svc.ingest(str(movie.movie), analysis=AnalysisOptions(verbatim=verbatim), **kw)
+    out = svc.ingest(media, analysis=AnalysisOptions(verbatim=verbatim), **kw)
     segs = svc.segments(out.result["media_id"])
     if VERBOSE:
         for s in segs:
@@ -50,7 +59,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--before", action="store_true", help="also run without the utterance stage")
-    ap.add_argument("--scenarios", default="release+script,release,accurate+script")
+    ap.add_argument("--scenarios", default="release+script,release,accurate+script,capture+script")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every line")
     a = ap.parse_args()
     global VERBOSE

@@ -97,7 +97,7 @@ def utterances(ctx: StageContext, opts, io: AudioAccess) -> dict:
         matches = [j if (j is not None and q > 0) else None for j, q in zip(al.matches, al.quality)]
         script_lines = [sl.text for sl in script.lines]
     groups = ut.join_groups(lines, [a.character for a in attributions], speakers, script_matches=matches,
-                            blocked=overlaps) if origin == "subtitle" else [[i] for i in range(len(lines))]
+                            blocked=overlaps)
     joined = [ut.join_lines([lines[i] for i in g]) for g in groups]
     edged = _edges(io, joined)
     asr_stage = ctx.results.get("asr") or {}
