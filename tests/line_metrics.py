@@ -67,7 +67,7 @@ def measure(segs: list[dict], truth, characters: list[str]) -> dict:
     pr = {}
     for c in characters:
         total = sum(1 for t in truth if t.character == c)
-        pr[c] = (round(correct[c] / found[c], 3) if found[c] else 0.0, round(len(hit[c]) / total, 3) if total else 0.0)
+        pr[c] = (correct[c] / found[c] if found[c] else 0.0, len(hit[c]) / total if total else 0.0)
     import jiwer
 
     refs, hyps, edges = [], [], []
