@@ -36,7 +36,8 @@ MIN_ASR_CONFIDENCE = 0.7  # mean word probability for the ASR text to replace wr
 MIN_EDGE_PROBABILITY = 0.6  # an ASR word added at a condensed subtitle's edge must be heard at least this clearly
 MAX_EDGE_WORDS = 4
 PAUSE = 0.2  # seconds of quiet that end an utterance's speech
-SPEECH_FLOOR_DB = 12.0  # a frame this far under the line's median level is not speech
+SPEECH_FLOOR_DB = 15.0  # a frame this far under the line's speech level is not speech
+LEVEL_PERCENTILE = 80  # the line's speech level: this percentile of its 10 ms frame levels (dB)
 SILENT_DB = -60.0  # dBFS: a line this quiet has no speech level to follow
 MIN_EXTEND = 0.15  # seconds: speech running on less than this past the words is the VAD's padding, not words
 SCRIPT_PRIOR = 0.03  # ties between screenplay and subtitle go to the screenplay (shooting scripts hold the full line)
@@ -178,8 +179,8 @@ def energy_edges(audio, rate: int, t0: float, start: float, end: float, lo: floa
                  max_extend: float = MAX_EXTEND, pause: float = PAUSE, floor_db: float = SPEECH_FLOOR_DB) -> tuple[float, float]:
     """(start, end) moved out over the speech that runs on from the words without a pause.
 
-    ``audio`` starts at ``t0`` seconds. Speech is a 10 ms frame within ``floor_db`` of the line's median frame
-    level (music and ambience under dialogue sit well below it); from each edge the speech is followed outwards
+    ``audio`` starts at ``t0`` seconds. Speech is a 10 ms frame within ``floor_db`` of the line's speech level
+    (the ``LEVEL_PERCENTILE`` of its frames) (music and ambience under dialogue sit well below it); from each edge the speech is followed outwards
     until a pause of ``pause`` seconds, the neighbour bound (``lo``/``hi``) or ``max_extend``. An edge moves only
     when the speech runs on at least ``MIN_EXTEND`` (else the aligned word edge is the better one)."""
     import numpy as np
@@ -194,7 +195,7 @@ def energy_edges(audio, rate: int, t0: float, start: float, end: float, lo: floa
     inside = (t >= start) & (t <= end)
     if inside.sum() < 3:
         return start, end
-    level = float(np.median(db[inside]))
+    level = float(np.percentile(db[inside], LEVEL_PERCENTILE))  # robust to loose edges (pauses inside the span)
     if level < SILENT_DB:  # the words lie in silence: nothing to follow
         return start, end
     speech = db >= level - floor_db
