@@ -142,7 +142,7 @@ def test_release_subtitles_with_screenplay_give_whole_verbatim_lines(release, mo
     assert m["fragmented"] == 0, "every split cue pair is one line"
     assert m["segments"] == len(movie.lines)
     assert m["wer"] <= 0.05, m["wer"]  # measured 1.7% (10.4% before the utterance stage)
-    assert m["edge_median_ms"] <= 80 and m["edge_p95_ms"] <= 250, m  # measured 5 / 124 ms (7 / 724 before)
+    assert m["edge_median_ms"] <= 80 and m["edge_p95_ms"] <= 250, m  # measured 5 / 130 ms (7 / 724 before)
     assert m["sources"]["script"] >= 0.8 * len(segs)
     assert all(s["text_source"] in ut.SOURCES and (s["text_score"] is None or 0 <= s["text_score"] <= 1) for s in segs)
     # the clip export carries the chosen text and how it was chosen
@@ -183,4 +183,4 @@ def test_a_capture_without_subtitles_takes_the_screenplay_line_over_misheard_asr
     print(describe("capture (ASR) + screenplay", m))
     assert all(s["origin"] == "asr" for s in segs)
     assert m["sources"]["script"] >= 0.6 * len(segs), m["sources"]
-    assert m["wer"] <= 0.15, m["wer"]
+    assert m["wer"] <= 0.05, m["wer"]  # measured 0.0% (25.4% with the ASR text before the utterance stage)
