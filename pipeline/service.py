@@ -204,13 +204,14 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
             row = {"file": audio_path.name, "text": s["text"], "start": round(start, 3), "end": round(end, 3),
                    "confidence": None if s["confidence"] is None else round(s["confidence"], 3),
                    "source": s["attribution_source"] or s["origin"], "character": s["character"] or "",
-                   "speaker": s["speaker"] or "", "overlap": int(s["overlap"] or 0)}
+                   "speaker": s["speaker"] or "", "overlap": int(s["overlap"] or 0),
+                   "text_source": s.get("text_source") or "", "check_text": int(s.get("check_text") or 0)}
             if video:
                 vpath = media_io.cut_video(source, start, end, out / f"{name}.mp4", audio=audio_path)
                 row["video"] = vpath.name
             rows.append(row)
             report((i + 1) / max(1, len(segs)), f"clip {i + 1}/{len(segs)}")
-        fields = ["file", "text", "start", "end", "confidence", "source", "character", "speaker", "overlap"] + (["video"] if video else [])
+        fields = ["file", "text", "start", "end", "confidence", "source", "character", "speaker", "overlap", "text_source", "check_text"] + (["video"] if video else [])
         with open(out / "metadata.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=fields)
             w.writeheader()
@@ -281,7 +282,7 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
         return labels.speakers_summary(self.lib.db, media_id)
 
     # -- labelling (undoable) ----------------------------------------------------------------------
-    # Labelling edits (label, merge, reassign, split, line text, join — see service_lines) each record exactly the rows they changed (pipeline.edits),
+    # Labelling edits (label, merge, reassign, split, line text, join — see service_lines) each record exactly the rows they changed (pipeline.library.edits),
     # and undo puts back the latest one and nothing else. Clip trims and keep/reject marks are not labelling
     # edits: they set a value the panel shows and can set again, and no labelling undo touches them.
     @contextmanager

@@ -22,27 +22,9 @@ pytestmark = pytest.mark.slow
 
 def score(svc: Service, media_id: int, movie) -> dict[str, tuple[float, float]]:
     """Per character: (precision, recall) of lines, matching each segment to the true line it overlaps most."""
-    segs = svc.segments(media_id)
-    truth = movie.lines
-    found = {c: 0 for c in movie.characters}
-    correct = {c: 0 for c in movie.characters}
-    hit_truth = {c: set() for c in movie.characters}
-    for s in segs:
-        best, best_ov = None, 0.0
-        for i, t in enumerate(truth):
-            ov = min(s["end"], t.end) - max(s["start"], t.start)
-            if ov > best_ov:
-                best, best_ov = i, ov
-        name = (s["character"] or "").upper()
-        if name in found:
-            found[name] += 1
-            if best is not None and truth[best].character == name:
-                correct[name] += 1
-                hit_truth[name].add(best)
-    out = {}
-    for c in movie.characters:
-        total = sum(1 for t in truth if t.character == c)
-        out[c] = (correct[c] / found[c] if found[c] else 0.0, len(hit_truth[c]) / total)
+    from tests.line_metrics import measure
+
+    out = measure(svc.segments(media_id), movie.lines, movie.characters)["pr"]
     print(" ".join(f"{c}: P={p:.2f} R={r:.2f}" for c, (p, r) in out.items()))
     return out
 

@@ -157,7 +157,8 @@ def cmd_segments(a) -> int:
         out_json(rows)
         return 0
     for r in rows:
-        flag = " [overlap]" if r["overlap"] else ""
+        flag = (" [overlap]" if r["overlap"] else "") + (" [check text]" if r.get("check_text") else "")
+        flag += f" ({r['text_source']})" if r.get("text_source") else ""
         out(f"#{r['id']:<5d} clip {r['clip_id']:<5d} {fmt_time(r['start'])}-{fmt_time(r['end'])} "
             f"{(r['character'] or '?'):12s} {r['speaker'] or '':11s} {r['text']}{flag}")
     return 0

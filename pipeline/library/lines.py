@@ -45,7 +45,7 @@ def primary_lines(db, media_id: int) -> list[dict]:
 def segments(db, media_id: int, character: str | None = None) -> list[dict]:
     """Dialogue segments with their clip edits, speaker and character names (optionally one character's)."""
     sql = ("SELECT s.id, s.idx, s.start, s.end, s.text, s.origin, s.confidence, s.attribution_source, s.overlap,"
-           " s.speaker_cue, s.user_text, s.user_join, sp.label AS speaker, coalesce(sp.name, NULL) AS speaker_name, c.name AS character,"
+           " s.speaker_cue, s.user_text, s.user_join, s.text_source, s.text_score, s.check_text, sp.label AS speaker, coalesce(sp.name, NULL) AS speaker_name, c.name AS character,"
            " cl.id AS clip_id, cl.trim_start, cl.trim_end, cl.status"
            " FROM segments s LEFT JOIN speakers sp ON sp.id = s.speaker_id"
            " LEFT JOIN characters c ON c.id = s.character_id LEFT JOIN clips cl ON cl.segment_id = s.id"
@@ -94,6 +94,7 @@ def segment_order(db, media_id: int) -> list[int]:
 def set_segment_text(db, segment_id: int, text: str) -> None:
     """The user's text for a line (it wins over every automatic source)."""
     db.execute("UPDATE segments SET text = ?, user_text = 1 WHERE id = ?", [text, segment_id])
+    mark_user_text(db, segment_id)
 
 
 def split_segment(db, seg: dict, at: float, left_text: str, right: Line, moved_word_ids: list[int]) -> int:
@@ -222,3 +223,32 @@ def restore_clip(db, segment_id: int, trim_start: float, trim_end: float, status
     """The clip of a recreated segment takes back the user's trims and keep/reject mark."""
     db.execute("UPDATE clips SET trim_start = ?, trim_end = ?, status = ? WHERE segment_id = ?",
                [trim_start, trim_end, status, segment_id])
+
+
+# -- a line's chosen text: which source won (script, subtitle, asr, user), its score, the "check text" mark --
+TEXT_CHOICE_COLUMNS = ("text_source", "text_score", "check_text")
+
+
+def set_text_choice(db, segment_id: int, choice: dict | None) -> None:
+    """Record how a segment's text was chosen ({source, score, check}; None leaves the defaults)."""
+    if not choice:
+        return
+    db.execute("UPDATE segments SET text_source = ?, text_score = ?, check_text = ? WHERE id = ?",
+               [choice.get("source"), choice.get("score"), int(bool(choice.get("check"))), segment_id])
+
+
+def mark_user_text(db, segment_id: int) -> None:
+    """The user typed the text: it is the user's, nothing to check."""
+    db.execute("UPDATE segments SET text_source = 'user', text_score = NULL, check_text = 0 WHERE id = ?", [segment_id])
+
+
+def text_choices(db, media_id: int) -> dict[int, dict]:
+    """Segment id -> {text_source, text_score, check_text} for an item."""
+    return {r["id"]: {c: r[c] for c in TEXT_CHOICE_COLUMNS} for r in db.query(
+        "SELECT id, text_source, text_score, check_text FROM segments WHERE media_id = ?", [media_id])}
+
+
+def to_check(db, media_id: int) -> list[int]:
+    """Ids of the item's segments marked "check text" (in line order)."""
+    return [r["id"] for r in db.query(
+        "SELECT id FROM segments WHERE media_id = ? AND check_text = 1 ORDER BY start, idx", [media_id])]

@@ -242,6 +242,17 @@ def _migration_line_text_and_encodings(db: sqlite_utils.Database) -> None:
     add("subtitle_tracks", "encoding_info", "TEXT")
 
 
+def _migration_text_choice(db: sqlite_utils.Database) -> None:
+    """How a line's text was chosen (self-contained): ``segments.text_source`` (script | subtitle | asr | user),
+    ``segments.text_score`` (0..1 match against the window's ASR words, NULL when unscored) and
+    ``segments.check_text`` (1: no written text matched the audio well, the ASR text is kept; the user should check it).
+    """
+    cols = {c[1] for c in db.execute("PRAGMA table_info([segments])").fetchall()}
+    for column, decl in (("text_source", "TEXT"), ("text_score", "REAL"), ("check_text", "INTEGER NOT NULL DEFAULT 0")):
+        if column not in cols:
+            db.execute(f"ALTER TABLE [segments] ADD COLUMN [{column}] {decl}")
+
+
 # Append only: each entry is one schema version. Never edit a released migration.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_sql(SCHEMA_V1),
@@ -252,4 +263,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_autoincrement,
     _migration_line_text_and_encodings,
     voices.add_check_columns,
+    _migration_text_choice,
 ]

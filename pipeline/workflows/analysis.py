@@ -33,6 +33,7 @@ class AnalysisOptions:
     script_id: int | None = None
     script_path: str | None = None
     backends: dict | None = None  # stage -> backend name
+    verbatim: bool = True  # join split cues, speech edges, text chosen against the audio (workflows/utterances)
 
 
 # Long media is analysed in windows of this many seconds of the 16 kHz analysis copy (≈ 38 MB of float32 each),
@@ -465,7 +466,7 @@ def stage_save() -> Stage:
     def run(ctx: StageContext) -> dict:
         lib = ctx.library
         mid = _media_id(ctx)
-        att = ctx.results["attribute"]
+        att = ctx.results.get("utterances") or ctx.results["attribute"]
         lines = [line_from_dict(d) for d in att["lines"]]
         sync = ctx.results.get("sync") or {}
         dia = ctx.results.get("diarize") or {}
@@ -491,11 +492,16 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
     Lines the user split are split again at the same times first, and lines the user joined are joined again; a speaker the user named passes the name to the new cluster holding most of its lines,
     which names that cluster's other lines as label_speaker did. Labelling edits made before are closed for undo
     (the rows they changed are gone)."""
+    from pipeline.library.lines import set_text_choice
+
     track_id, _, line_ids = subtitle_lines(lib, media_id)
     labels = att["line_speakers"] or [None] * len(lines)
     overlaps = set(att.get("overlaps") or [])
+    at = att.get("line_index") or list(range(len(lines)))  # per line, its first subtitle line's position
+    choices = att.get("text_choice") or [None] * len(lines)
     rows = [{"line": ln, "att": a, "label": labels[i], "overlap": i in overlaps, "user_split": False, "user_join": False,
-             "line_id": line_ids[i] if att["origin"] == "subtitle" and i < len(line_ids) else None}
+             "line_id": line_ids[at[i]] if att["origin"] == "subtitle" and at[i] < len(line_ids) else None,
+             "choice": choices[i]}
             for i, (ln, a) in enumerate(zip(lines, att["attributions"]))]
     with lib.atomic() as db:
         old = line_rows.segments_for_reanalysis(db, media_id)
@@ -535,6 +541,7 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
             line_rows.set_attribution(db, seg_id, speaker_id=speaker_ids.get(r["label"]), character_id=char_ids.get(name),
                                       source=source, overlap=r["overlap"], user_split=r["user_split"],
                                       user_join=r["user_join"], user_text=user_text)
+            set_text_choice(db, seg_id, {"source": "user", "score": None, "check": False} if user_text else r.get("choice"))
             if o is not None and o["status"] is not None:
                 line_rows.restore_clip(db, seg_id, o["trim_start"], o["trim_end"], o["status"])
         edit_rows.close_open(db, media_id, "the item was analysed again")
@@ -658,6 +665,25 @@ def _carry_speaker_names(named: dict[str, str], old: list[dict], rows: list[dict
     return out
 
 
+def stage_utterances(opts: AnalysisOptions) -> Stage:
+    """Split cues joined, speech edges, text chosen against the audio (pipeline.workflows.utterances)."""
+    def run(ctx: StageContext) -> dict:
+        from pipeline.config import Settings
+        from pipeline.workflows.utterances import AudioAccess, utterances
+
+        lib, mid = ctx.library, _media_id(ctx)
+
+        def asr():
+            model = opts.asr_model or Settings.load(lib.home).asr_model
+            return _backend(ctx, "asr", model=model), model
+
+        io = AudioAccess(read=lambda a, b: analysis_span(lib, mid, a, b), duration=analysis_duration(lib, mid),
+                         asr=asr, script=lambda: load_script(lib, opts))
+        return utterances(ctx, opts, io)
+
+    return Stage("utterances", run, weight=1.0, label="finding utterances")
+
+
 def analysis_stages(opts: AnalysisOptions) -> list[Stage]:
     return [stage_vad(), stage_asr(opts), stage_sync(opts), stage_align(opts), stage_diarize(opts),
-            stage_attribute(opts), stage_save()]
+            stage_attribute(opts), stage_utterances(opts), stage_save()]

@@ -33,7 +33,7 @@ def import_card_bytes(svc, data: bytes) -> dict:
     """Import a V2 card (JSON or PNG bytes); the same card imported again updates its persona (same name and
     source title) instead of adding a second one. A PNG card's picture becomes the avatar."""
     from ..chat.cards import PNG_MAGIC, read_card
-    from ..chat.schema import load_persona, save_persona
+    from ..library.chat import load_persona, save_persona
 
     persona = read_card(data)
     with svc.lib.atomic() as db:

@@ -1,0 +1,262 @@
+"""Lines as utterances: one speaker's continuous speech, cut at the speech edges, with the words actually spoken.
+
+Three steps on the attributed lines of an analysis (plain functions; the audio-reading side is in
+pipeline.workflows.utterances):
+
+- :func:`join_groups`: consecutive lines of one character (and one diarization cluster) that continue each other
+  — a short gap and either the first line does not end a sentence, the second starts in lower case or with an
+  ellipsis, or both match the same screenplay line — become one utterance (real subtitles split long lines over
+  two cues for reading speed). Dash-merged cues were already split at the speaker change on import.
+- :func:`speech_edges`: an utterance's edges are its aligned words' edges, extended over the speech (VAD region)
+  that runs on before/after them — a condensed subtitle leaves spoken words out and its cue starts late/ends
+  early — but never into the neighbouring utterance, and never cut inside the words.
+- :func:`choose_text`: among the screenplay line(s), the subtitle text and the ASR words of the window, the text
+  that matches the audio: each written candidate is scored against the window's ASR transcript
+  (:func:`text_score`); the best wins when it scores at least ``MIN_TEXT_SCORE`` — a subtitle then gets the
+  clearly heard ASR words its condensed cue left out at its edges (:func:`fill_edges`, source "subtitle+asr").
+  Where nothing written matches, the line is marked "check text" and keeps the ASR text when ASR heard it clearly
+  (mean word probability ≥ ``MIN_ASR_CONFIDENCE``), else the best written text (small Whisper models hallucinate
+  on music and odd voices). Without ASR the screenplay line wins where it holds the subtitle text (score None).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipeline.types import Line, Region, Word
+
+CONTINUOUS_GAP = 0.35  # seconds: one speaker going on after a pause this short is one utterance
+MAX_JOIN_GAP = 0.8  # seconds between two lines of one speaker that may still be one utterance
+MAX_UTTERANCE = 20.0  # seconds: longer joined lines are not made
+MAX_EXTEND = 2.5  # seconds an edge may move out over speech the text left out
+NEIGHBOUR_GAP = 0.05  # seconds kept between an extended edge and the neighbouring line
+MIN_TEXT_SCORE = 0.5  # a written candidate must match the window's ASR words at least this well (text_score)
+MIN_ASR_CONFIDENCE = 0.7  # mean word probability for the ASR text to replace written text that does not match
+MIN_EDGE_PROBABILITY = 0.6  # an ASR word added at a condensed subtitle's edge must be heard at least this clearly
+MAX_EDGE_WORDS = 4
+PAUSE = 0.2  # seconds of quiet that end an utterance's speech
+SPEECH_FLOOR_DB = 15.0  # a frame this far under the line's speech level is not speech
+LEVEL_PERCENTILE = 80  # the line's speech level: this percentile of its 10 ms frame levels (dB)
+SILENT_DB = -60.0  # dBFS: a line this quiet has no speech level to follow
+MIN_EXTEND = 0.15  # seconds: speech running on less than this past the words is the VAD's padding, not words
+SCRIPT_PRIOR = 0.03  # ties between screenplay and subtitle go to the screenplay (shooting scripts hold the full line)
+_END = re.compile(r"[.!?…♪\"”»]\s*$")
+_NORM = re.compile(r"[^\w' ]+")
+
+SOURCES = ("user", "script", "subtitle", "subtitle+asr", "asr")
+
+
+@dataclass
+class TextChoice:
+    text: str
+    source: str  # script | subtitle | subtitle+asr (ASR words added at its edges) | asr | user
+    score: float | None  # 0..1 match against the window's ASR words (None: no ASR to score against)
+    check: bool = False  # nothing written matched the audio well: the ASR text is kept, the user should check it
+
+
+def words_of(text: str) -> list[str]:
+    """Normalised words for comparing texts (lower case, punctuation out, digits kept)."""
+    return _NORM.sub(" ", text.lower().replace("’", "'")).split()
+
+
+def similarity(a: str, b: str) -> float:
+    """Word-level similarity 0..1: 1 − edit distance / length of the longer word list."""
+    from rapidfuzz.distance import Levenshtein
+
+    wa, wb = words_of(a), words_of(b)
+    if not wa and not wb:
+        return 1.0
+    if not wa or not wb:
+        return 0.0
+    return 1.0 - Levenshtein.distance(wa, wb) / max(len(wa), len(wb))
+
+
+def _continues(a: Line, b: Line, same_script: bool) -> bool:
+    first = b.text.lstrip(" -–—\"'")
+    return (same_script or b.start - a.end <= CONTINUOUS_GAP or not _END.search(a.text.strip()) or first[:1].islower()
+            or b.text.lstrip().startswith(("...", "…")))
+
+
+def join_groups(lines: list[Line], characters: list[str | None], speakers: list[str | None] | None = None, *,
+                script_matches: list[int | None] | None = None, blocked: set[int] | None = None,
+                max_gap: float = MAX_JOIN_GAP) -> list[list[int]]:
+    """Indices of ``lines`` grouped into utterances (each group consecutive, in order; most groups one line).
+
+    Lines in ``blocked`` (overlapped speech, group cues) stay alone."""
+    speakers = speakers or [None] * len(lines)
+    blocked = blocked or set()
+    groups: list[list[int]] = []
+    for i, ln in enumerate(lines):
+        if groups:
+            g = groups[-1]
+            j = g[-1]
+            prev = lines[j]
+            same_script = bool(script_matches and script_matches[j] is not None and script_matches[j] == script_matches[i])
+            one = (characters[i] == characters[j] and (characters[i] or speakers[i])
+                   and (speakers[i] is None or speakers[j] is None or speakers[i] == speakers[j]))
+            if (one and i not in blocked and j not in blocked
+                    and (ln.speaker_cue or None) in (None, prev.speaker_cue)
+                    and -0.5 <= ln.start - prev.end <= max_gap
+                    and ln.end - lines[g[0]].start <= MAX_UTTERANCE
+                    and _continues(prev, ln, same_script)):
+                g.append(i)
+                continue
+        groups.append([i])
+    return groups
+
+
+def join_lines(lines: list[Line]) -> Line:
+    """One line from consecutive lines of one utterance (text and words in order, tags merged)."""
+    if len(lines) == 1:
+        return lines[0]
+    first = lines[0]
+    tags = list(dict.fromkeys(t for ln in lines for t in ln.tags))
+    return Line(start=min(ln.start for ln in lines), end=max(ln.end for ln in lines),
+                text=" ".join(ln.text.strip() for ln in lines if ln.text.strip()),
+                words=[w for ln in lines for w in ln.words], speaker_cue=first.speaker_cue, tags=tags,
+                confidence=min(ln.confidence for ln in lines), index=first.index)
+
+
+def speech_edges(line: Line, regions: list[Region], prev_end: float | None, next_start: float | None, *,
+                 max_extend: float = MAX_EXTEND) -> tuple[float, float]:
+    """(start, end) of an utterance: its words' edges, moved out to the edges of the speech region they lie in
+    (not past ``max_extend`` seconds, nor into the neighbouring lines); never inside the line's words."""
+    start, end = line.start, line.end
+    if line.words:
+        start, end = min(start, line.words[0].start), max(end, line.words[-1].end)
+    lo = (prev_end + NEIGHBOUR_GAP) if prev_end is not None else 0.0
+    hi = (next_start - NEIGHBOUR_GAP) if next_start is not None else float("inf")
+    for r in regions:
+        if r.start <= start <= r.end + 0.02 and r.start < start - MIN_EXTEND:
+            start = max(r.start, start - max_extend, min(lo, start))
+        if r.start - 0.02 <= end <= r.end and r.end > end + MIN_EXTEND:
+            end = min(r.end, end + max_extend, max(hi, end))
+    return round(start, 3), round(end, 3)
+
+
+def text_score(candidate: str, asr: str) -> float:
+    """How well a written text matches the ASR words of its window, 0..1: character-level similarity of the
+    normalised texts (a misheard word still shares most letters; Whisper tiny on hard audio mishears many)."""
+    from rapidfuzz import fuzz
+
+    a, b = " ".join(words_of(candidate)), " ".join(words_of(asr))
+    if not a or not b:
+        return 0.0
+    return fuzz.ratio(a, b) / 100.0
+
+
+def fill_edges(text: str, asr_words: list[Word], *, min_probability: float = MIN_EDGE_PROBABILITY,
+               most: int = MAX_EDGE_WORDS) -> str:
+    """``text`` with the confidently heard ASR words before its first and after its last word added (a condensed
+    subtitle leaves out words the speaker said; the ASR of the window heard them). Unchanged when the text's ends
+    are not found in the ASR words or the extra words are not clearly heard."""
+    from difflib import SequenceMatcher
+
+    mine, heard = words_of(text), [words_of(w.text) for w in asr_words]
+    flat = [(k, t) for k, ws in enumerate(heard) for t in ws]
+    if not mine or not flat:
+        return text
+    blocks = [b for b in SequenceMatcher(None, mine, [t for _, t in flat], autojunk=False).get_matching_blocks() if b.size]
+    if not blocks:
+        return text
+    out = text.strip()
+    first, last = blocks[0], blocks[-1]
+    if first.a == 0 and first.b > 0:
+        lead = asr_words[:flat[first.b][0]]
+        if 0 < len(lead) <= most and all(w.probability >= min_probability for w in lead):
+            head = asr_words[flat[first.b][0]].text.strip()
+            body = out[:1].lower() + out[1:] if head[:1].islower() else out
+            out = " ".join(w.text.strip() for w in lead) + " " + body
+    if last.a + last.size == len(mine) and last.b + last.size < len(flat):
+        tail = asr_words[flat[last.b + last.size - 1][0] + 1:]
+        if 0 < len(tail) <= most and all(w.probability >= min_probability for w in tail):
+            out = out.rstrip(".,;: ") + " " + " ".join(w.text.strip() for w in tail)
+    return out
+
+
+def energy_edges(audio, rate: int, t0: float, start: float, end: float, lo: float, hi: float, *,
+                 max_extend: float = MAX_EXTEND, pause: float = PAUSE, floor_db: float = SPEECH_FLOOR_DB) -> tuple[float, float]:
+    """(start, end) moved out over the speech that runs on from the words without a pause.
+
+    ``audio`` starts at ``t0`` seconds. Speech is a 10 ms frame within ``floor_db`` of the line's speech level
+    (the ``LEVEL_PERCENTILE`` of its frames) (music and ambience under dialogue sit well below it); from each edge the speech is followed outwards
+    until a pause of ``pause`` seconds, the neighbour bound (``lo``/``hi``) or ``max_extend``. An edge moves only
+    when the speech runs on at least ``MIN_EXTEND`` (else the aligned word edge is the better one)."""
+    import numpy as np
+
+    hop = max(1, int(rate * 0.01))
+    n = len(audio) // hop
+    if n < 3 or end <= start:
+        return start, end
+    frames = np.asarray(audio[: n * hop], dtype=np.float64).reshape(n, hop)
+    db = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+    t = t0 + (np.arange(n) + 0.5) * 0.01
+    inside = (t >= start) & (t <= end)
+    if inside.sum() < 3:
+        return start, end
+    level = float(np.percentile(db[inside], LEVEL_PERCENTILE))  # robust to loose edges (pauses inside the span)
+    if level < SILENT_DB:  # the words lie in silence: nothing to follow
+        return start, end
+    speech = db >= level - floor_db
+    need = max(1, int(round(pause / 0.01)))
+
+    def walk(edge: float, step: int, bound: float) -> float:
+        i = int(np.clip(np.searchsorted(t, edge), 0, n - 1))
+        last, quiet = i, 0
+        limit = edge - max_extend if step < 0 else edge + max_extend
+        while 0 <= i + step < n:
+            i += step
+            if (t[i] < max(bound, limit)) if step < 0 else (t[i] > min(bound, limit)):
+                break
+            if speech[i]:
+                last, quiet = i, 0
+            else:
+                quiet += 1
+                if quiet >= need:
+                    break
+        moved = t[last] - 0.005 if step < 0 else t[last] + 0.005
+        return float(moved) if abs(moved - edge) >= MIN_EXTEND else edge
+
+    return round(min(start, walk(start, -1, lo)), 3), round(max(end, walk(end, 1, hi)), 3)
+
+
+def choose_text(subtitle: str | None, script: str | None, asr_words: list[Word] | None, *, origin: str = "subtitle",
+                min_score: float = MIN_TEXT_SCORE, min_asr: float = MIN_ASR_CONFIDENCE) -> TextChoice:
+    """The text of one utterance (module docstring). ``origin`` "asr": the line is ASR's (a capture)."""
+    written = [(s, t.strip()) for s, t in (("script", script), ("subtitle", subtitle if origin != "asr" else None))
+               if t and t.strip()]
+    asr = " ".join(w.text.strip() for w in asr_words or []).strip()
+    if not asr:
+        if origin == "asr":
+            return TextChoice(subtitle or "", "asr", None)
+        if script and subtitle and similarity(subtitle, script) >= 0.5 and len(words_of(script)) >= len(words_of(subtitle)):
+            return TextChoice(script.strip(), "script", None)
+        return TextChoice((subtitle or script or "").strip(), "subtitle" if subtitle else "script", None)
+    confidence = sum(w.probability for w in asr_words) / len(asr_words)
+    if not written:
+        return TextChoice(asr, "asr", round(confidence, 3) if origin == "asr" else None)
+    scored = sorted(((text_score(t, asr) + (SCRIPT_PRIOR if s == "script" else 0.0), s, t) for s, t in written),
+                    key=lambda x: -x[0])
+    best, source, text = scored[0]
+    raw = round(min(1.0, best - (SCRIPT_PRIOR if source == "script" else 0.0)), 3)
+    if raw >= min_score:
+        if source == "subtitle":
+            filled = fill_edges(text, asr_words)
+            if filled != text:
+                return TextChoice(filled, "subtitle+asr", round(text_score(filled, asr), 3))
+        return TextChoice(text, source, raw)
+    if origin == "asr" or confidence >= min_asr:
+        return TextChoice(asr, "asr", raw, check=origin != "asr")
+    return TextChoice(text, source, raw, check=True)  # ASR heard nothing clearly either: keep the written text
+
+
+def script_text(indices: list[int | None], script_lines: list[str]) -> str | None:
+    """The screenplay text of an utterance: its lines' matched screenplay lines, each once, in order."""
+    seen = [j for j in dict.fromkeys(i for i in indices if i is not None)]
+    return " ".join(script_lines[j].strip() for j in seen) if seen else None
+
+
+def words_in(words: list[Word], start: float, end: float) -> list[Word]:
+    """The ASR words whose midpoint lies in [start, end)."""
+    return [w for w in words if start <= (w.start + w.end) / 2 < end and w.text.strip()]
