@@ -206,7 +206,7 @@ class LiveAnalyser:
                  chunk: float = CHUNKS[0], max_window: float = MAX_WINDOW_SECONDS, speakers: bool = True):
         self.session = session
         self.model = model
-        self.chunk = float(chunk)
+        self.chunk = self.base_chunk = float(chunk)
         self.max_window = float(max_window)
         self.do_speakers = bool(speakers)
         self.tracker = SpeakerTracker(known)
@@ -291,7 +291,7 @@ class LiveAnalyser:
         t0 = time.thread_time()
         try:
             self._load()
-            slow = 0
+            slow = quick = 0
             while not self._stop.is_set():
                 began = time.monotonic()
                 self._pass()
@@ -299,10 +299,15 @@ class LiveAnalyser:
                 self.busy_seconds = time.thread_time() - t0
                 self.passes += 1
                 slow = slow + 1 if spent > 0.9 * self.chunk else 0
+                quick = quick + 1 if spent < 0.3 * self.chunk else 0
                 if slow >= 3 and self.chunk < CHUNKS[-1]:
                     self.chunk = next(c for c in CHUNKS if c > self.chunk)
                     slow = 0
                     self._set_notice(f"live lines slowed down (busy computer): a pass every {self.chunk:.0f} s")
+                elif quick >= 8 and self.chunk > self.base_chunk:
+                    self.chunk = max(c for c in CHUNKS if c < self.chunk)
+                    quick = 0
+                    self._set_notice(None)
                 self._stop.wait(max(0.05, self.chunk - spent))
             self._finish_utterance(final_words=None)
         except Exception as e:  # noqa: BLE001 - the analyser never takes capture down; say why it stopped
@@ -384,27 +389,38 @@ class LiveAnalyser:
     def _pass(self) -> None:
         if not self._read() and not len(self._win):
             return
+        for _ in range(8):  # each utterance the window holds that a pause has ended, then the one in progress
+            if not self._step():
+                return
+
+    def _step(self) -> bool:
+        """One look at the window; True when an utterance ended and the rest of the window needs a look too."""
         w = self._vad.WINDOW / RATE
         speech = self._speech_frames()
         dur = len(self._win) / RATE
         if not len(speech):
             self._finish_utterance(final_words=None)
             self._trim(max(0.0, dur - 0.5))
-            return
+            return False
         first_speech = speech[0] * w
         if self._current is None and not self._agree.pending and first_speech > 0.5:
             self._trim(first_speech - 0.3)
             speech = self._speech_frames()
             dur = len(self._win) / RATE
-        speech_end = (speech[-1] + 1) * w
-        if dur - speech_end >= PAUSE_SECONDS:  # the speaker paused: one final pass, commit all, end the utterance
-            upto = min(dur, speech_end + 0.3)
-            words = self._transcribe(upto)
-            self._finish_utterance(final_words=words)
+        ends = (speech + 1) * w
+        gaps = np.flatnonzero(np.diff(speech) * w >= PAUSE_SECONDS)
+        if len(gaps) or dur - ends[-1] >= PAUSE_SECONDS:
+            # the speaker paused: one final pass up to the pause, commit all of it, end the utterance
+            if len(gaps):
+                end, nxt = ends[gaps[0]], speech[gaps[0] + 1] * w
+            else:
+                end, nxt = ends[-1], dur
+            upto = min(nxt - 0.1, end + 0.3)
+            self._finish_utterance(final_words=self._transcribe(upto))
             self._trim(upto)
-            return
+            return bool(len(gaps))
         if dur < 1.0:
-            return
+            return False
         words = self._transcribe(dur)
         new = self._agree.insert(words)
         if new:
@@ -413,6 +429,7 @@ class LiveAnalyser:
             cut = self._agree.last_end - self._win_start
             self._finish_utterance(final_words=None, flush=False)
             self._trim(cut)
+        return False
 
     def _transcribe(self, upto: float) -> list[LiveWord]:
         audio = self._win[: int(upto * RATE)]

@@ -81,12 +81,15 @@ class CaptureManager:
         self.session = None
         self.last_error: str | None = None
         self.last_media_id: int | None = None
+        self.live = None  # pipeline.workflows.live.LiveAnalyser while live lines run
 
     # -- session -------------------------------------------------------------------------------
     @_handing_on
     def start(self, *, source: str = "loopback", device_id: str | None = None, frames: bool = False,
-              buffer_minutes: float = 10.0, frame_interval: float = 1.0, record: bool = False) -> dict:
-        """Start listening into the rolling buffer (and optionally recording to chunks at once)."""
+              buffer_minutes: float = 10.0, frame_interval: float = 1.0, record: bool = False,
+              live: bool = False) -> dict:
+        """Start listening into the rolling buffer (and optionally recording to chunks at once); `live`: run
+        the streaming analyser (live lines, :mod:`pipeline.workflows.live`) on the buffer."""
         from capture.session import CaptureSession
 
         if buffer_minutes <= 0:
@@ -98,6 +101,8 @@ class CaptureManager:
                                  frames=frames, frame_interval=frame_interval, out_root=self.root)
         session.start()
         self.session = session
+        if live:
+            self.start_live()
         if record:
             session.wait_for_audio(3.0)  # an idle sink can take ~2 s to deliver its first samples
             session.start_recording()
@@ -118,6 +123,7 @@ class CaptureManager:
         if st.recording or st.recording_folder:  # a recording an error ended is imported too
             info = self.session.stop_recording()
             media_id = self.import_recording(Path(info.folder), analyze=analyze)
+        self.stop_live()
         self.session.close()
         self.session = None
         return media_id
@@ -194,3 +200,17 @@ class CaptureManager:
             except WeaverError as e:
                 self.last_error = f"could not recover {folder.name}: {e}"
         return ids
+
+    # -- live lines ----------------------------------------------------------------------------
+    def start_live(self, **options):
+        """Run the streaming analyser on the running session's buffer (idempotent); returns it."""
+        from .live import LiveAnalyser, library_voiceprints
+
+        self._require()
+        if self.live is None or not self.live.running:
+            self.live = LiveAnalyser(self.session, known=library_voiceprints(self.home), **options).start()
+        return self.live
+
+    def stop_live(self) -> None:
+        if self.live is not None:
+            self.live.stop()
