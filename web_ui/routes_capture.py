@@ -10,8 +10,16 @@ from pipeline.workflows.recordings import list_devices, manager_for
 
 
 def register(app, svc, jobs) -> None:
+    def queue_analysis(media_id: int) -> int:
+        """The offline analysis of a saved capture, queued on the panel's job runner (it refines the live lines)."""
+        prepared = svc().prepare_analyze(media_id)
+        jobs.submit(f"job-{prepared.job_id}", lambda s, cancel: prepared.run(s, None, cancel))
+        return prepared.job_id
+
     def manager():
-        return manager_for(svc().lib.home)
+        m = manager_for(svc().lib.home)
+        m.queue_analysis = queue_analysis
+        return m
 
     @app.get("/api/capture/devices")
     def devices():

@@ -82,6 +82,9 @@ class CaptureManager:
         self.last_error: str | None = None
         self.last_media_id: int | None = None
         self.live = None  # pipeline.workflows.live.LiveAnalyser while live lines run
+        self.last_saved: dict | None = None  # what the last save/keep/stop stored (shown with a link)
+        self.queue_analysis = None  # media_id -> job id: the server's job runner queues the offline analysis
+        self.last_job_id: int | None = None
 
     # -- session -------------------------------------------------------------------------------
     @_handing_on
@@ -129,13 +132,46 @@ class CaptureManager:
         return media_id
 
     @_handing_on
-    def save_last(self, minutes: float, *, analyze: bool = False) -> int:
-        """Save the last N minutes of the rolling buffer as a new media item; returns its id."""
+    def save_last(self, minutes: float, *, analyze: bool = False, keep: set[int] | frozenset = frozenset()) -> int:
+        """Save the last N minutes of the rolling buffer as a new media item (with the live lines of that window
+        as its first segments, those in `keep` as kept clips); returns its id."""
         self._require()
         if minutes <= 0:
             raise BadInputError("save at least a few seconds (minutes > 0)")
+        ring = self.session.ring
+        end = ring.total_frames / ring.rate if ring is not None else 0.0
         info = self.session.save_last(minutes * 60, self.root)
-        return self.import_recording(Path(info.folder), analyze=analyze)
+        lines = []
+        if self.live is not None:
+            from .live import lines_in_window
+
+            lines = [ln for ln in lines_in_window(self.live.snapshot(), end - info.duration, end) if ln["text"]]
+        media_id = self.import_recording(Path(info.folder), analyze=analyze, live_lines=lines, keep=keep)
+        self.last_saved = {"media_id": media_id, "seconds": round(info.duration, 1), "lines": len(lines),
+                           "kept": len([ln for ln in lines if ln["id"] in keep])}
+        return media_id
+
+    def keep_line(self, line_id: int | None = None) -> dict:
+        """Keep a live line (the last final one when None) as a clip of its speaker: the buffer from the line's
+        start is saved as a new item holding that line as a kept clip. Returns {media_id, line}."""
+        self._require()
+        if self.live is None:
+            raise WeaverError("live lines are off; start listening with live lines to keep one")
+        lines = [ln for ln in self.live.snapshot() if ln["final"] and ln["text"]]
+        if line_id is None:
+            if not lines:
+                raise WeaverError("no live line yet to keep")
+            line = lines[-1]
+        else:
+            line = next((ln for ln in lines if ln["id"] == int(line_id)), None)
+            if line is None:
+                raise NotFoundError(f"no finished live line {line_id}")
+        ring = self.session.ring
+        back = ring.total_frames / ring.rate - line["start"] + 0.3
+        if back > ring.seconds:
+            raise WeaverError("that line has already left the rolling buffer")
+        media_id = self.save_last(back / 60, keep={line["id"]})
+        return {"media_id": media_id, "line": line}
 
     @_handing_on
     def status(self) -> dict:
@@ -152,8 +188,10 @@ class CaptureManager:
 
     # -- library -------------------------------------------------------------------------------
     @_handing_on
-    def import_recording(self, folder: Path, *, analyze: bool = False) -> int:
-        """Join a recording's chunks into one FLAC and import it as a 'capture' item (frames kept beside it)."""
+    def import_recording(self, folder: Path, *, analyze: bool = False, live_lines: list[dict] | None = None,
+                         keep: set[int] | frozenset = frozenset()) -> int:
+        """Join a recording's chunks into one FLAC and import it as a 'capture' item (frames kept beside it);
+        `live_lines` (times relative to the recording) become its first segments until the analysis refines them."""
         from capture.chunks import concat_chunks, recover
 
         from pipeline.service import Service
@@ -167,8 +205,14 @@ class CaptureManager:
         stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(getattr(info, "started_at", None) or time.time()))
         svc = Service(Library(self.home))
         try:
-            outcome = svc.ingest(str(audio_path), title=f"Capture {stamp}", kind="capture", analyze=analyze)
+            outcome = svc.ingest(str(audio_path), title=f"Capture {stamp}", kind="capture", analyze=False)
             media_id = outcome.result["media_id"]
+            if live_lines:
+                from pipeline.library.live import store_live_lines, write_live_file
+
+                write_live_file(svc.lib.media_dir(media_id), live_lines)
+                with svc.lib.atomic() as db:
+                    store_live_lines(db, media_id, live_lines, keep=keep)
             frames = folder / "frames"
             if frames.is_dir() and any(frames.iterdir()):
                 target = svc.lib.media_dir(media_id) / "frames"
@@ -179,10 +223,14 @@ class CaptureManager:
             else:
                 with svc.lib.atomic() as db:
                     db.execute("UPDATE media SET source_path = NULL WHERE id = ?", [media_id])
+            if analyze and self.queue_analysis is None:
+                svc.analyze(media_id)  # no job runner in this process (a script): run it here
         finally:
             svc.lib.close()
         shutil.rmtree(folder, ignore_errors=True)
         self.last_media_id = media_id
+        if analyze and self.queue_analysis is not None:
+            self.last_job_id = self.queue_analysis(media_id)
         return media_id
 
     @_handing_on

@@ -1,0 +1,1 @@
+"""The library's SQL by area: plain functions taking the Library database."""
