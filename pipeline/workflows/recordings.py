@@ -26,9 +26,20 @@ _LOCK = threading.Lock()
 _MANAGERS: dict[str, "CaptureManager"] = {}
 
 
+NO_SOUND_SERVER = ("No sound server is running: start PulseAudio/PipeWire (for example `systemctl --user start "
+                   "pipewire-pulse` or `pulseaudio --start`), then try again.")
+"""The one sentence the panel, CLI and tray show when capture cannot reach a sound server (not the backend's
+exception text, e.g. "AssertionError: connection failed")."""
+
+
 def as_weaver_error(e: Exception) -> WeaverError:
-    """A :class:`capture.errors.CaptureError` as the library's error of the same kind, with the same message."""
+    """A :class:`capture.errors.CaptureError` as the library's error of the same kind, with the same message
+    (a sound server that cannot be reached at all becomes :data:`NO_SOUND_SERVER`)."""
     from capture import errors as ce
+    from capture.devices import NO_SERVER_HINT
+
+    if isinstance(e, ce.AudioBackendError) and NO_SERVER_HINT in str(e):
+        return BackendUnavailableError(NO_SOUND_SERVER)
 
     for theirs, ours in ((ce.CaptureBadInputError, BadInputError), (ce.DeviceNotFoundError, NotFoundError),
                          (ce.CaptureUnavailableError, BackendUnavailableError), (ce.CaptureStorageError, StorageError)):
@@ -65,6 +76,16 @@ def list_devices() -> list:
         return capture_list_devices()
 
 
+def _drop_head(path: Path, seconds: float) -> None:
+    """Rewrite an audio file without its first `seconds`."""
+    import soundfile as sf
+
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    tmp = path.with_name(path.stem + ".part" + path.suffix)
+    sf.write(str(tmp), data[int(round(seconds * rate)):], rate)
+    tmp.replace(path)
+
+
 def manager_for(home: Path) -> "CaptureManager":
     """The single capture manager of this process for a library folder."""
     key = str(Path(home).resolve())
@@ -85,6 +106,7 @@ class CaptureManager:
         self.last_saved: dict | None = None  # what the last save/keep/stop stored (shown with a link)
         self.queue_analysis = None  # media_id -> job id: the server's job runner queues the offline analysis
         self.last_job_id: int | None = None
+        self._saved_windows: list[tuple[float, float]] = []  # audio-clock spans saved while this session ran
 
     # -- session -------------------------------------------------------------------------------
     @_handing_on
@@ -112,23 +134,54 @@ class CaptureManager:
         return self.status()
 
     @_handing_on
-    def record(self) -> dict:
-        self._require()
+    def record(self, **start_options) -> dict:
+        """Record from now (listening first when the capture is off): the one "Record" state of every face."""
+        if self.session is None or not self.session.status().running:
+            if self.session is not None:
+                self.stop()
+            return self.start(record=True, **start_options)
         self.session.start_recording()
         return self.status()
 
     @_handing_on
     def stop(self, *, analyze: bool = False) -> int | None:
-        """Stop recording (if recording) and the session; the recording becomes a media item, whose id is returned."""
+        """Stop recording (if recording) and the session; the recording becomes a media item, whose id is returned.
+
+        Audio already saved with "Save last N minutes" during the recording is not imported a second time: a
+        recording the saved windows cover whole is dropped (the id of the last save is returned), one whose
+        start they cover is imported from where they end."""
         self._require()
         media_id = None
         st = self.session.status()
         if st.recording or st.recording_folder:  # a recording an error ended is imported too
+            ring = self.session.ring
+            end = ring.total_frames / ring.rate if ring is not None else 0.0
             info = self.session.stop_recording()
-            media_id = self.import_recording(Path(info.folder), analyze=analyze)
+            skip, lines = 0.0, []
+            if st.recording and not st.error:
+                start = end - info.duration
+                covered = start
+                for a, b in sorted(self._saved_windows):
+                    if a <= covered + 0.5 and b > covered:
+                        covered = b
+                skip = max(0.0, covered - start)
+                if self.live is not None:
+                    from .live import lines_in_window
+
+                    lines = [ln for ln in lines_in_window(self.live.snapshot(), start + skip, end) if ln["text"]]
+            if skip >= info.duration - 0.5 and self.last_saved:
+                shutil.rmtree(Path(info.folder), ignore_errors=True)
+                media_id = self.last_saved["media_id"]
+                self.last_saved = {**self.last_saved, "note": "everything recorded was already saved"}
+            else:
+                media_id = self.import_recording(Path(info.folder), analyze=analyze, live_lines=lines,
+                                                 skip_seconds=skip if skip >= 0.5 else 0.0)
+                self.last_saved = {"media_id": media_id, "seconds": round(info.duration - skip, 1),
+                                   "lines": len(lines), "kept": 0}
         self.stop_live()
         self.session.close()
         self.session = None
+        self._saved_windows = []
         return media_id
 
     @_handing_on
@@ -147,6 +200,7 @@ class CaptureManager:
 
             lines = [ln for ln in lines_in_window(self.live.snapshot(), end - info.duration, end) if ln["text"]]
         media_id = self.import_recording(Path(info.folder), analyze=analyze, live_lines=lines, keep=keep)
+        self._saved_windows.append((end - info.duration, end))
         self.last_saved = {"media_id": media_id, "seconds": round(info.duration, 1), "lines": len(lines),
                            "kept": len([ln for ln in lines if ln["id"] in keep])}
         return media_id
@@ -175,11 +229,16 @@ class CaptureManager:
 
     @_handing_on
     def status(self) -> dict:
+        """The session's status plus ``state`` — "off", "listening" (buffer + live lines) or "recording" — the
+        one state the panel, the CLI and the tray icon show; ``last_saved`` (what the last save stored) and ``live``."""
+        extra = {"last_media_id": self.last_media_id, "last_saved": self.last_saved, "last_job_id": self.last_job_id,
+                 "live": self.live.status() if self.live is not None else None}
         if self.session is None:
-            return {"running": False, "recording": False, "error": self.last_error, "last_media_id": self.last_media_id}
+            return {"running": False, "recording": False, "state": "off", "error": self.last_error, **extra}
         st = asdict(self.session.status())
         st["running"] = st.get("running", True)
-        st["last_media_id"] = self.last_media_id
+        st["state"] = "recording" if st["recording"] else "listening" if st["running"] else "off"
+        st.update(extra)
         return st
 
     def _require(self) -> None:
@@ -189,7 +248,7 @@ class CaptureManager:
     # -- library -------------------------------------------------------------------------------
     @_handing_on
     def import_recording(self, folder: Path, *, analyze: bool = False, live_lines: list[dict] | None = None,
-                         keep: set[int] | frozenset = frozenset()) -> int:
+                         keep: set[int] | frozenset = frozenset(), skip_seconds: float = 0.0) -> int:
         """Join a recording's chunks into one FLAC and import it as a 'capture' item (frames kept beside it);
         `live_lines` (times relative to the recording) become its first segments until the analysis refines them."""
         from capture.chunks import concat_chunks, recover
@@ -202,6 +261,9 @@ class CaptureManager:
             raise WeaverError(f"recording {folder.name} holds no audio")
         audio_path = folder / "recording.flac"
         concat_chunks(folder, audio_path)
+        frames_dir = folder / "frames"
+        if skip_seconds > 0 and not (frames_dir.is_dir() and any(frames_dir.iterdir())):
+            _drop_head(audio_path, skip_seconds)  # audio a save already holds
         stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(getattr(info, "started_at", None) or time.time()))
         svc = Service(Library(self.home))
         try:
