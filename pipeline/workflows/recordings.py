@@ -120,7 +120,12 @@ class CaptureManager:
         if buffer_minutes <= 0:
             raise BadInputError("buffer must be longer than 0 minutes")
         if self.session is not None and self.status().get("running"):
-            raise WeaverError("a capture is already running; stop it first")
+            # already listening: Listen again is a no-op, Record records from now (the one state of every face)
+            if record and not self.session.status().recording:
+                self.session.start_recording()
+            if live and (self.live is None or not self.live.running):
+                self.start_live()
+            return self.status()
         self.root.mkdir(parents=True, exist_ok=True)
         session = CaptureSession(source=source, device_id=device_id, buffer_seconds=buffer_minutes * 60,
                                  frames=frames, frame_interval=frame_interval, out_root=self.root)
@@ -148,8 +153,8 @@ class CaptureManager:
         """Stop recording (if recording) and the session; the recording becomes a media item, whose id is returned.
 
         Audio already saved with "Save last N minutes" during the recording is not imported a second time: a
-        recording the saved windows cover whole is dropped (the id of the last save is returned), one whose
-        start they cover is imported from where they end."""
+        recording the saved windows cover whole (what is left is silence) is dropped (the id of the last save
+        is returned), one whose start they cover is imported from where they end."""
         self._require()
         media_id = None
         st = self.session.status()
@@ -169,7 +174,7 @@ class CaptureManager:
                     from .live import lines_in_window
 
                     lines = [ln for ln in lines_in_window(self.live.snapshot(), start + skip, end) if ln["text"]]
-            if skip >= info.duration - 0.5 and self.last_saved:
+            if skip > 0 and self.last_saved and self._quiet_tail(info.duration - skip):
                 shutil.rmtree(Path(info.folder), ignore_errors=True)
                 media_id = self.last_saved["media_id"]
                 self.last_saved = {**self.last_saved, "note": "everything recorded was already saved"}
@@ -310,6 +315,18 @@ class CaptureManager:
             except WeaverError as e:
                 self.last_error = f"could not recover {folder.name}: {e}"
         return ids
+
+    def _quiet_tail(self, seconds: float) -> bool:
+        """Whether the newest `seconds` of the buffer hold nothing but (near) silence (or are under half a second)."""
+        import numpy as np
+
+        if seconds < 0.5:
+            return True
+        ring = self.session.ring
+        if ring is None or seconds > ring.seconds:
+            return False
+        tail = ring.last(seconds)
+        return not len(tail) or float(np.max(np.abs(tail))) < 10 ** (-50 / 20)
 
     # -- live lines ----------------------------------------------------------------------------
     def start_live(self, **options):
