@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+import numpy as np
+
 from tests.pulse_env import private_pulseaudio, pulseaudio_available
 
 pytestmark = [pytest.mark.audio, pytest.mark.slow]
@@ -31,6 +33,22 @@ def scene_wav(tmp_path_factory):
     path = tmp_path_factory.mktemp("scene") / "scene.wav"
     write_audio(path, audio, RATE)
     return path, truth, len(audio) / RATE
+
+
+def enrol_joe(home):
+    """Enrol the Piper voice as "Joe" in the library from a sentence the scene does not contain."""
+    from pipeline.media import write_audio
+    from pipeline.service import Service
+    from tests.live_scene import RATE, speak
+
+    a = np.concatenate([speak("joe", "We walked along the beach and looked at the grey sea for an hour."),
+                        speak("joe", "Later the rain started and everybody ran back to the car.")])
+    write_audio(home / "joe.wav", a, RATE)
+    svc = Service(home=home)
+    try:
+        svc.enroll_voiceprint("Joe", str(home / "joe.wav"))
+    finally:
+        svc.lib.close()
 
 
 def play_and_watch(pulse, mgr, wav, seconds, settle=8.0):
@@ -60,6 +78,7 @@ def test_live_lines_arrive_while_the_scene_plays(pulse, scene_wav, tmp_path):
     from tests.live_scene import speaker_consistency, wer
 
     wav, truth, seconds = scene_wav
+    enrol_joe(tmp_path)  # a voice known from earlier: its lines come named
     mgr = CaptureManager(tmp_path)
     mgr.start(source="loopback", buffer_minutes=2, live=True)
     try:
@@ -84,6 +103,65 @@ def test_live_lines_arrive_while_the_scene_plays(pulse, scene_wav, tmp_path):
     consistency, mapping = speaker_consistency(shifted, lines)
     assert consistency >= 0.8, (consistency, mapping, [(ln["speaker"], ln["text"]) for ln in lines])
     assert len(set(mapping.values())) == 2, mapping  # two voices, two labels
+    assert mapping["joe"] == "Joe" and mapping["anna"].startswith("S"), mapping  # the enrolled voice by name
     assert status["dropped_frames"] == 0
     # how far behind playback is measured by bench/bench_live_capture.py; here: every line ends up final
     assert all(ln["final"] for ln in lines)
+
+
+def test_keep_a_line_and_save_with_live_lines_then_the_queued_analysis_refines_them(pulse, scene_wav, tmp_path):
+    from pipeline.library.live import LIVE_FILE
+    from pipeline.service import Service
+    from pipeline.store import Library
+    from pipeline.workflows.recordings import CaptureManager
+    from web_ui.jobs import BackgroundJobs
+
+    wav, truth, seconds = scene_wav
+    jobs = BackgroundJobs(lambda: Service(home=tmp_path))
+    queued = []
+
+    def queue(media_id):  # what the panel's capture routes install: the analysis on the job runner
+        svc = Service(home=tmp_path)
+        try:
+            prepared = svc.prepare_analyze(media_id)
+        finally:
+            svc.lib.close()
+        queued.append(jobs.submit(f"job-{prepared.job_id}", lambda s, cancel: prepared.run(s, None, cancel)))
+        return prepared.job_id
+
+    mgr = CaptureManager(tmp_path)
+    mgr.queue_analysis = queue
+    mgr.start(source="loopback", buffer_minutes=2, live=True)
+    try:
+        play_and_watch(pulse, mgr, wav, seconds, settle=5.0)
+        kept = mgr.keep_line(None)
+        saved = mgr.save_last(seconds / 60 + 0.1, analyze=True)
+        live_lines = mgr.live.snapshot()
+    finally:
+        mgr.stop()
+    lib = Library(tmp_path)
+    try:
+        clip = lib.db.execute("SELECT s.text, c.status, sp.label FROM clips c JOIN segments s ON s.id = c.segment_id "
+                              "LEFT JOIN speakers sp ON sp.id = s.speaker_id WHERE c.media_id = ?",
+                              [kept["media_id"]]).fetchall()
+        assert clip == [(kept["line"]["text"], "kept", kept["line"]["speaker"])]
+        live_rows = lib.db.execute("SELECT count(*) FROM segments WHERE media_id = ? AND origin = 'live'",
+                                   [saved]).fetchone()[0]
+        assert live_rows >= len(truth) - 1 and live_rows <= len(live_lines)
+    finally:
+        lib.close()
+    assert mgr.last_saved["lines"] == live_rows and mgr.last_job_id is not None
+    # the queued offline analysis replaces the live segments (final wins); the live transcript stays beside it
+    lib = Library(tmp_path)
+    try:
+        deadline = time.monotonic() + 600
+        while (state := lib.db.execute("SELECT state FROM jobs WHERE id = ?", [mgr.last_job_id]).fetchone()[0]) in (
+                "queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        origins = {r[0] for r in lib.db.execute("SELECT origin FROM segments WHERE media_id = ?", [saved]).fetchall()}
+    finally:
+        lib.close()
+        jobs.shutdown()
+    assert not jobs.errors, jobs.errors
+    assert state == "done" and origins and "live" not in origins, (state, origins)
+    assert (tmp_path / "media" / str(saved) / LIVE_FILE).is_file()
