@@ -161,3 +161,29 @@ def test_cli_and_panel_api_show_the_same_state_and_save_says_what_it_saved(pulse
         _weaver(home, "capture", "stop", "--no-analyze", check=False)
         info = json.loads((home / "run" / "server.json").read_text())
         os.kill(info["pid"], signal.SIGTERM)
+
+
+@pytest.mark.audio
+@pytest.mark.slow
+def test_capture_watch_prints_live_lines_in_the_terminal(pulse, speech, tmp_path):
+    home = tmp_path / "home"
+    try:
+        _weaver(home, "capture", "listen", "--buffer", "1m")
+        deadline = time.monotonic() + 60
+        while not (json.loads(_weaver(home, "capture", "status", "--json").stdout).get("live") or {}).get("passes"):
+            assert time.monotonic() < deadline, "the live analyser did not start"
+            time.sleep(0.5)
+        watcher = subprocess.Popen([sys.executable, "-m", "trayapp", "capture", "watch", "--for", "25"], cwd=REPO,
+                                   env={**os.environ, "WEAVER_HOME": str(home)}, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        pulse.play(speech)
+        out, err = watcher.communicate(timeout=90)
+        assert watcher.returncode == 0, err
+        lines = [ln for ln in out.splitlines() if ln.strip()]
+        assert lines and any("fox" in ln.lower() for ln in lines), out + err
+        assert all(": " in ln and ln.split()[0].isdigit() for ln in lines), out  # "  1 [00:03.1] S1: text"
+        assert "S1" in lines[0] and "\033[" not in out  # a label; no colour codes when not a terminal
+    finally:
+        _weaver(home, "capture", "stop", "--no-analyze", check=False)
+        info = json.loads((home / "run" / "server.json").read_text())
+        os.kill(info["pid"], signal.SIGTERM)

@@ -261,7 +261,7 @@ class LiveAnalyser:
         wall = max(1e-6, time.monotonic() - self.started_wall) if self.started_wall else 0.0
         return {"running": self.running, "lines": len(self.lines), "chunk": self.chunk, "notice": self.notice,
                 "error": self.error, "passes": self.passes,
-                "cpu_share": round(self.busy_seconds / wall, 3) if wall else 0.0,
+                "thread_cpu_share": round(self.busy_seconds / wall, 3) if wall else 0.0,
                 "skipped_seconds": round(self.skipped_seconds, 1)}
 
     def line(self, line_id: int) -> LiveLine | None:
