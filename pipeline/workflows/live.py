@@ -17,11 +17,13 @@ than falling behind without bound. Times are seconds on the session's audio cloc
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -193,6 +195,17 @@ class LiveLine:
                 "words": [[round(w.start, 3), round(w.end, 3), w.text] for w in self.words]}
 
 
+_RUNNING: "weakref.WeakSet[LiveAnalyser]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Let running analysers finish their pass before the interpreter goes: a daemon thread killed inside a
+    CTranslate2 call aborts the process ("terminate called without an active exception")."""
+    for a in list(_RUNNING):
+        a.stop(timeout=60.0)
+
+
 def _lower_priority() -> None:
     """Nice this thread (Linux threads are tasks; other platforms: the call fails, quietly)."""
     with contextlib.suppress(Exception):
@@ -233,10 +246,11 @@ class LiveAnalyser:
     def start(self) -> "LiveAnalyser":
         self.started_wall = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="live-lines", daemon=True)
+        _RUNNING.add(self)
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
@@ -317,6 +331,7 @@ class LiveAnalyser:
             self._emit({"type": "notice", "text": self.error})
         finally:
             self.busy_seconds = time.thread_time() - t0
+            _RUNNING.discard(self)
 
     def _load(self) -> None:
         from pipeline.stages.asr import FasterWhisperAsr
@@ -390,7 +405,7 @@ class LiveAnalyser:
         if not self._read() and not len(self._win):
             return
         for _ in range(8):  # each utterance the window holds that a pause has ended, then the one in progress
-            if not self._step():
+            if self._stop.is_set() or not self._step():
                 return
 
     def _step(self) -> bool:
