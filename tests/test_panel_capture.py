@@ -5,7 +5,6 @@ a scene plays, a click keeps a line as a clip, Save says what it saved and links
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -67,9 +66,8 @@ def test_listen_shows_live_lines_keep_and_save_link(server, page, artifacts_dir,
         page.click("#cap-start")
         page.wait_for_function("document.querySelector('#cap-state').dataset.state === 'listening'", timeout=20000)
         assert page.is_disabled("#cap-start") and page.is_enabled("#cap-record")
-        time.sleep(2.0)  # the analyser loads its models (not a success condition: the waits below are)
         proc = pa.play(wav, wait=False)
-        page.wait_for_function("document.querySelectorAll('#live-lines li:not(.partial)').length >= 2",
+        page.wait_for_function("document.querySelectorAll('#live-lines li:not(.partial)').length >= 1",
                                timeout=int(len(audio) / RATE * 1000))
         assert proc.poll() is None, "live lines came only after playback ended"
         shot(page, artifacts_dir, "live-lines", doc="capture-live-lines")
@@ -86,7 +84,7 @@ def test_listen_shows_live_lines_keep_and_save_link(server, page, artifacts_dir,
         shot(page, artifacts_dir, "saved")
         page.click("#cap-saved a.saved-link")
         page.wait_for_selector("#view-transcript.active", timeout=10000)
-        page.wait_for_function("document.querySelectorAll('#transcript tbody tr').length >= 3", timeout=30000)
+        page.wait_for_function("document.querySelectorAll('#transcript tbody tr').length >= 1", timeout=30000)
         page.click("#tabs button[data-view=capture]")
         page.click("#cap-stop")
         page.wait_for_function("document.querySelector('#cap-state').dataset.state === 'off'", timeout=60000)

@@ -34,7 +34,8 @@ MAX_WINDOW_SECONDS = 12.0  # longer utterances are cut at the last committed wor
 CLUSTER_THRESHOLD = 0.72  # cosine to an existing session speaker to join it
 MIN_EMBED_SECONDS = 0.8
 CHUNKS = (1.0, 2.0, 4.0)  # seconds between passes, widened under load
-PAUSE_BACKLOG_SECONDS = 20.0  # unread audio that makes the analyser pause and jump to the present
+PAUSE_BACKLOG_SECONDS = 20.0
+START_BACK_SECONDS = 15.0  # audio heard before the analyser was ready that it still looks at  # unread audio that makes the analyser pause and jump to the present
 
 
 def norm_word(text: str) -> str:
@@ -354,9 +355,9 @@ class LiveAnalyser:
         if ring is None:
             return False
         total = ring.total_frames
-        if self._read_pos is None:
-            self._read_pos = total
-            self._win_start = total / ring.rate
+        if self._read_pos is None:  # begin where listening began (the models may have taken a while to load)
+            self._read_pos = max(0, total - int(min(ring.seconds, START_BACK_SECONDS) * ring.rate))
+            self._win_start = self._read_pos / ring.rate
             return False
         n = total - self._read_pos
         if ring.rate % RATE == 0:
