@@ -34,8 +34,8 @@ MAX_WINDOW_SECONDS = 12.0  # longer utterances are cut at the last committed wor
 CLUSTER_THRESHOLD = 0.72  # cosine to an existing session speaker to join it
 MIN_EMBED_SECONDS = 0.8
 CHUNKS = (1.0, 2.0, 4.0)  # seconds between passes, widened under load
-PAUSE_BACKLOG_SECONDS = 20.0
-START_BACK_SECONDS = 15.0  # audio heard before the analyser was ready that it still looks at  # unread audio that makes the analyser pause and jump to the present
+PAUSE_BACKLOG_SECONDS = 20.0  # unread audio that makes the analyser pause and jump to the present
+START_BACK_SECONDS = 15.0  # audio heard before the analyser was ready that it still looks at
 
 
 def norm_word(text: str) -> str:
