@@ -70,7 +70,7 @@ def test_listen_shows_live_lines_keep_and_save_link(server, page, artifacts_dir,
         page.wait_for_function("document.querySelectorAll('#live-lines li:not(.partial)').length >= 1",
                                timeout=int(len(audio) / RATE * 1000))
         assert proc.poll() is None, "live lines came only after playback ended"
-        shot(page, artifacts_dir, "live-lines", doc="capture-live-lines")
+        shot(page, artifacts_dir, "live-lines")
         first = page.locator("#live-lines li:not(.partial)").first
         first.click()
         page.wait_for_selector("#live-lines li.kept", timeout=30000)

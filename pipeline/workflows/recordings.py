@@ -170,6 +170,7 @@ class CaptureManager:
                     if a <= covered + 0.5 and b > covered:
                         covered = b
                 skip = max(0.0, covered - start)
+                skip = skip if skip >= 0.5 else 0.0
                 if self.live is not None:
                     from .live import lines_in_window
 
@@ -180,7 +181,7 @@ class CaptureManager:
                 self.last_saved = {**self.last_saved, "note": "everything recorded was already saved"}
             else:
                 media_id = self.import_recording(Path(info.folder), analyze=analyze, live_lines=lines,
-                                                 skip_seconds=skip if skip >= 0.5 else 0.0)
+                                                 skip_seconds=skip)
                 self.last_saved = {"media_id": media_id, "seconds": round(info.duration - skip, 1),
                                    "lines": len(lines), "kept": 0}
         self.stop_live()
