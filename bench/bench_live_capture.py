@@ -91,6 +91,8 @@ def run(minutes: float, baseline_seconds: float) -> dict:
         mgr.stop()
     res["dropped_frames"] = status["dropped_frames"]
     res["analyser_cpu_share"] = round(res["cpu_with_live"] - res["cpu_capture_only"], 3)
+    analysed = max(1.0, seconds - res["live_status"]["skipped_seconds"])
+    res["analyser_cpu_per_audio_second"] = round(res["analyser_cpu_share"] * seconds / analysed, 3)
     # latency: a final line's arrival behind the end (on the playback clock) of the spoken line it overlaps most
     shifted = [(a + offset, b + offset, spk, text) for a, b, spk, text in truth]
     lat_final, lat_first = [], []
@@ -132,7 +134,8 @@ def main() -> int:
     print(f"latency behind playback (final line): p50 {res['latency_final_p50']} s, p95 {res['latency_final_p95']} s"
           f" (goal p95 <= 3 s); first words of a line p50 {res['latency_first_words_p50']} s")
     print(f"CPU: process {res['cpu_with_live']} cores with live lines, {res['cpu_capture_only']} capture only "
-          f"-> analyser {res['analyser_cpu_share']} cores (goal <= 1.2)")
+          f"-> analyser {res['analyser_cpu_share']} cores (goal <= 1.2); "
+          f"{res['analyser_cpu_per_audio_second']} CPU-s per second of audio analysed (< 1: it can keep up on one free core)")
     print(f"dropped frames: {res['dropped_frames']} (goal 0)")
     print(f"WER live vs truth {res['wer_live_vs_truth']}, final (offline tiny.en) vs truth {res['wer_final_vs_truth']},"
           f" live vs final {res['wer_live_vs_final']}; speaker consistency {res['speaker_consistency']}")

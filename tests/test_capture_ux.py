@@ -78,7 +78,6 @@ def test_no_sound_server_is_one_sentence_without_exception_text(tmp_path):
     assert "Error" not in msg and "connection failed" not in msg and msg.count(". ") == 0
 
 
-pulse_only = pytest.mark.skipif(not pulseaudio_available(), reason="pulseaudio not installed")
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
-
 import numpy as np
+import pytest
 
 from tests.pulse_env import private_pulseaudio, pulseaudio_available
 
