@@ -92,8 +92,8 @@ def test_tray_right_click_shows_the_menu_and_it_opens_the_panel(panel, tmp_path)
             click(display, x + w // 2, y + h // 2, button=3)
             child.send("menu")
             menu = child.wait_for("menu", 30)
-            assert menu["texts"] == ["Start capture", "Save last 5 minutes", "Open panel", "Quick chat…", "Recent items",
-                                     "Quit"]
+            assert menu["texts"] == ["Listen", "Record", "Keep last line", "Save last 5 minutes", "Open panel",
+                                     "Quick chat…", "Recent items", "Quit"]
             click(display, *menu["open_panel"], button=1)
             wait_until(lambda: child.send("visible") or child.wait_for("visible", 10)["visible"], 20,
                        "the panel window shown again by the menu's Open panel")
@@ -105,7 +105,7 @@ def test_tray_right_click_shows_the_menu_and_it_opens_the_panel(panel, tmp_path)
 
 @pytest.mark.audio
 def test_tray_menu_starts_and_stops_capture(tmp_path, monkeypatch):
-    """The tray icon docks in a real tray host; its first menu item starts a capture, then stops it into the library."""
+    """The tray icon docks in a real tray host; its Record item starts a capture, then stops it into the library."""
     need_binaries("Xvfb", "trayer", "pulseaudio", "pactl", "paplay", "espeak-ng")
     need_modules("pystray", "Xlib", "soundcard")
     from tests.pulse_env import private_pulseaudio, speech_wav, xvfb_display
@@ -130,17 +130,18 @@ def test_tray_menu_starts_and_stops_capture(tmp_path, monkeypatch):
                               lambda: f"the icon shown and docked in trayer (shown {tray.shown.is_set()}, windows "
                                       f"{find_windows(display, 'Voice Weaver', prefix=True)})")
             assert icon[0]["name"] == "Voice Weaver"
-            first = tray.icon.menu.items[0]
-            assert first.text == "Start capture"
+            assert tray.icon.menu.items[0].text == "Listen"
+            record = tray.icon.menu.items[1]
+            assert record.text == "Record"
 
-            first(tray.icon)  # what clicking the menu item does
-            wait_until(lambda: tray.state == "capturing" and actions.capture.status()["recording"], 20,
-                       lambda: f"state capturing + recording (tray {tray.state}, actions {actions.state()}, "
+            record(tray.icon)  # what clicking the menu item does
+            wait_until(lambda: tray.state == "recording" and actions.capture.status()["recording"], 20,
+                       lambda: f"state recording (tray {tray.state}, actions {actions.state()}, "
                        f"capture {actions.capture.status()}, last error: {actions.last_error}, "
                        f"threads {[t.name for t in threading.enumerate()]})")
-            assert tray.icon.menu.items[0].text == "Stop capture"
-            assert tray.icon.icon.getpixel((10, 32))[:3] == STATE_COLOURS["capturing"]
-            wait_until(lambda: find_windows(display, "Voice Weaver: capturing"), 10, "the icon's X title to show capturing")
+            assert tray.icon.menu.items[0].text == "Stop capture" and tray.icon.menu.items[1].text == "Recording…"
+            assert tray.icon.icon.getpixel((10, 32))[:3] == STATE_COLOURS["recording"]
+            wait_until(lambda: find_windows(display, "Voice Weaver: recording"), 10, "the icon's X title to show recording")
             pa.play(wav, device="vw_tray")  # something to record
 
             tray.icon.menu.items[0](tray.icon)
@@ -148,7 +149,7 @@ def test_tray_menu_starts_and_stops_capture(tmp_path, monkeypatch):
                        lambda: f"state idle after stop (tray {tray.state}, capture {actions.capture.status()}, "
                        f"last error: {actions.last_error or actions.capture.last_error})")
             assert actions.last_error is None
-            assert tray.icon.menu.items[0].text == "Start capture"
+            assert tray.icon.menu.items[0].text == "Listen"
             assert tray.icon.icon.getpixel((10, 32))[:3] == STATE_COLOURS["idle"]
             wait_until(lambda: find_windows(display, "Voice Weaver"), 10, "the icon's X title back to idle")
             lib = Library(home)
@@ -164,7 +165,7 @@ def test_tray_menu_starts_and_stops_capture(tmp_path, monkeypatch):
             tray.stop()
             if actions.capture.status().get("running"):
                 actions.capture.stop()
-        del tray, first
+        del tray, record
         gc.collect()  # pystray's icon closes its X connection when collected: do it while Xvfb still runs
 
 

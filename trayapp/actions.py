@@ -26,10 +26,10 @@ class AppActions:
         return manager_for(self.home)
 
     def state(self) -> str:
-        """idle | capturing | processing — what the tray picture shows."""
+        """idle | listening | recording | processing — what the tray picture shows (the capture's one state)."""
         st = self.capture.status()
         if st.get("running"):
-            return "capturing"
+            return "recording" if st.get("recording") else "listening"
         svc = Service(home=self.home)
         try:
             busy = svc.busy_jobs()
@@ -46,13 +46,33 @@ class AppActions:
             return None
 
     def toggle_capture(self) -> None:
-        """Start capturing what's playing (recording to the library), or stop and import the recording."""
-        if self.capture.status().get("running"):
-            media_id = self._safely(self.capture.stop)
-            if media_id:
-                self.notify(f"capture saved as item {media_id}")
+        """Record what's playing (listening first when off; the same Record as the panel and `capture start`),
+        or stop and import the recording."""
+        st = self.capture.status()
+        if st.get("recording"):
+            self._stop_capture()
         else:
-            self._safely(lambda: self.capture.start(source="loopback", record=True))
+            self._safely(lambda: self.capture.record(source="loopback", live=True))
+
+    def toggle_listen(self) -> None:
+        """Listen (rolling buffer + live lines), or stop whatever runs."""
+        if self.capture.status().get("running"):
+            self._stop_capture()
+        else:
+            self._safely(lambda: self.capture.start(source="loopback", live=True))
+
+    def _stop_capture(self) -> None:
+        media_id = self._safely(self.capture.stop)
+        if media_id:
+            self.notify(f"capture saved as item {media_id}")
+
+    def keep_last_line(self) -> dict | None:
+        """Keep the last live line as a clip of its speaker."""
+        res = self._safely(self.capture.keep_line, None)
+        if res:
+            ln = res["line"]
+            self.notify(f"kept \"{ln['text'][:60]}\" ({ln.get('name') or ln.get('speaker') or '?'}) in item {res['media_id']}")
+        return res
 
     def save_last(self, minutes: float = 5.0) -> int | None:
         media_id = self._safely(self.capture.save_last, minutes)

@@ -48,7 +48,20 @@ class RunningPanel:
 
     def stop(self) -> None:
         self.server.stop()
-        self.runtime.unlink(missing_ok=True)
+        remove_runtime(self.runtime)
+
+
+def remove_runtime(path: Path, pid: int | None = None) -> bool:
+    """Remove run/server.json only when it is this process's (`pid`, default ours): a newer instance that
+    started meanwhile wrote its own, and deleting it would make `weaver capture status` say "not running"."""
+    try:
+        owner = json.loads(path.read_text()).get("pid")
+    except (OSError, ValueError, AttributeError):
+        return False
+    if owner != (os.getpid() if pid is None else pid):
+        return False
+    path.unlink(missing_ok=True)
+    return True
 
 
 def print_url(panel: RunningPanel) -> None:

@@ -1,4 +1,4 @@
-"""The pystray icon: its picture shows the state (idle / capturing / processing); its menu calls AppActions."""
+"""The pystray icon: its picture shows the state (idle / listening / recording / processing); its menu calls AppActions."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from .actions import AppActions
 from .xorg_tray import XorgIconBridge, is_xorg_icon
 
 log = logging.getLogger(__name__)
-STATE_COLOURS = {"idle": (106, 169, 255), "capturing": (230, 60, 60), "processing": (240, 180, 60)}
+STATE_COLOURS = {"idle": (106, 169, 255), "listening": (60, 190, 110), "recording": (230, 60, 60),
+                 "processing": (240, 180, 60)}
 
 
 def icon_image(state: str, size: int = 64) -> Image.Image:
-    """A round badge: blue idle, red capturing, amber processing."""
+    """A round badge: blue idle, green listening, red recording, amber processing."""
     img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)
     colour = STATE_COLOURS.get(state, STATE_COLOURS["idle"])
@@ -47,8 +48,11 @@ class Tray:
         self.icon = pystray.Icon(
             "voice-weaver", icon_image("idle"), "Voice Weaver",
             menu=pystray.Menu(
-                item(lambda _: "Stop capture" if self.state == "capturing" else "Start capture",
+                item(lambda _: "Stop capture" if self.state in ("listening", "recording") else "Listen",
+                     lambda icon, _: self._bg(actions.toggle_listen)),
+                item(lambda _: "Recording…" if self.state == "recording" else "Record",
                      lambda icon, _: self._bg(actions.toggle_capture)),
+                item("Keep last line", lambda icon, _: self._bg(actions.keep_last_line)),
                 item("Save last 5 minutes", lambda icon, _: self._bg(actions.save_last, 5.0)),
                 item("Open panel", lambda icon, _: actions.open_panel(), default=True),
                 item("Quick chat…", lambda icon, _: actions.open_quick_chat()),

@@ -103,7 +103,7 @@ def voiceprints(db) -> list[dict]:
 
 def voiceprint_embeddings(db) -> list[dict]:
     """name and embedding (float32 bytes) of every voiceprint."""
-    return list(db.query("SELECT name, embedding FROM voiceprints"))
+    return list(db.query("SELECT name, embedding FROM voiceprints ORDER BY id"))
 
 
 def user_named_speakers(db, media_id: int) -> dict[str, str]:

@@ -26,9 +26,20 @@ _LOCK = threading.Lock()
 _MANAGERS: dict[str, "CaptureManager"] = {}
 
 
+NO_SOUND_SERVER = ("No sound server is running: start PulseAudio/PipeWire (for example `systemctl --user start "
+                   "pipewire-pulse` or `pulseaudio --start`), then try again.")
+"""The one sentence the panel, CLI and tray show when capture cannot reach a sound server (not the backend's
+exception text, e.g. "AssertionError: connection failed")."""
+
+
 def as_weaver_error(e: Exception) -> WeaverError:
-    """A :class:`capture.errors.CaptureError` as the library's error of the same kind, with the same message."""
+    """A :class:`capture.errors.CaptureError` as the library's error of the same kind, with the same message
+    (a sound server that cannot be reached at all becomes :data:`NO_SOUND_SERVER`)."""
     from capture import errors as ce
+    from capture.devices import NO_SERVER_HINT
+
+    if isinstance(e, ce.AudioBackendError) and NO_SERVER_HINT in str(e):
+        return BackendUnavailableError(NO_SOUND_SERVER)
 
     for theirs, ours in ((ce.CaptureBadInputError, BadInputError), (ce.DeviceNotFoundError, NotFoundError),
                          (ce.CaptureUnavailableError, BackendUnavailableError), (ce.CaptureStorageError, StorageError)):
@@ -65,6 +76,16 @@ def list_devices() -> list:
         return capture_list_devices()
 
 
+def _drop_head(path: Path, seconds: float) -> None:
+    """Rewrite an audio file without its first `seconds`."""
+    import soundfile as sf
+
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    tmp = path.with_name(path.stem + ".part" + path.suffix)
+    sf.write(str(tmp), data[int(round(seconds * rate)):], rate)
+    tmp.replace(path)
+
+
 def manager_for(home: Path) -> "CaptureManager":
     """The single capture manager of this process for a library folder."""
     key = str(Path(home).resolve())
@@ -81,63 +102,149 @@ class CaptureManager:
         self.session = None
         self.last_error: str | None = None
         self.last_media_id: int | None = None
+        self.live = None  # pipeline.workflows.live.LiveAnalyser while live lines run
+        self.last_saved: dict | None = None  # what the last save/keep/stop stored (shown with a link)
+        self.queue_analysis = None  # media_id -> job id: the server's job runner queues the offline analysis
+        self.last_job_id: int | None = None
+        self._saved_windows: list[tuple[float, float]] = []  # audio-clock spans saved while this session ran
 
     # -- session -------------------------------------------------------------------------------
     @_handing_on
     def start(self, *, source: str = "loopback", device_id: str | None = None, frames: bool = False,
-              buffer_minutes: float = 10.0, frame_interval: float = 1.0, record: bool = False) -> dict:
-        """Start listening into the rolling buffer (and optionally recording to chunks at once)."""
+              buffer_minutes: float = 10.0, frame_interval: float = 1.0, record: bool = False,
+              live: bool = False) -> dict:
+        """Start listening into the rolling buffer (and optionally recording to chunks at once); `live`: run
+        the streaming analyser (live lines, :mod:`pipeline.workflows.live`) on the buffer."""
         from capture.session import CaptureSession
 
         if buffer_minutes <= 0:
             raise BadInputError("buffer must be longer than 0 minutes")
         if self.session is not None and self.status().get("running"):
-            raise WeaverError("a capture is already running; stop it first")
+            # already listening: Listen again is a no-op, Record records from now (the one state of every face)
+            if record and not self.session.status().recording:
+                self.session.start_recording()
+            if live and (self.live is None or not self.live.running):
+                self.start_live()
+            return self.status()
         self.root.mkdir(parents=True, exist_ok=True)
         session = CaptureSession(source=source, device_id=device_id, buffer_seconds=buffer_minutes * 60,
                                  frames=frames, frame_interval=frame_interval, out_root=self.root)
         session.start()
         self.session = session
+        if live:
+            self.start_live()
         if record:
             session.wait_for_audio(3.0)  # an idle sink can take ~2 s to deliver its first samples
             session.start_recording()
         return self.status()
 
     @_handing_on
-    def record(self) -> dict:
-        self._require()
+    def record(self, **start_options) -> dict:
+        """Record from now (listening first when the capture is off): the one "Record" state of every face."""
+        if self.session is None or not self.session.status().running:
+            if self.session is not None:
+                self.stop()
+            return self.start(record=True, **start_options)
         self.session.start_recording()
         return self.status()
 
     @_handing_on
     def stop(self, *, analyze: bool = False) -> int | None:
-        """Stop recording (if recording) and the session; the recording becomes a media item, whose id is returned."""
+        """Stop recording (if recording) and the session; the recording becomes a media item, whose id is returned.
+
+        Audio already saved with "Save last N minutes" during the recording is not imported a second time: a
+        recording the saved windows cover whole (what is left is silence) is dropped (the id of the last save
+        is returned), one whose start they cover is imported from where they end."""
         self._require()
         media_id = None
         st = self.session.status()
         if st.recording or st.recording_folder:  # a recording an error ended is imported too
+            ring = self.session.ring
+            end = ring.total_frames / ring.rate if ring is not None else 0.0
             info = self.session.stop_recording()
-            media_id = self.import_recording(Path(info.folder), analyze=analyze)
+            skip, lines = 0.0, []
+            if st.recording and not st.error:
+                start = end - info.duration
+                covered = start
+                for a, b in sorted(self._saved_windows):
+                    if a <= covered + 0.5 and b > covered:
+                        covered = b
+                skip = max(0.0, covered - start)
+                skip = skip if skip >= 0.5 else 0.0
+                if self.live is not None:
+                    from .live import lines_in_window
+
+                    lines = [ln for ln in lines_in_window(self.live.snapshot(), start + skip, end) if ln["text"]]
+            if skip > 0 and self.last_saved and self._quiet_tail(info.duration - skip):
+                shutil.rmtree(Path(info.folder), ignore_errors=True)
+                media_id = self.last_saved["media_id"]
+                self.last_saved = {**self.last_saved, "note": "everything recorded was already saved"}
+            else:
+                media_id = self.import_recording(Path(info.folder), analyze=analyze, live_lines=lines,
+                                                 skip_seconds=skip)
+                self.last_saved = {"media_id": media_id, "seconds": round(info.duration - skip, 1),
+                                   "lines": len(lines), "kept": 0}
+        self.stop_live()
         self.session.close()
         self.session = None
+        self._saved_windows = []
         return media_id
 
     @_handing_on
-    def save_last(self, minutes: float, *, analyze: bool = False) -> int:
-        """Save the last N minutes of the rolling buffer as a new media item; returns its id."""
+    def save_last(self, minutes: float, *, analyze: bool = False, keep: set[int] | frozenset = frozenset()) -> int:
+        """Save the last N minutes of the rolling buffer as a new media item (with the live lines of that window
+        as its first segments, those in `keep` as kept clips); returns its id."""
         self._require()
         if minutes <= 0:
             raise BadInputError("save at least a few seconds (minutes > 0)")
+        ring = self.session.ring
+        end = ring.total_frames / ring.rate if ring is not None else 0.0
         info = self.session.save_last(minutes * 60, self.root)
-        return self.import_recording(Path(info.folder), analyze=analyze)
+        lines = []
+        if self.live is not None:
+            from .live import lines_in_window
+
+            lines = [ln for ln in lines_in_window(self.live.snapshot(), end - info.duration, end) if ln["text"]]
+        media_id = self.import_recording(Path(info.folder), analyze=analyze, live_lines=lines, keep=keep)
+        self._saved_windows.append((end - info.duration, end))
+        self.last_saved = {"media_id": media_id, "seconds": round(info.duration, 1), "lines": len(lines),
+                           "kept": len([ln for ln in lines if ln["id"] in keep])}
+        return media_id
+
+    def keep_line(self, line_id: int | None = None) -> dict:
+        """Keep a live line (the last final one when None) as a clip of its speaker: the buffer from the line's
+        start is saved as a new item holding that line as a kept clip. Returns {media_id, line}."""
+        self._require()
+        if self.live is None:
+            raise WeaverError("live lines are off; start listening with live lines to keep one")
+        lines = [ln for ln in self.live.snapshot() if ln["final"] and ln["text"]]
+        if line_id is None:
+            if not lines:
+                raise WeaverError("no live line yet to keep")
+            line = lines[-1]
+        else:
+            line = next((ln for ln in lines if ln["id"] == int(line_id)), None)
+            if line is None:
+                raise NotFoundError(f"no finished live line {line_id}")
+        ring = self.session.ring
+        back = ring.total_frames / ring.rate - line["start"] + 0.3
+        if back > ring.seconds:
+            raise WeaverError("that line has already left the rolling buffer")
+        media_id = self.save_last(back / 60, keep={line["id"]})
+        return {"media_id": media_id, "line": line}
 
     @_handing_on
     def status(self) -> dict:
+        """The session's status plus ``state`` — "off", "listening" (buffer + live lines) or "recording" — the
+        one state the panel, the CLI and the tray icon show; ``last_saved`` (what the last save stored) and ``live``."""
+        extra = {"last_media_id": self.last_media_id, "last_saved": self.last_saved, "last_job_id": self.last_job_id,
+                 "live": self.live.status() if self.live is not None else None}
         if self.session is None:
-            return {"running": False, "recording": False, "error": self.last_error, "last_media_id": self.last_media_id}
+            return {"running": False, "recording": False, "state": "off", "error": self.last_error, **extra}
         st = asdict(self.session.status())
         st["running"] = st.get("running", True)
-        st["last_media_id"] = self.last_media_id
+        st["state"] = "recording" if st["recording"] else "listening" if st["running"] else "off"
+        st.update(extra)
         return st
 
     def _require(self) -> None:
@@ -146,8 +253,10 @@ class CaptureManager:
 
     # -- library -------------------------------------------------------------------------------
     @_handing_on
-    def import_recording(self, folder: Path, *, analyze: bool = False) -> int:
-        """Join a recording's chunks into one FLAC and import it as a 'capture' item (frames kept beside it)."""
+    def import_recording(self, folder: Path, *, analyze: bool = False, live_lines: list[dict] | None = None,
+                         keep: set[int] | frozenset = frozenset(), skip_seconds: float = 0.0) -> int:
+        """Join a recording's chunks into one FLAC and import it as a 'capture' item (frames kept beside it);
+        `live_lines` (times relative to the recording) become its first segments until the analysis refines them."""
         from capture.chunks import concat_chunks, recover
 
         from pipeline.service import Service
@@ -158,11 +267,20 @@ class CaptureManager:
             raise WeaverError(f"recording {folder.name} holds no audio")
         audio_path = folder / "recording.flac"
         concat_chunks(folder, audio_path)
+        frames_dir = folder / "frames"
+        if skip_seconds > 0 and not (frames_dir.is_dir() and any(frames_dir.iterdir())):
+            _drop_head(audio_path, skip_seconds)  # audio a save already holds
         stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(getattr(info, "started_at", None) or time.time()))
         svc = Service(Library(self.home))
         try:
-            outcome = svc.ingest(str(audio_path), title=f"Capture {stamp}", kind="capture", analyze=analyze)
+            outcome = svc.ingest(str(audio_path), title=f"Capture {stamp}", kind="capture", analyze=False)
             media_id = outcome.result["media_id"]
+            if live_lines:
+                from pipeline.library.live import store_live_lines, write_live_file
+
+                write_live_file(svc.lib.media_dir(media_id), live_lines)
+                with svc.lib.atomic() as db:
+                    store_live_lines(db, media_id, live_lines, keep=keep)
             frames = folder / "frames"
             if frames.is_dir() and any(frames.iterdir()):
                 target = svc.lib.media_dir(media_id) / "frames"
@@ -172,10 +290,14 @@ class CaptureManager:
             else:
                 with svc.lib.atomic() as db:
                     items.set_capture_files(db, media_id, None)
+            if analyze and self.queue_analysis is None:
+                svc.analyze(media_id)  # no job runner in this process (a script): run it here
         finally:
             svc.lib.close()
         shutil.rmtree(folder, ignore_errors=True)
         self.last_media_id = media_id
+        if analyze and self.queue_analysis is not None:
+            self.last_job_id = self.queue_analysis(media_id)
         return media_id
 
     @_handing_on
@@ -193,3 +315,29 @@ class CaptureManager:
             except WeaverError as e:
                 self.last_error = f"could not recover {folder.name}: {e}"
         return ids
+
+    def _quiet_tail(self, seconds: float) -> bool:
+        """Whether the newest `seconds` of the buffer hold nothing but (near) silence (or are under half a second)."""
+        import numpy as np
+
+        if seconds < 0.5:
+            return True
+        ring = self.session.ring
+        if ring is None or seconds > ring.seconds:
+            return False
+        tail = ring.last(seconds)
+        return not len(tail) or float(np.max(np.abs(tail))) < 10 ** (-50 / 20)
+
+    # -- live lines ----------------------------------------------------------------------------
+    def start_live(self, **options):
+        """Run the streaming analyser on the running session's buffer (idempotent); returns it."""
+        from .live import LiveAnalyser, library_voiceprints
+
+        self._require()
+        if self.live is None or not self.live.running:
+            self.live = LiveAnalyser(self.session, known=library_voiceprints(self.home), **options).start()
+        return self.live
+
+    def stop_live(self) -> None:
+        if self.live is not None:
+            self.live.stop()

@@ -60,6 +60,7 @@ let currentView = null;
 // (e.g. a reload on #transcript): enter it then.
 export function registerView(name, hooks) { views[name] = hooks; if (currentView === name) hooks.enter?.(); }
 export function show(name) {
+  if (currentView !== name) { $("#error").hidden = true; clearTimeout(showError.t); }  // a view's banner goes with it
   currentView = name;
   document.querySelectorAll(".view").forEach((v) => v.classList.toggle("active", v.id === `view-${name}`));
   document.querySelectorAll("#tabs button").forEach((b) => b.classList.toggle("active", b.dataset.view === name));
