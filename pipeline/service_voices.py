@@ -190,8 +190,8 @@ class VoicesMixin:
                         "adapter_mb": round(v.adapter_bytes / 1e6, 2),
                         "base_mb": round(r["base_bytes"] / 1e6, 1) if r.get("base_bytes") else None,
                         "check": json.loads(r["check_json"]) if r.get("check_json") else None})
-        for name, r in rows.items():  # voices still training / failed
-            if not any(o["name"] == name for o in out):
+        for name, r in rows.items():  # voices still training (a failed or cancelled run is no voice: training_runs)
+            if r["status"] == "training" and not any(o["name"] == name for o in out):
                 out.append({"name": name, "status": r["status"], "base_model": r["base_model"], "adapter_bytes": 0,
                             "builtin": False, "character": None,
                             "check": json.loads(r["check_json"]) if r.get("check_json") else None})
@@ -222,24 +222,29 @@ class VoicesMixin:
         return synthesize(voice, text, voices_dir=self.voices_dir, max_chars=max_chars or MAX_CHARS)
 
     def remove_voice(self, name: str) -> None:
-        """Delete a trained voice (its row and its folder under voices/); the name must be one folder's name."""
-        import shutil
+        """Delete a trained voice into the trash (personas using it get the default voice); see delete_voice."""
+        self.delete_voice(name, reassign=True)
 
-        from .files import safe_child
+    # voice management (pipeline.workflows.voice_admin): rename, trash/restore/purge, storage, who uses what
+    def rename_voice(self, old: str, new: str) -> dict:
+        from .workflows import voice_admin
+        return voice_admin.rename(self.lib, self.voices_dir, old, new)
 
-        if name == "default":
-            raise BadInputError("the built-in default voice cannot be removed")
-        folder = safe_child(self.voices_dir, name)  # '.', '..', 'a/b', links out of voices/ → BadInputError
-        row = list(self.lib.db.query("SELECT id FROM voices WHERE name = ?", [name]))
-        if not row and not folder.exists() and not folder.is_symlink():
-            raise NotFoundError(f"no voice named '{name}'")
-        with self.lib.atomic() as db:
-            db.execute("DELETE FROM voices WHERE name = ?", [name])
-        if folder.is_symlink() or folder.is_file():
-            folder.unlink(missing_ok=True)  # a link is removed itself, never what it points to
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+    def delete_voice(self, name: str, *, reassign: bool = False) -> dict:
+        from .workflows import voice_admin
+        return voice_admin.delete(self.lib, self.voices_dir, name, reassign=reassign)
 
+    def restore_voice(self, name: str) -> dict:
+        from .workflows import voice_admin
+        return voice_admin.restore(self.lib, self.voices_dir, name)
+
+    def purge_voices(self, name: str | None = None) -> dict:
+        from .workflows import voice_admin
+        return voice_admin.purge(self.voices_dir, name)
+
+    def voice_storage(self) -> dict:
+        from .workflows import voice_admin
+        return voice_admin.storage(self.lib, self.voices_dir)
 
 def _slug(text: str) -> str:
     import re

@@ -20,8 +20,11 @@ def add_parsers(sub) -> None:
     s.add_argument("--save-every", type=int, default=20)
     s.add_argument("--base", help="base model folder or hub name (default: settings.voice_base_model)")
     s.add_argument("--snac", help="SNAC codec folder")
-    s = sub.add_parser("voices", help="list voices with adapter size beside the base model size")
+    s = sub.add_parser("voices", help="list voices (adapter size beside the base model size); rename, rm, restore, purge")
     s.add_argument("--json", action="store_true")
+    from .cli_voicemgmt import add_voice_actions
+
+    add_voice_actions(s)
     s = sub.add_parser("say", help="speak text in a voice into an audio file")
     s.add_argument("voice")
     s.add_argument("text")
@@ -79,6 +82,10 @@ def _check_line(c: dict) -> str:
 
 @command("voices")
 def cmd_voices(a) -> int:
+    if getattr(a, "voices_action", None) not in (None, "list"):
+        from .cli_voicemgmt import run_voice_action
+
+        return run_voice_action(a)
     rows = service().voices()
     if a.json:
         out_json(rows)

@@ -65,6 +65,8 @@ def list_voices(voices_dir: str | os.PathLike | None) -> list[VoiceInfo]:
     if voices_dir is None or not Path(voices_dir).is_dir():
         return out
     for d in sorted(Path(voices_dir).iterdir()):
+        if d.name.startswith("."):  # .trash, .<name>.tmp (a registration that did not finish)
+            continue
         meta = d / "voice.json"
         if not meta.is_file():
             continue

@@ -1,5 +1,6 @@
 // Voices view: datasets (from a character's clips), training jobs with loss curve and progress, test synthesis.
 import { $, api, el, play, registerView } from "./app.js";
+import { manageSection } from "./voicemgmt.js";
 
 let timer = null;
 
@@ -28,7 +29,7 @@ function checkCells(c) {
 
 async function render() {
   const root = $("#voices");
-  const [voices, datasets, runs, media] = await Promise.all([api("/api/voices"), api("/api/voices/datasets"), api("/api/voices/training"), api("/api/media")]);
+  const [voices, datasets, runs, media, manage] = await Promise.all([api("/api/voices"), api("/api/voices/datasets"), api("/api/voices/training"), api("/api/media"), manageSection(render)]);
   const itemSel = el("select", { id: "ds-item" }, ...media.map((m) => el("option", { value: m.id }, `${m.id}: ${m.title}`)));
   const charSel = el("select", { id: "ds-character" });
   const loadChars = async () => { if (!itemSel.value) return; const cs = await api(`/api/media/${itemSel.value}/characters`); charSel.replaceChildren(...cs.map((c) => el("option", { value: c.name }, `${c.name} (${c.lines})`))); };
@@ -50,6 +51,7 @@ async function render() {
       const res = await api("/v1/audio/speech", { method: "POST", body: { model: "weaver", voice: voiceSel.value, input: say.value, response_format: "wav" }, raw: true });
       const url = URL.createObjectURL(await res.blob()); const p = $("#player"); p.src = url; p.play().catch(() => {});
     } }, "▶ Say")),
+    ...manage,
     el("h3", {}, "Datasets"),
     el("div", { class: "row" }, "From ", itemSel, charSel, el("button", { id: "ds-build", onclick: async () => { await api("/api/voices/datasets", { method: "POST", body: { media_id: itemSel.value, character: charSel.value } }); render(); } }, "Build dataset")),
     el("table", {}, el("tbody", {}, ...datasets.map((d) => el("tr", { "data-dataset": d.id },
