@@ -67,6 +67,7 @@ class VoicesMixin:
             raise BadInputError(f"invalid voice name {name!r}: use letters, digits, space, _ . - (and not 'default')")
         safe_child(self.voices_dir, name)  # the voice's folder; a link there pointing out is refused too
         ds = self.lib.row("datasets", dataset_id, "dataset")
+        self._cpu_guard(backend, base_model or self.settings.voice_base_model)
         base_model = base_model or self.settings.voice_base_model
         cfg = TrainConfig(base_model=base_model, backend=backend, steps=steps, save_every=save_every, lora_r=lora_r,
                           out_dir=str(self.lib.home / "training" / _slug(name)), snac_dir=snac_dir)
@@ -241,6 +242,12 @@ class VoicesMixin:
     def purge_voices(self, name: str | None = None) -> dict:
         from .workflows import voice_admin
         return voice_admin.purge(self.voices_dir, name)
+
+    def _cpu_guard(self, backend: str, base_model: str) -> None:
+        from .voices.train import DEFAULT_BASE, _pick_backend
+        if backend != "unsloth" and _pick_backend(backend) == "cpu":
+            from .voices import cpu_guard
+            cpu_guard.check_default_base(base_model, DEFAULT_BASE)
 
     def voice_storage(self) -> dict:
         from .workflows import voice_admin
