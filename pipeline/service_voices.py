@@ -63,6 +63,9 @@ class VoicesMixin:
         from .voices.synth import _NAME_RE
         from .voices.train import TrainConfig
 
+        if backend == "pocket-lora":  # the CPU fine-tune (pipeline.workflows.pocket_finetune); --base = its language
+            from .workflows import pocket_finetune
+            return pocket_finetune.prepare(self, name, dataset_id, steps=steps, language=base_model, save_every=save_every)
         if not _NAME_RE.match(name or "") or name == "default":
             raise BadInputError(f"invalid voice name {name!r}: use letters, digits, space, _ . - (and not 'default')")
         safe_child(self.voices_dir, name)  # the voice's folder; a link there pointing out is refused too

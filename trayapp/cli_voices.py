@@ -15,10 +15,11 @@ def add_parsers(sub) -> None:
     s = sub.add_parser("train", help="fine-tune a voice (LoRA adapter) on a dataset (prints the voice name)")
     s.add_argument("name")
     s.add_argument("--dataset", type=int, required=True)
-    s.add_argument("--backend", choices=["auto", "unsloth", "cpu"], default="auto")
+    s.add_argument("--backend", choices=["auto", "unsloth", "cpu", "pocket-lora"], default="auto",
+                   help="unsloth: Orpheus on an NVIDIA GPU; pocket-lora: a LoRA on Pocket TTS, CPU-sized; cpu: Orpheus on a CPU (small bases only)")
     s.add_argument("--steps", type=int, default=60)
     s.add_argument("--save-every", type=int, default=20)
-    s.add_argument("--base", help="base model folder or hub name (default: settings.voice_base_model)")
+    s.add_argument("--base", help="base model folder or hub name (default: settings.voice_base_model); for pocket-lora the Pocket TTS language (default english)")
     s.add_argument("--snac", help="SNAC codec folder")
     s = sub.add_parser("voices", help="list voices (adapter size beside the base model size); rename, rm, restore, purge")
     s.add_argument("--json", action="store_true")
@@ -58,7 +59,8 @@ def cmd_train(a) -> int:
     with progress_bar("training") as listener:
         outcome = prepared.run(svc, listener, None)
     r = outcome.result
-    err(f"voice '{r['voice']}': adapter {r['adapter_bytes'] / 1e6:.2f} MB on a {r['base_bytes'] / 1e6:.1f} MB base model")
+    base = f"{r['base_bytes'] / 1e6:.1f} MB" if r.get("base_bytes") else "shared"
+    err(f"voice '{r['voice']}': adapter {r['adapter_bytes'] / 1e6:.2f} MB on a {base} base model")
     check = r.get("check") or {}
     if check.get("ok") is None:
         err(f"voice check: {'; '.join(check.get('reasons') or ['not run'])}")

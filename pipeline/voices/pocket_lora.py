@@ -309,6 +309,7 @@ def train_pocket_lora(dataset_dir: str | os.PathLike, cfg: PocketLoraConfig, *, 
         torch.set_num_threads(cfg.threads)
     tts = _fresh_model(cfg.language)
     clips, ref = _clip_latents(tts, items, cfg, out)
+    torch.manual_seed(cfg.seed)  # the LoRA A init
     wrapped = inject_lora(tts.flow_lm, cfg)
     params = [p for m in wrapped.values() for p in (m.lora_A, m.lora_B)]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)

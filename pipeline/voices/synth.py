@@ -242,10 +242,14 @@ def synthesize_stream(
     total = max(1, len(text))
     engine = None
     speaker = None
-    if not info.builtin:
+    meta = {} if info.builtin else json.loads((Path(info.path) / "voice.json").read_text())
+    if meta.get("engine") == "pocket-lora":  # a fine-tuned Pocket TTS voice (pipeline.voices.pocket_lora)
+        from .pocket_lora import lora_engine
+
+        engine = lora_engine(Path(info.path))
+    elif not info.builtin:
         from .train import resolve_base_model
 
-        meta = json.loads((Path(info.path) / "voice.json").read_text())
         base_ref = str(base_model_dir) if base_model_dir else meta.get("base_model")
         if not base_ref:
             raise BadInputError(f"voice '{voice_name}' has no base_model in its voice.json")

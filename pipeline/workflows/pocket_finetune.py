@@ -1,0 +1,109 @@
+"""The Pocket TTS fine-tune as a resumable job (``weaver train NAME --dataset N --backend pocket-lora``):
+train a per-voice LoRA (pipeline.voices.pocket_lora) → register the voice (engine pocket-lora) → voice check.
+Same job machinery as the Orpheus route (pipeline.jobs JobRunner: progress, ETA, cancel, resume by key)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..errors import BadInputError
+from ..files import safe_child
+from ..jobs import JobOutcome, PreparedJob, Stage, StageContext
+from ..store import dumps, now
+
+
+def prepare(svc, name: str, dataset_id: int, *, steps: int = 60, language: str | None = None, save_every: int = 20,
+            lora_r: int = 8) -> PreparedJob:
+    from ..voices.pocket_lora import PocketLoraConfig
+    from ..voices.synth import _NAME_RE
+    from .voice_admin import training_dir
+
+    if not _NAME_RE.match(name or "") or name == "default":
+        raise BadInputError(f"invalid voice name {name!r}: use letters, digits, space, _ . - (and not 'default')")
+    safe_child(svc.voices_dir, name)
+    language = language or "english"
+    ds = svc.lib.row("datasets", dataset_id, "dataset")
+    cfg = PocketLoraConfig(language=language, steps=steps, save_every=save_every, r=lora_r,
+                           out_dir=str(training_dir(svc.lib.home, name)))
+    key = f"train:{name}:{dataset_id}"
+    resumed = svc.runner.find_resumable(key)
+    if (active := svc.runner.find_active(key)) is not None:
+        raise BadInputError(f"voice '{name}' is already training (job {active})")
+    base_model = f"pocket-tts/{language}"
+    with svc.lib.atomic() as db:
+        existing = list(db.query("SELECT id, status FROM voices WHERE name = ?", [name]))
+        if existing and not resumed and existing[0]["status"] == "ready":
+            raise BadInputError(f"a voice named '{name}' already exists")
+        if not existing:
+            db["voices"].insert({"name": name, "character_id": ds["character_id"], "base_model": base_model,
+                                 "created_at": now(), "status": "training"})
+        else:
+            db.execute("UPDATE voices SET status='training', base_model=? WHERE name=?", [base_model, name])
+        voice_id = db.execute("SELECT id FROM voices WHERE name = ?", [name]).fetchone()[0]
+    job_id = resumed or svc.runner.create("train", {"voice": name, "dataset_id": dataset_id, "backend": "pocket-lora",
+                                                    "steps": steps}, key=key)
+    if not resumed:
+        with svc.lib.atomic() as db:
+            db["training_runs"].insert({"voice_id": voice_id, "job_id": job_id, "config_json": dumps(cfg.to_dict()),
+                                        "state": "running"})
+    dataset_dir = svc.lib.abspath(ds["path"])
+    character = svc.lib.db.execute("SELECT name FROM characters WHERE id = ?", [ds["character_id"]]).fetchone()
+
+    def train_stage(ctx: StageContext) -> dict:
+        from ..voices.pocket_lora import train_pocket_lora
+
+        losses_seen: list[float] = []
+        last = [0.0]
+
+        def on_step(step, total, loss, eta):
+            losses_seen.append(float(loss))
+            t = time.monotonic()
+            if t - last[0] > 0.5 or step == total:
+                last[0] = t
+                with ctx.library.atomic() as db:
+                    db.execute("UPDATE training_runs SET losses_json = ? WHERE job_id = ?", [dumps(losses_seen), job_id])
+            ctx.progress(step / max(1, total), f"step {step}/{total} loss {loss:.3f}"
+                         + (f", about {eta:.0f} s left" if eta else ""))
+
+        r = train_pocket_lora(dataset_dir, cfg, progress=on_step, cancel=ctx.cancel)
+        return {"adapter_dir": str(r.adapter_dir), "losses": r.losses, "steps": r.steps, "adapter_bytes": r.adapter_bytes,
+                "base_bytes": r.base_bytes, "backend": r.backend, "resumed_from": r.resumed_from,
+                "step_seconds": r.step_seconds}
+
+    def register_stage(ctx: StageContext) -> dict:
+        from ..voices.pocket_lora import register
+
+        tr = ctx.results["train"]
+        register(svc.voices_dir, name, tr["adapter_dir"], language=language, character=character[0] if character else None)
+        with ctx.library.atomic() as db:
+            db.execute("UPDATE voices SET adapter_path=?, adapter_bytes=?, base_bytes=? WHERE id=?",
+                       [ctx.library.relpath(Path(svc.voices_dir) / name), tr["adapter_bytes"], tr["base_bytes"], voice_id])
+            db.execute("UPDATE training_runs SET state='done', losses_json=? WHERE job_id=?", [dumps(tr["losses"]), job_id])
+        return {"voice": name, "adapter_bytes": tr["adapter_bytes"], "base_bytes": tr["base_bytes"], "backend": "pocket-lora",
+                "step_seconds": tr["step_seconds"]}
+
+    def check_stage(ctx: StageContext) -> dict:
+        from ..voices.synth import synthesize
+
+        return svc._check_and_store(voice_id, lambda text: synthesize(name, text, voices_dir=svc.voices_dir),
+                                    dataset_dir, library=ctx.library, progress=ctx.progress, cancel=ctx.cancel)
+
+    stages = [Stage("train", train_stage, weight=20.0, label="fine-tuning the Pocket voice"),
+              Stage("register", register_stage, weight=0.2, label="saving voice"),
+              Stage("check", check_stage, weight=2.0, label="checking voice")]
+
+    def run(s, listener=None, cancel=None):
+        try:
+            results = s.runner.run(job_id, stages, listener=listener, cancel=cancel)
+        except BaseException:
+            state = s.runner.get(job_id)["state"]
+            with s.lib.atomic() as db:
+                db.execute("UPDATE training_runs SET state = ? WHERE job_id = ?",
+                           ["cancelled" if state == "cancelled" else "failed", job_id])
+                db.execute("UPDATE voices SET status = ? WHERE id = ? AND status != 'ready'",
+                           ["cancelled" if state == "cancelled" else "failed", voice_id])
+            raise
+        return JobOutcome(job_id, {**results["register"], "check": results["check"]}, resumed is not None)
+
+    return PreparedJob(job_id, resumed is not None, run)
