@@ -1,0 +1,1 @@
+"""The library database, one module per area (plain functions taking the Library/db object)."""
