@@ -161,16 +161,18 @@ class VoicesMixin:
                     cancel: CancelToken | None = None, **kwargs):
         return self.prepare_training(name, dataset_id, **kwargs).run(self, listener, cancel)
 
-    def _check_and_store(self, voice_id: int, synthesize_fn, dataset_dir, *, library=None, progress=None,
+    def _check_and_store(self, voice_id: int, synthesize_fn, dataset_dir, *, refs=None, library=None, progress=None,
                          cancel: CancelToken | None = None) -> dict:
-        """Run the voice check (pipeline.voices.check) on a registered voice against its dataset's held-out clips;
-        store similarity / WER / DNSMOS and set the voice 'ready' or 'failed'. Returns the check as a dict."""
+        """Run the voice check (pipeline.voices.check) on a registered voice against its dataset's held-out clips
+        (or the given ``refs``: audio files); store similarity / WER / DNSMOS and set the voice 'ready' or 'failed'.
+        Returns the check as a dict."""
         from .errors import BackendUnavailableError, ModelMissingError
         from .voices.check import check_voice
         from .voices.dataset import read_dataset
 
         lib = library or self.lib
-        refs = [p for p, _ in (read_dataset(dataset_dir, "validation") or read_dataset(dataset_dir, "train"))][:6]
+        if refs is None:
+            refs = [p for p, _ in (read_dataset(dataset_dir, "validation") or read_dataset(dataset_dir, "train"))][:6]
         try:
             res = check_voice(synthesize_fn, refs, progress=progress or (lambda f, m="": None), cancel=cancel).to_dict()
         except (BackendUnavailableError, ModelMissingError) as e:  # the checker can't run here: keep the voice, unchecked
@@ -255,6 +257,16 @@ class VoicesMixin:
     def voice_storage(self) -> dict:
         from .workflows import voice_admin
         return voice_admin.storage(self.lib, self.voices_dir)
+
+    # -- instant voices (Pocket TTS clone; pipeline.workflows.instant_voice) -------------------------
+    def prepare_instant_voice(self, media_id: int, character: str, *, name: str | None = None, language: str | None = None):
+        from .workflows.instant_voice import prepare_instant_voice
+
+        return prepare_instant_voice(self, media_id, character, name=name, language=language)
+
+    def instant_voice(self, media_id: int, character: str, *, name: str | None = None, language: str | None = None,
+                      listener: ProgressListener | None = None, cancel: CancelToken | None = None) -> JobOutcome:
+        return self.prepare_instant_voice(media_id, character, name=name, language=language).run(self, listener, cancel)
 
 def _slug(text: str) -> str:
     import re

@@ -25,7 +25,7 @@ GROUND = {"pipeline.errors", "pipeline.types", "pipeline.files", "pipeline.media
 KNOWN_CYCLES = [
     {"pipeline.jobs", "pipeline.store"},
     {"trayapp.cli", "trayapp.cli_capture", "trayapp.cli_chat", "trayapp.cli_lines", "trayapp.cli_more",
-     "trayapp.cli_voices", "trayapp.cli_voicemgmt"},
+     "trayapp.cli_voices", "trayapp.cli_voicemgmt", "trayapp.cli_clone"},
 ]
 
 

@@ -41,7 +41,7 @@ def test_missing_weights_say_what_to_fetch_and_how_big(tmp_path, monkeypatch):
     assert "\n" not in msg
     assert "hf download kyutai/pocket-tts languages/english/model.safetensors --revision db04f0e6" in msg
     assert "hf download kyutai/pocket-tts-without-voice-cloning languages/english/tokenizer.json" in msg
-    assert "475 MB" in msg and "hf auth login" in msg
+    assert "440 MB" in msg and "hf auth login" in msg
     assert pocket.model_bytes("english") is None
 
 

@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("WEAVER_DEBUG", "1")  # engines with their own logs (llama.cpp) show them too
     from pipeline.errors import Cancelled, WeaverError
 
-    from . import cli_capture, cli_chat, cli_lines, cli_more, cli_voices  # noqa: F401  (register more subcommands)
+    from . import cli_capture, cli_chat, cli_clone, cli_lines, cli_more, cli_voices  # noqa: F401  (register more subcommands)
 
     parser = build_parser()
     a = parser.parse_args(argv)

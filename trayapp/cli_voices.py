@@ -94,6 +94,8 @@ def cmd_voices(a) -> int:
         return 0
     for v in rows:
         size = f"built-in ({v.get('base_model')})" if v.get("builtin") else f"adapter {v.get('adapter_mb') or 0} MB / base {v.get('base_mb') or '?'} MB"
+        if v.get("engine") == "pocket":
+            size = f"voice state {v.get('adapter_mb') or 0} MB / Pocket model {v.get('base_mb') or '?'} MB"
         out(f"{v['name']:20s} {v.get('status', ''):9s} {size}  {v.get('character') or ''}")
         c = v.get("check")
         if not c:

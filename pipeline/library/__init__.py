@@ -1,1 +1,1 @@
-"""SQL by area: plain functions taking the Library database (one module per area)."""
+"""The library database, one module per area (plain functions taking the Library/db object)."""

@@ -4,7 +4,7 @@ A ~100M-parameter flow LM + Mimi codec that clones a voice from a few seconds of
 on two CPU cores. The code and its model configs ship in the wheel; the weights live in the Hugging Face hub:
 
 - ``kyutai/pocket-tts`` (gated: accept the terms on https://huggingface.co/kyutai/pocket-tts, then ``hf auth
-  login``): ``languages/<language>/model.safetensors`` — the model *with* voice cloning (≈475 MB for English);
+  login``): ``languages/<language>/model.safetensors`` — the model *with* voice cloning (≈440 MB for English: its 109.5M float32 parameters);
 - ``kyutai/pocket-tts-without-voice-cloning``: the tokenizer (``tokenizer.json`` / ``tokenizer.model``, < 1 MB).
 
 This module never downloads: :func:`resolve_files` reads the local hub cache (pipeline.hub) at the exact
@@ -14,7 +14,7 @@ the size when a file is absent. :func:`load_model` then builds the model through
 
 A cloned voice is pocket-tts's *voice state* (the flow LM's KV cache after the voice prompt), saved with
 ``export_model_state`` as one safetensors file per voice (:func:`export_voice_state`; ≈10–40 MB for 5–30 s of
-reference on the English model, reported by :func:`voice_state_bytes`). :func:`synthesize_stream` yields audio
+reference on the English model, reported by :func:`voice_state_bytes`). :func:`voice_for` + ``stream`` yield audio
 chunk by chunk as pocket-tts decodes it; generation is serialised per model by a lock (pocket-tts is not
 thread-safe).
 """
@@ -39,7 +39,7 @@ ENGINE = "pocket"
 MODEL_PAGE = "https://huggingface.co/kyutai/pocket-tts"
 # download sizes of the English weights (model.safetensors with voice cloning, its tokenizer); other languages
 # are the same order (the "_24l" ones about twice); the measured size of a cached file is used when present
-APPROX_MB = {"english": 475.0}
+APPROX_MB = {"english": 440.0}
 VOICE_STATE_NAME = "voice_state.safetensors"
 RATE = 24000
 
@@ -204,9 +204,13 @@ class PocketModel:
         """Float32 mono chunks at :attr:`sample_rate` as pocket-tts decodes them (the state is not modified)."""
         if not text or not text.strip():
             raise BadInputError("nothing to say: the text is empty")
+        stop = stop or threading.Event()
         with self.lock:
-            for chunk in self.tts.generate_audio_stream(state, text, copy_state=True, stop=stop):
-                yield chunk.detach().to("cpu").numpy().astype(np.float32, copy=False)
+            try:
+                for chunk in self.tts.generate_audio_stream(state, text, copy_state=True, stop=stop):
+                    yield chunk.detach().to("cpu").numpy().astype(np.float32, copy=False)
+            finally:  # a listener that stops listening stops pocket-tts's generation thread too
+                stop.set()
 
     def synthesize(self, state, text: str) -> np.ndarray:
         parts = list(self.stream(state, text))
@@ -315,16 +319,27 @@ def voice_state(model: PocketModel, path: str | os.PathLike):
     return _STATES[key]
 
 
-def synthesize_stream(voice_dir: str | os.PathLike, text: str, *, language: str = DEFAULT_LANGUAGE,
-                      stop: threading.Event | None = None) -> Iterator[tuple[np.ndarray, int]]:
-    """(audio, rate) chunks of a stored Pocket voice (``voice_dir/voice_state.safetensors``). The model and the
-    state load before this returns, so errors come first; the chunks are made lazily."""
-    model = load_model(language)
-    state = voice_state(model, Path(voice_dir) / VOICE_STATE_NAME)
-    rate = model.sample_rate
+@dataclass
+class PocketVoice:
+    """A stored Pocket voice ready to speak: the loaded model and the voice's state."""
 
-    def chunks():
-        for chunk in model.stream(state, text, stop=stop):
+    model: PocketModel
+    state: object
+
+    def stream(self, text: str, *, stop: threading.Event | None = None) -> Iterator[tuple[np.ndarray, int]]:
+        rate = self.model.sample_rate
+        for chunk in self.model.stream(self.state, text, stop=stop):
             yield chunk, rate
 
-    return chunks()
+
+def voice_for(voice_dir: str | os.PathLike, language: str = DEFAULT_LANGUAGE) -> PocketVoice:
+    """The voice stored in ``voice_dir`` (its ``voice_state.safetensors``): model and state load now, so errors
+    (ModelMissingError, a broken state file) come before any audio."""
+    model = load_model(language)
+    return PocketVoice(model, voice_state(model, Path(voice_dir) / VOICE_STATE_NAME))
+
+
+def synthesize_stream(voice_dir: str | os.PathLike, text: str, *, language: str = DEFAULT_LANGUAGE,
+                      stop: threading.Event | None = None) -> Iterator[tuple[np.ndarray, int]]:
+    """(audio, rate) chunks of a stored Pocket voice; loading happens before this returns, the chunks lazily."""
+    return voice_for(voice_dir, language).stream(text, stop=stop)

@@ -433,6 +433,7 @@ class LoraEngine:
         self.tts.flow_lm.eval()
         self.model = pocket.PocketModel(self.tts, conf["language"])
         self.state = self.model.load_voice_state(voice_dir / "adapter" / pocket.VOICE_STATE_NAME)
+        self.voice = pocket.PocketVoice(self.model, self.state)  # streams like an instant voice
 
     def generate(self, text: str, **_ignored) -> tuple[np.ndarray, int]:
         return self.model.synthesize(self.state, text), self.model.sample_rate

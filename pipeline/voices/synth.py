@@ -50,6 +50,7 @@ class VoiceInfo:
     rate: int
     builtin: bool = False
     path: str | None = None
+    engine: str = "orpheus"  # "pocket": a Pocket TTS cloned voice (voice_state.safetensors), pipeline.voices.pocket
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,6 +79,7 @@ def list_voices(voices_dir: str | os.PathLike | None) -> list[VoiceInfo]:
             VoiceInfo(
                 name=m.get("name", d.name), base_model=m.get("base_model"), character=m.get("character"), created=m.get("created"),
                 adapter_bytes=int(m.get("adapter_bytes", 0)), rate=int(m.get("rate", OUTPUT_RATE)), path=str(d),
+                engine=m.get("engine", "orpheus"),
             )
         )
     return out
@@ -242,11 +244,16 @@ def synthesize_stream(
     total = max(1, len(text))
     engine = None
     speaker = None
+    pocket_voice = None
     meta = {} if info.builtin else json.loads((Path(info.path) / "voice.json").read_text())
-    if meta.get("engine") == "pocket-lora":  # a fine-tuned Pocket TTS voice (pipeline.voices.pocket_lora)
+    if info.engine == "pocket":  # a cloned voice: the Pocket model + the voice's exported state
+        from . import pocket
+
+        pocket_voice = pocket.voice_for(info.path, meta.get("language") or pocket.DEFAULT_LANGUAGE)
+    elif meta.get("engine") == "pocket-lora":  # a fine-tuned Pocket voice: its own model copy, LoRA merged
         from .pocket_lora import lora_engine
 
-        engine = lora_engine(Path(info.path))
+        pocket_voice = lora_engine(Path(info.path)).voice
     elif not info.builtin:
         from .train import resolve_base_model
 
@@ -265,6 +272,14 @@ def synthesize_stream(
         for chunk in split:
             if cancel is not None:
                 cancel.check()
+            if pocket_voice is not None:  # Pocket TTS: pocket-tts's own streaming, chunk by chunk as it decodes
+                for audio, rate in pocket_voice.stream(chunk):
+                    yield audio, rate
+                    if cancel is not None:
+                        cancel.check()
+                done += len(chunk) + 1
+                progress(min(1.0, done / total), f"synthesised {min(done, total)}/{total} characters")
+                continue
             if engine is None:  # the default voice: each sentence of the chunk as soon as it is made
                 for audio, rate in default_voice.speak_iter(chunk, rate=OUTPUT_RATE):
                     yield audio, rate
