@@ -389,33 +389,6 @@ def _state_from_latents(tts, ref_latents):
 
 
 # ---------------------------------------------------------------------------------------------- voices
-def register(voices_dir: str | os.PathLike, name: str, adapter_dir: str | os.PathLike, *, language: str,
-             character: str | None = None) -> dict:
-    """Copy a trained adapter into ``voices_dir/<name>`` with its voice.json (engine pocket-lora), atomically."""
-    from ..files import safe_child
-    from .synth import _NAME_RE, OUTPUT_RATE, _ENGINES
-
-    if not _NAME_RE.match(name or "") or name == "default":
-        raise BadInputError(f"invalid voice name {name!r}: use letters, digits, space, _ . - (and not 'default')")
-    dest = safe_child(voices_dir, name)
-    src = Path(adapter_dir)
-    tmp = Path(voices_dir) / f".{name}.tmp"
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(src, tmp / "adapter")
-        size = (tmp / "adapter" / ADAPTER_FILE).stat().st_size
-        meta = {"name": name, "engine": ENGINE, "base_model": f"pocket-tts/{language}", "language": language,
-                "character": character, "created": time.time(), "adapter_bytes": size, "rate": OUTPUT_RATE}
-        (tmp / "voice.json").write_text(json.dumps(meta, indent=2))
-        replace_folder(tmp, dest)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise StorageError(f"could not save voice '{name}': {e.strerror or e}") from None
-    _ENGINES.clear()
-    _LORA_ENGINES.clear()
-    return meta
-
-
 class LoraEngine:
     """One fine-tuned voice: a private model copy with the LoRA merged, and the voice state."""
 

@@ -4,13 +4,16 @@ Same job machinery as the Orpheus route (pipeline.jobs JobRunner: progress, ETA,
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import time
 from pathlib import Path
 
-from ..errors import BadInputError
+from ..errors import BadInputError, StorageError
 from ..files import safe_child
 from ..jobs import JobOutcome, PreparedJob, Stage, StageContext
-from ..store import dumps, now
+from ..store import dumps, now, replace_folder
 
 
 def prepare(svc, name: str, dataset_id: int, *, steps: int = 60, language: str | None = None, save_every: int = 20,
@@ -72,8 +75,6 @@ def prepare(svc, name: str, dataset_id: int, *, steps: int = 60, language: str |
                 "step_seconds": r.step_seconds}
 
     def register_stage(ctx: StageContext) -> dict:
-        from ..voices.pocket_lora import register
-
         tr = ctx.results["train"]
         register(svc.voices_dir, name, tr["adapter_dir"], language=language, character=character[0] if character else None)
         with ctx.library.atomic() as db:
@@ -107,3 +108,30 @@ def prepare(svc, name: str, dataset_id: int, *, steps: int = 60, language: str |
         return JobOutcome(job_id, {**results["register"], "check": results["check"]}, resumed is not None)
 
     return PreparedJob(job_id, resumed is not None, run)
+
+
+def register(voices_dir: str | os.PathLike, name: str, adapter_dir: str | os.PathLike, *, language: str,
+             character: str | None = None) -> dict:
+    """Copy a trained adapter into ``voices_dir/<name>`` with its voice.json (engine pocket-lora), atomically."""
+    from ..voices.pocket_lora import _LORA_ENGINES, ADAPTER_FILE, ENGINE
+    from ..voices.synth import _ENGINES, _NAME_RE, OUTPUT_RATE
+
+    if not _NAME_RE.match(name or "") or name == "default":
+        raise BadInputError(f"invalid voice name {name!r}: use letters, digits, space, _ . - (and not 'default')")
+    dest = safe_child(voices_dir, name)
+    src = Path(adapter_dir)
+    tmp = Path(voices_dir) / f".{name}.tmp"
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp / "adapter")
+        size = (tmp / "adapter" / ADAPTER_FILE).stat().st_size
+        meta = {"name": name, "engine": ENGINE, "base_model": f"pocket-tts/{language}", "language": language,
+                "character": character, "created": time.time(), "adapter_bytes": size, "rate": OUTPUT_RATE}
+        (tmp / "voice.json").write_text(json.dumps(meta, indent=2))
+        replace_folder(tmp, dest)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StorageError(f"could not save voice '{name}': {e.strerror or e}") from None
+    _ENGINES.clear()
+    _LORA_ENGINES.clear()
+    return meta

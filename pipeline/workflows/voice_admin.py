@@ -72,6 +72,13 @@ def _base_bytes(base_model: str | None, stored: int | None) -> int | None:
         return int(stored)
     if not base_model:
         return None
+    if base_model.startswith("pocket-tts/"):  # the shared Pocket TTS model in the hub cache
+        try:
+            from ..voices import pocket
+
+            return pocket.model_bytes(base_model.split("/", 1)[1])
+        except WeaverError:
+            return None
     try:
         from ..voices.train import dir_bytes, resolve_base_model
 
