@@ -57,10 +57,13 @@ async function render() {
     el("table", {}, el("tbody", {}, ...datasets.map((d) => el("tr", { "data-dataset": d.id },
       el("td", {}, `#${d.id}`), el("td", {}, d.character || ""), el("td", {}, `${d.summary.kept} clips, ${(d.summary.minutes_kept || 0).toFixed(2)} min; rejected ${Object.entries(d.summary.rejected || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "none"}`),
       el("td", { class: "muted" }, d.summary.warning || ""),
-      el("td", {}, el("input", { placeholder: "voice name", size: 12, class: "voice-name" }), el("button", { onclick: async (e) => {
-        const name = e.target.previousSibling.value.trim(); if (!name) return;
-        await api("/api/voices/train", { method: "POST", body: { name, dataset_id: d.id } }); render();
-      } }, "Train")))))),
+      el("td", {}, el("input", { placeholder: "voice name", size: 12, class: "voice-name" }),
+        el("select", { class: "train-backend", title: "pocket-lora: a small LoRA on Pocket TTS, trains on a CPU; auto: Orpheus on an NVIDIA GPU" },
+          el("option", { value: "pocket-lora" }, "Pocket fine-tune (CPU)"), el("option", { value: "auto" }, "Orpheus (GPU)")),
+        el("button", { onclick: async (e) => {
+          const row = e.target.parentElement, name = row.querySelector(".voice-name").value.trim(); if (!name) return;
+          await api("/api/voices/train", { method: "POST", body: { name, dataset_id: d.id, backend: row.querySelector(".train-backend").value } }); render();
+        } }, "Train")))))),
     el("h3", {}, "Training"),
     ...runs.map((r) => el("div", { class: "row", "data-run": r.id }, el("strong", {}, r.voice), ` ${r.state} ${Math.round((r.progress || 0) * 100)}% ${r.message || ""}`, lossCurve(r.losses),
       r.state === "running" ? el("button", { onclick: () => api(`/api/jobs/${r.job_id}/cancel`, { method: "POST" }) }, "Cancel") : "")),
