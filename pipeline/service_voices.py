@@ -9,7 +9,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .errors import BadInputError, NotFoundError
+from .errors import BadInputError
 from .jobs import JobOutcome, PreparedJob, ProgressListener, Stage, StageContext
 from .progress import CancelToken
 from .store import dumps, now
@@ -131,31 +131,12 @@ class VoicesMixin:
                 db.execute("UPDATE training_runs SET state='done', losses_json=? WHERE job_id=?", [dumps(tr["losses"]), job_id])
             return {"voice": name, "adapter_bytes": tr["adapter_bytes"], "base_bytes": tr["base_bytes"]}
 
-        def check_stage(ctx: StageContext) -> dict:
-            from .voices.synth import synthesize
-
-            return self._check_and_store(voice_id, lambda text: synthesize(name, text, voices_dir=self.voices_dir),
-                                         dataset_dir, library=ctx.library, progress=ctx.progress, cancel=ctx.cancel)
+        from .workflows.pocket_finetune import check_stage, training_job
 
         stages = [Stage("train", train_stage, weight=20.0, label="training voice"),
                   Stage("register", register_stage, weight=0.2, label="saving voice"),
-                  Stage("check", check_stage, weight=2.0, label="checking voice")]
-
-        def run(svc, listener=None, cancel=None):
-
-            try:
-                results = svc.runner.run(job_id, stages, listener=listener, cancel=cancel)
-            except BaseException:
-                state = svc.runner.get(job_id)["state"]
-                with svc.lib.atomic() as db:
-                    db.execute("UPDATE training_runs SET state = ? WHERE job_id = ?",
-                               ["cancelled" if state == "cancelled" else "failed", job_id])
-                    db.execute("UPDATE voices SET status = ? WHERE id = ? AND status != 'ready'",
-                               ["cancelled" if state == "cancelled" else "failed", voice_id])
-                raise
-            return JobOutcome(job_id, {**results["register"], "check": results["check"]}, resumed is not None)
-
-        return PreparedJob(job_id, resumed is not None, run)
+                  Stage("check", check_stage(self, voice_id, name, dataset_dir), weight=2.0, label="checking voice")]
+        return training_job(job_id, voice_id, stages, resumed)
 
     def train_voice(self, name: str, dataset_id: int, *, listener: ProgressListener | None = None,
                     cancel: CancelToken | None = None, **kwargs):

@@ -84,26 +84,33 @@ def prepare(svc, name: str, dataset_id: int, *, steps: int = 60, language: str |
         return {"voice": name, "adapter_bytes": tr["adapter_bytes"], "base_bytes": tr["base_bytes"], "backend": "pocket-lora",
                 "step_seconds": tr["step_seconds"]}
 
-    def check_stage(ctx: StageContext) -> dict:
+    stages = [Stage("train", train_stage, weight=20.0, label="fine-tuning the Pocket voice"),
+              Stage("register", register_stage, weight=0.2, label="saving voice"),
+              Stage("check", check_stage(svc, voice_id, name, dataset_dir), weight=2.0, label="checking voice")]
+    return training_job(job_id, voice_id, stages, resumed)
+
+
+def check_stage(svc, voice_id: int, name: str, dataset_dir):
+    """The voice check after training, as a job stage (the numbers go to the voice's row; ready or failed)."""
+    def stage(ctx: StageContext) -> dict:
         from ..voices.synth import synthesize
 
         return svc._check_and_store(voice_id, lambda text: synthesize(name, text, voices_dir=svc.voices_dir),
                                     dataset_dir, library=ctx.library, progress=ctx.progress, cancel=ctx.cancel)
+    return stage
 
-    stages = [Stage("train", train_stage, weight=20.0, label="fine-tuning the Pocket voice"),
-              Stage("register", register_stage, weight=0.2, label="saving voice"),
-              Stage("check", check_stage, weight=2.0, label="checking voice")]
 
+def training_job(job_id: int, voice_id: int, stages: list, resumed) -> PreparedJob:
+    """A training job (train → register → check) whose failure or cancel marks the run and the unfinished voice
+    (which then is no voice in the list; the run stays resumable)."""
     def run(s, listener=None, cancel=None):
         try:
             results = s.runner.run(job_id, stages, listener=listener, cancel=cancel)
         except BaseException:
-            state = s.runner.get(job_id)["state"]
+            state = "cancelled" if s.runner.get(job_id)["state"] == "cancelled" else "failed"
             with s.lib.atomic() as db:
-                db.execute("UPDATE training_runs SET state = ? WHERE job_id = ?",
-                           ["cancelled" if state == "cancelled" else "failed", job_id])
-                db.execute("UPDATE voices SET status = ? WHERE id = ? AND status != 'ready'",
-                           ["cancelled" if state == "cancelled" else "failed", voice_id])
+                db.execute("UPDATE training_runs SET state = ? WHERE job_id = ?", [state, job_id])
+                db.execute("UPDATE voices SET status = ? WHERE id = ? AND status != 'ready'", [state, voice_id])
             raise
         return JobOutcome(job_id, {**results["register"], "check": results["check"]}, resumed is not None)
 
