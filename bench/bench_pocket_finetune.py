@@ -47,6 +47,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=3, help="epochs over the 5-minute dataset for the ETA")
     ap.add_argument("--real", action="store_true", help="use the real weights from the hub cache")
+    ap.add_argument("--speak", action="store_true", help="also time synthesis of the fine-tuned voice vs the base")
     a = ap.parse_args()
     if not a.real:
         from tests.tiny_pocket import pocket_cache
@@ -89,7 +90,29 @@ def main() -> int:
         print(f"adapter {r.adapter_bytes / 1e6:.2f} MB (+ voice state "
               f"{(r.adapter_dir / pocket.VOICE_STATE_NAME).stat().st_size / 1e6:.2f} MB) vs shared base {base / 1e6:.1f} MB: "
               f"ratio {r.adapter_bytes / base if base else float('nan'):.4f}")
-        print(f"peak RSS {rss:.0f} MB")
+        print(f"peak RSS (training) {rss:.0f} MB")
+        if a.speak:
+            from pipeline.voices.pocket_lora import LoraEngine
+
+            voice = work / "voices" / "v"
+            voice.mkdir(parents=True)
+            (voice / "adapter").symlink_to(r.adapter_dir)
+            t0 = time.monotonic()
+            engine = LoraEngine(voice)
+            load_s = time.monotonic() - t0
+            text = "Hello there, this is the fine-tuned voice speaking a sentence of ordinary length."
+            for label, voice_obj in (("fine-tuned (merged LoRA)", engine.voice),
+                                     ("base, same voice state", pocket.PocketVoice(pocket.load_model(a.language), engine.state))):
+                t0 = time.monotonic()
+                first, n = None, 0
+                for audio, rate in voice_obj.stream(text):
+                    first = first or time.monotonic() - t0
+                    n += len(audio)
+                dt = time.monotonic() - t0
+                print(f"synthesis {label}: {n / 24000 / dt:.2f}x real time, first audio {first * 1000:.0f} ms "
+                      f"({n / 24000:.1f} s of audio; random weights speak until the length cap)")
+            print(f"fine-tuned voice load (model copy + merge + state) {load_s:.1f} s; "
+                  f"peak RSS now {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
         print(f"losses {[round(x, 4) for x in r.losses]}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
