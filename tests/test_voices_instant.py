@@ -122,7 +122,7 @@ def test_speech_endpoint_and_panel_route(library, hub):
         audio, rate = sf.read(io.BytesIO(r.content))
         assert rate == 24000 and len(audio) > 2400
         # the panel's "Instant voice" button: a job with progress, then the voice in the list
-        r = httpx.post(f"{base}/api/voices/instant", json={"media_id": mid, "character": "ANNA", "name": "anna-pocket",
+        r = httpx.post(f"{base}/api/voices/instant", json={"media_id": mid, "character": "ALICE", "name": "alice-pocket",
                                                              "language": TEST_LANGUAGE}, headers=h, timeout=60)
         assert r.status_code == 200, r.text
         job = r.json()["job_id"]
@@ -133,7 +133,7 @@ def test_speech_endpoint_and_panel_route(library, hub):
             time.sleep(0.25)
         assert j["state"] == "done" and j["kind"] == "clone", j
         voices = httpx.get(f"{base}/api/voices", headers=h, timeout=30).json()
-        assert any(v["name"] == "anna-pocket" and v["engine"] == "pocket" and v["check"] for v in voices)
+        assert any(v["name"] == "alice-pocket" and v["engine"] == "pocket" and v["check"] for v in voices)
         bad = httpx.post(f"{base}/api/voices/instant", json={"media_id": mid, "character": "NOBODY"}, headers=h, timeout=30)
         assert bad.status_code == 404 and "no character" in bad.json()["error"]
     finally:
