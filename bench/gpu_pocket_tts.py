@@ -1,7 +1,7 @@
 """Real-weights check of the Pocket TTS backend (run by bench/gpu_pocket_tts.sh on a GPU or network machine).
 
 Through our code (pipeline.voices.pocket): the loader from the hub cache, a clone from a reference (the default
-voice speaking, or --reference WAV), streaming synthesis of held-out sentences on CPU (2 threads) and, when CUDA is
+voice speaking, or --reference WAV), streaming synthesis of held-out sentences on CPU (pocket-tts's two threads) and, when CUDA is
 there, on the GPU; then the house voice check (similarity / WER / DNSMOS) where its offline models are installed.
 Writes report.json and sample.wav into --out. Exit 0 ok, 4 weights not cached, 1 anything else.
 """
@@ -34,7 +34,7 @@ def main() -> int:
     report: dict = {"language": a.language, "torch": torch.__version__, "cuda": torch.cuda.is_available()}
     t0 = time.perf_counter()
     try:
-        model = pocket.load_model(a.language, threads=2)
+        model = pocket.load_model(a.language)
     except ModelMissingError as e:
         print(f"FAIL: {e}")
         return 4

@@ -51,7 +51,7 @@ def _pocket_row() -> dict:
     from .errors import WeaverError
     from .voices import pocket
 
-    lang = pocket.DEFAULT_LANGUAGE
+    lang = pocket.default_language()
     try:
         files = pocket.hub_files(lang)
         fetch = pocket.fetch_command(lang)

@@ -64,7 +64,7 @@ def prepare_instant_voice(svc, media_id: int, character: str, *, name: str | Non
     refuse_taken_name(svc.lib.db, name)
     if folder.exists():
         raise BadInputError(f"a voice named '{name}' already exists")
-    language = language or pocket.DEFAULT_LANGUAGE
+    language = language or pocket.default_language()
     pocket.resolve_files(language)  # ModelMissingError (what to fetch, how big) before any work
     samples = clip_samples(svc, media_id, char_name)
     key = f"clone:{name}"
