@@ -165,7 +165,8 @@ def pick_and_hear(threads: int, home: str, media_id: int, language: str) -> dict
     res = svc.instant_voice(media_id, "BORIS", name="bench-instant", language=language, listener=listener).result
     return {"language": language, "voice_stored_s": round(marks["stored"], 2), "pick_to_hear_s": round(marks["heard"], 2),
             "with_voice_check_s": round(time.perf_counter() - t0, 2), "reference_s": res["reference"]["seconds"],
-            "voice_state_mb": round(res["state_bytes"] / 1e6, 2), "check_ok": res["check"]["ok"], "peak_rss_mb": round(_rss_mb(), 0)}
+            "voice_state_mb": round(res["state_bytes"] / 1e6, 2), "check_ok": res["check"]["ok"], "peak_rss_mb": round(_rss_mb(), 0),
+            "timings": res.get("timings"), "load_average": os.getloadavg()[0]}
 
 
 def _child(args: list[str], env: dict) -> dict:
@@ -199,6 +200,7 @@ def main() -> int:
             e["WEAVER_DEFAULT_VOICE_MODEL"] = "/nonexistent/voice.onnx"  # the fallback path
         row = _child(["--worker", backend, "--threads", str(a.threads)], e)
         row.setdefault("backend", backend)
+        row["load_average"] = round(os.getloadavg()[0], 1)  # other work on the machine slows every number
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(f"\n{'backend':8s} {'x RT':>6s} {'TTFA 1st':>9s} {'TTFA med':>9s} {'peak RSS':>9s} {'per voice':>10s} {'model':>9s}")
