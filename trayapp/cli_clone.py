@@ -28,5 +28,7 @@ def cmd_clone(a) -> int:
     ref = r["reference"]
     base = f" beside the shared {r['base_bytes'] / 1e6:.0f} MB Pocket model" if r.get("base_bytes") else ""
     err(f"voice '{r['voice']}' ({r['character']}): reference {ref['seconds']:.1f} s from {len(ref['clips'])} clip(s), "
-        f"voice state {r['state_bytes'] / 1e6:.2f} MB{base}; ready in {r['seconds_to_voice']:.1f} s")
+        f"voice state {r['state_bytes'] / 1e6:.2f} MB{base}; ready in {r['seconds_to_voice']:.1f} s"
+        + (" ({})".format(", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v:.1f} s" for k, v in r["timings"].items()))
+           if r.get("timings") else ""))
     return report_check(r["voice"], r.get("check") or {})
