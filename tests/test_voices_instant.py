@@ -122,7 +122,7 @@ def test_speech_endpoint_and_panel_route(library, hub):
         audio, rate = sf.read(io.BytesIO(r.content))
         assert rate == 24000 and len(audio) > 2400
         # the panel's "Instant voice" button: a job with progress, then the voice in the list
-        r = httpx.post(f"{base}/api/voices/instant", json={"media_id": mid, "character": "ANNA", "name": "anna-pocket",
+        r = httpx.post(f"{base}/api/voices/instant", json={"media_id": mid, "character": "ALICE", "name": "alice-pocket",
                                                              "language": TEST_LANGUAGE}, headers=h, timeout=60)
         assert r.status_code == 200, r.text
         job = r.json()["job_id"]
@@ -133,7 +133,7 @@ def test_speech_endpoint_and_panel_route(library, hub):
             time.sleep(0.25)
         assert j["state"] == "done" and j["kind"] == "clone", j
         voices = httpx.get(f"{base}/api/voices", headers=h, timeout=30).json()
-        assert any(v["name"] == "anna-pocket" and v["engine"] == "pocket" and v["check"] for v in voices)
+        assert any(v["name"] == "alice-pocket" and v["engine"] == "pocket" and v["check"] for v in voices)
         bad = httpx.post(f"{base}/api/voices/instant", json={"media_id": mid, "character": "NOBODY"}, headers=h, timeout=30)
         assert bad.status_code == 404 and "no character" in bad.json()["error"]
     finally:
@@ -191,3 +191,38 @@ def test_weaver_clone_cli(library):
                        capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
     assert r.returncode == 4 and "hf download kyutai/pocket-tts" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_panel_instant_voice_button_shows_progress_then_the_voice(library, hub, artifacts_dir, monkeypatch):
+    from tests.test_panel_browser import ARGS, CHROMIUM, open_panel
+    from web_ui.server import PanelServer
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM}")
+    pw_api = pytest.importorskip("playwright.sync_api")
+    home, mid = library
+    monkeypatch.setenv("WEAVER_POCKET_MODEL", TEST_LANGUAGE)  # the panel clones with the default model
+    server = PanelServer(home=home).start()
+    try:
+        with pw_api.sync_playwright() as pw:
+            b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = b.new_page(viewport={"width": 1200, "height": 860})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            open_panel(page, server.url)
+            page.click("button[data-view=voices]")
+            page.wait_for_selector("#instant-voice")
+            page.wait_for_function("document.querySelectorAll('#ds-character option').length > 0")
+            page.select_option("#ds-character", "CLARA")
+            page.click("#instant-voice")
+            page.wait_for_function("/%/.test(document.querySelector('#instant-progress')?.textContent || '')", timeout=120000)
+            page.wait_for_function("/made|failed:/.test(document.querySelector('#instant-progress')?.textContent || '')",
+                                   timeout=600000)
+            page.screenshot(path=str(artifacts_dir / "instant-voice.png"))
+            assert "made" in page.text_content("#instant-progress")
+            row = page.wait_for_selector("tr[data-voice=clara-instant]")
+            assert "voice state" in row.text_content() and "Pocket TTS model" in row.text_content()
+            assert not errors, errors
+            b.close()
+    finally:
+        server.stop()

@@ -113,3 +113,14 @@ def test_bad_reference_and_bad_state_are_refused(hub, tmp_path):
         m.load_voice_state(junk)
     with pytest.raises(BadInputError, match="empty"):
         list(m.stream(m.clone(_speechlike(), 24000), "   "))
+
+
+def test_models_report_says_what_to_fetch_for_pocket(tmp_path, monkeypatch):
+    from pipeline.models import model_report
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    row = next(r for r in model_report() if r["backend"] == "pocket-tts")
+    assert row["available"] is False and "440 MB" in row["reason"] and "hf auth login" in row["reason"]
+    weights = next(m for m in row["models"] if m["name"].endswith("model.safetensors"))
+    assert weights["size_mb"] == 440.0 and weights["fetch_command"].startswith("hf download kyutai/pocket-tts ")
+    assert not weights["present"]

@@ -308,7 +308,7 @@ def cmd_models(a) -> int:
         for m in r["models"]:
             out(f"{'':12s}- {m['name']}: {'present' if m['present'] else 'absent'} at {m['path']}")
             if not m["present"]:
-                out(f"{'':14s}fetch: {m['fetch_command']}")
+                out(f"{'':14s}fetch: {m['fetch_command']}" + (f"  (≈{m['size_mb']:.0f} MB)" if m.get("size_mb") else ""))
         if not r["available"]:
             out(f"{'':12s}{r['reason']}" + (f" — {r['fix']}" if r["fix"] else ""))
     return 0

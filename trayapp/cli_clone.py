@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .cli import EXTRA_PARSERS, command, err, out, progress_bar, service
+from .cli import EXTRA_PARSERS, command, err, progress_bar, service
 
 
 def add_parsers(sub) -> None:
@@ -18,7 +18,7 @@ EXTRA_PARSERS.append(add_parsers)
 
 @command("clone")
 def cmd_clone(a) -> int:
-    from .cli_voices import _check_line
+    from .cli_voices import report_check
 
     svc = service()
     prepared = svc.prepare_instant_voice(a.item, a.character, name=a.name, language=a.model)
@@ -28,12 +28,7 @@ def cmd_clone(a) -> int:
     ref = r["reference"]
     base = f" beside the shared {r['base_bytes'] / 1e6:.0f} MB Pocket model" if r.get("base_bytes") else ""
     err(f"voice '{r['voice']}' ({r['character']}): reference {ref['seconds']:.1f} s from {len(ref['clips'])} clip(s), "
-        f"voice state {r['state_bytes'] / 1e6:.2f} MB{base}; ready in {r['seconds_to_voice']:.1f} s")
-    check = r.get("check") or {}
-    err(f"voice check: {'; '.join(check.get('reasons') or ['not run'])}" if check.get("ok") is None else f"voice check: {_check_line(check)}")
-    out(r["voice"])
-    if check.get("ok") is False:
-        err(f"voice '{r['voice']}' failed its voice check: {'; '.join(check['reasons'])}. It is listed as failed and"
-            " no persona gets it automatically.")
-        return 1
-    return 0
+        f"voice state {r['state_bytes'] / 1e6:.2f} MB{base}; ready in {r['seconds_to_voice']:.1f} s"
+        + (" ({})".format(", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v:.1f} s" for k, v in r["timings"].items()))
+           if r.get("timings") else ""))
+    return report_check(r["voice"], r.get("check") or {})

@@ -61,14 +61,18 @@ def cmd_train(a) -> int:
     r = outcome.result
     base = f"{r['base_bytes'] / 1e6:.1f} MB" if r.get("base_bytes") else "shared"
     err(f"voice '{r['voice']}': adapter {r['adapter_bytes'] / 1e6:.2f} MB on a {base} base model")
-    check = r.get("check") or {}
+    return report_check(r["voice"], r.get("check") or {})
+
+
+def report_check(voice: str, check: dict) -> int:
+    """The voice check's line on stderr, the voice name on stdout; exit status 1 when the voice failed it."""
     if check.get("ok") is None:
         err(f"voice check: {'; '.join(check.get('reasons') or ['not run'])}")
     else:
         err(f"voice check: {_check_line(check)}")
-    out(r["voice"])
+    out(voice)
     if check.get("ok") is False:
-        err(f"voice '{r['voice']}' failed its voice check: {'; '.join(check['reasons'])}. It is listed as failed and"
+        err(f"voice '{voice}' failed its voice check: {'; '.join(check['reasons'])}. It is listed as failed and"
             " no persona gets it automatically.")
         return 1
     return 0

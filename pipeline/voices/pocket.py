@@ -80,6 +80,11 @@ def _pocket():
     return CONFIGS_DIR
 
 
+def default_language() -> str:
+    """The model new instant voices use: $WEAVER_POCKET_MODEL (a config name of the wheel), else ``english``."""
+    return os.environ.get("WEAVER_POCKET_MODEL") or DEFAULT_LANGUAGE
+
+
 def languages() -> list[str]:
     """The model configs shipped in the pocket-tts wheel (``english``, ``french``, ``english_2m_2026-10``, …)."""
     return sorted(p.stem for p in _pocket().glob("*.yaml"))
@@ -261,7 +266,11 @@ def _build(language: str, files: dict[str, Path], *, quantize: bool, threads: in
         except (RuntimeError, ValueError, OSError) as e:
             raise ModelMissingError(f"pocket-tts/{language}", fetch_command(language),
                                     f"the cached files do not load ({type(e).__name__}: {str(e)[:160]}); fetch them again") from None
-    torch.set_num_threads(max(1, threads or int(os.environ.get("WEAVER_TTS_THREADS", "0") or 0) or min(2, os.cpu_count() or 1)))
+    # pocket-tts runs generation and Mimi decoding in two threads of one intra-op thread each (its import sets 1):
+    # two cores in all. More intra-op threads only when asked (threads=, $WEAVER_POCKET_THREADS).
+    wanted = threads or int(os.environ.get("WEAVER_POCKET_THREADS", "0") or 0)
+    if wanted:
+        torch.set_num_threads(wanted)
     return tts
 
 

@@ -272,16 +272,11 @@ def synthesize_stream(
         for chunk in split:
             if cancel is not None:
                 cancel.check()
-            if pocket_voice is not None:  # Pocket TTS: pocket-tts's own streaming, chunk by chunk as it decodes
-                for audio, rate in pocket_voice.stream(chunk):
-                    yield audio, rate
-                    if cancel is not None:
-                        cancel.check()
-                done += len(chunk) + 1
-                progress(min(1.0, done / total), f"synthesised {min(done, total)}/{total} characters")
-                continue
-            if engine is None:  # the default voice: each sentence of the chunk as soon as it is made
-                for audio, rate in default_voice.speak_iter(chunk, rate=OUTPUT_RATE):
+            # Pocket TTS (its own streaming, as it decodes) and the default voice (sentence by sentence) stream a chunk
+            pieces = (pocket_voice.stream(chunk) if pocket_voice is not None
+                      else default_voice.speak_iter(chunk, rate=OUTPUT_RATE) if engine is None else None)
+            if pieces is not None:
+                for audio, rate in pieces:
                     yield audio, rate
                     if cancel is not None:
                         cancel.check()

@@ -64,7 +64,7 @@ def prepare_instant_voice(svc, media_id: int, character: str, *, name: str | Non
     refuse_taken_name(svc.lib.db, name)
     if folder.exists():
         raise BadInputError(f"a voice named '{name}' already exists")
-    language = language or pocket.DEFAULT_LANGUAGE
+    language = language or pocket.default_language()
     pocket.resolve_files(language)  # ModelMissingError (what to fetch, how big) before any work
     samples = clip_samples(svc, media_id, char_name)
     key = f"clone:{name}"
@@ -80,10 +80,13 @@ def prepare_instant_voice(svc, media_id: int, character: str, *, name: str | Non
 
         t0 = time.monotonic()
         ref = pick_reference(samples, progress=lambda f, m="": ctx.progress(0.5 * f, m), cancel=ctx.cancel)
+        timings = {"reference_s": time.monotonic() - t0}
         ctx.progress(0.5, f"loading Pocket TTS ({language})")
         model = pocket.load_model(language)
+        timings["model_load_s"] = time.monotonic() - t0 - sum(timings.values())
         ctx.progress(0.7, f"cloning from {ref.seconds:.1f} s of {char_name}'s speech")
         state = model.clone(ref.audio, ref.rate)
+        timings["clone_s"] = time.monotonic() - t0 - sum(timings.values())
         tmp = svc.voices_dir / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -108,7 +111,7 @@ def prepare_instant_voice(svc, media_id: int, character: str, *, name: str | Non
         ctx.progress(1.0, f"voice state {state_bytes / 1e6:.1f} MB")
         return {"voice": name, "voice_id": made["voice_id"], "engine": pocket.ENGINE, "language": language,
                 "character": char_name, "state_bytes": state_bytes, "base_bytes": base_bytes, "reference": ref.summary(),
-                "seconds_to_voice": round(time.monotonic() - t0, 2)}
+                "seconds_to_voice": round(time.monotonic() - t0, 2), "timings": {k: round(v, 2) for k, v in timings.items()}}
 
     def check_stage(ctx: StageContext) -> dict:
         from ..voices.synth import synthesize
