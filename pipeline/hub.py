@@ -26,12 +26,13 @@ def hub_repo_dir(repo: str, cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache_dir or hub_cache_dir()) / ("models--" + repo.replace("/", "--"))
 
 
-def cached_hub_file(repo: str, filename: str, cache_dir: str | os.PathLike | None = None) -> Path | None:
-    """A file of a repo's cached snapshot, or None when it is not in the cache (a broken cache reads as absent)."""
+def cached_hub_file(repo: str, filename: str, cache_dir: str | os.PathLike | None = None, revision: str | None = None) -> Path | None:
+    """A file of a repo's cached snapshot (at ``revision``: a commit or branch, else main), or None when it is not in
+    the cache (a broken cache reads as absent)."""
     try:
         from huggingface_hub import try_to_load_from_cache
 
-        hit = try_to_load_from_cache(repo, filename, cache_dir=str(cache_dir or hub_cache_dir()))
+        hit = try_to_load_from_cache(repo, filename, cache_dir=str(cache_dir or hub_cache_dir()), revision=revision)
     except Exception:  # noqa: BLE001 - no huggingface_hub or an unreadable cache: absent
         return None
     return Path(hit) if isinstance(hit, str) and os.path.isfile(hit) else None

@@ -42,4 +42,33 @@ def _tts_rows() -> list[dict]:
                      "description": "voice training and synthesis (the built-in 'default' voice needs none)",
                      "models": [{"name": repo, "path": path, "fetch_command": hub_fetch_command(repo), "size_mb": None,
                                  "bundled": False, "present": present}]})
+    rows.append(_pocket_row())
     return rows
+
+
+def _pocket_row() -> dict:
+    """Pocket TTS (instant voices, `weaver clone`): the gated weights repo + its tokenizer, with the download size."""
+    from .errors import WeaverError
+    from .voices import pocket
+
+    lang = pocket.default_language()
+    try:
+        files = pocket.hub_files(lang)
+        fetch = pocket.fetch_command(lang)
+    except WeaverError as e:  # pocket-tts itself is not installed
+        return {"stage": "tts", "backend": "pocket-tts", "offline": False, "quality": 8, "available": False, "reason": str(e),
+                "fix": pocket.INSTALL_HINT, "description": "instant voices (clone from a character's clips) on CPU", "models": []}
+    try:
+        found = pocket.resolve_files(lang)
+    except WeaverError:
+        found = {}
+    present = bool(found) and len(found) == len(files)
+    size = pocket.approx_mb(lang)
+    return {"stage": "tts", "backend": "pocket-tts", "offline": False, "quality": 8, "available": present,
+            "reason": "" if present else f"Pocket TTS '{lang}' weights (≈{size:.0f} MB) are not in the local cache; the repo is gated: "
+                                         f"accept its terms at {pocket.MODEL_PAGE} and `hf auth login`",
+            "fix": fetch, "description": "instant voices (clone from a character's clips) on CPU, `weaver clone`",
+            "models": [{"name": f"{f.repo}/{f.filename}", "path": str(found.get(k)) if k in found else "(Hugging Face cache)",
+                        "fetch_command": f.fetch_command(), "size_mb": size if f.filename.endswith("model.safetensors") else 1.0,
+                        "bundled": False, "present": k in found}
+                       for k, f in zip(pocket._hub_refs(pocket.config_dict(lang)), files)]}

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import BadInputError, NotFoundError
+from .errors import BadInputError
 from .jobs import JobOutcome, PreparedJob, ProgressListener, Stage, StageContext
 from .progress import CancelToken, stage_callback
 from .library import labels
@@ -59,10 +59,14 @@ class VoicesMixin:
         from .voices.synth import _NAME_RE
         from .voices.train import TrainConfig
 
+        if backend == "pocket-lora":  # the CPU fine-tune (pipeline.workflows.pocket_finetune); --base = its language
+            from .workflows import pocket_finetune
+            return pocket_finetune.prepare(self, name, dataset_id, steps=steps, language=base_model, save_every=save_every)
         if not _NAME_RE.match(name or "") or name == "default":
             raise BadInputError(f"invalid voice name {name!r}: use letters, digits, space, _ . - (and not 'default')")
         safe_child(self.voices_dir, name)  # the voice's folder; a link there pointing out is refused too
         ds = self.lib.row("datasets", dataset_id, "dataset")
+        self._cpu_guard(backend, base_model or self.settings.voice_base_model)
         base_model = base_model or self.settings.voice_base_model
         cfg = TrainConfig(base_model=base_model, backend=backend, steps=steps, save_every=save_every, lora_r=lora_r,
                           out_dir=str(self.lib.home / "training" / _slug(name)), snac_dir=snac_dir)
@@ -119,43 +123,29 @@ class VoicesMixin:
                                           tr["base_bytes"], tr["losses"])
             return {"voice": name, "adapter_bytes": tr["adapter_bytes"], "base_bytes": tr["base_bytes"]}
 
-        def check_stage(ctx: StageContext) -> dict:
-            from .voices.synth import synthesize
-
-            return self._check_and_store(voice_id, lambda text: synthesize(name, text, voices_dir=self.voices_dir),
-                                         dataset_dir, library=ctx.library, progress=ctx.progress, cancel=ctx.cancel)
+        from .workflows.pocket_finetune import check_stage, training_job
 
         stages = [Stage("train", train_stage, weight=20.0, label="training voice"),
                   Stage("register", register_stage, weight=0.2, label="saving voice"),
-                  Stage("check", check_stage, weight=2.0, label="checking voice")]
-
-        def run(svc, listener=None, cancel=None):
-
-            try:
-                results = svc.runner.run(job_id, stages, listener=listener, cancel=cancel)
-            except BaseException:
-                state = svc.runner.get(job_id)["state"]
-                with svc.lib.atomic() as db:
-                    voice_rows.set_training_ended(db, voice_id, job_id, "cancelled" if state == "cancelled" else "failed")
-                raise
-            return JobOutcome(job_id, {**results["register"], "check": results["check"]}, resumed is not None)
-
-        return PreparedJob(job_id, resumed is not None, run)
+                  Stage("check", check_stage(self, voice_id, name, dataset_dir), weight=2.0, label="checking voice")]
+        return training_job(job_id, voice_id, stages, resumed)
 
     def train_voice(self, name: str, dataset_id: int, *, listener: ProgressListener | None = None,
                     cancel: CancelToken | None = None, **kwargs):
         return self.prepare_training(name, dataset_id, **kwargs).run(self, listener, cancel)
 
-    def _check_and_store(self, voice_id: int, synthesize_fn, dataset_dir, *, library=None, progress=None,
+    def _check_and_store(self, voice_id: int, synthesize_fn, dataset_dir, *, refs=None, library=None, progress=None,
                          cancel: CancelToken | None = None) -> dict:
-        """Run the voice check (pipeline.voices.check) on a registered voice against its dataset's held-out clips;
-        store similarity / WER / DNSMOS and set the voice 'ready' or 'failed'. Returns the check as a dict."""
+        """Run the voice check (pipeline.voices.check) on a registered voice against its dataset's held-out clips
+        (or the given ``refs``: audio files); store similarity / WER / DNSMOS and set the voice 'ready' or 'failed'.
+        Returns the check as a dict."""
         from .errors import BackendUnavailableError, ModelMissingError
         from .voices.check import check_voice
         from .voices.dataset import read_dataset
 
         lib = library or self.lib
-        refs = [p for p, _ in (read_dataset(dataset_dir, "validation") or read_dataset(dataset_dir, "train"))][:6]
+        if refs is None:
+            refs = [p for p, _ in (read_dataset(dataset_dir, "validation") or read_dataset(dataset_dir, "train"))][:6]
         try:
             res = check_voice(synthesize_fn, refs, progress=progress or (lambda f, m="": None), cancel=cancel).to_dict()
         except (BackendUnavailableError, ModelMissingError) as e:  # the checker can't run here: keep the voice, unchecked
@@ -177,8 +167,8 @@ class VoicesMixin:
                         "adapter_mb": round(v.adapter_bytes / 1e6, 2),
                         "base_mb": round(r["base_bytes"] / 1e6, 1) if r.get("base_bytes") else None,
                         "check": json.loads(r["check_json"]) if r.get("check_json") else None})
-        for name, r in rows.items():  # voices still training / failed
-            if not any(o["name"] == name for o in out):
+        for name, r in rows.items():  # voices still training (a failed or cancelled run is no voice: training_runs)
+            if r["status"] == "training" and not any(o["name"] == name for o in out):
                 out.append({"name": name, "status": r["status"], "base_model": r["base_model"], "adapter_bytes": 0,
                             "builtin": False, "character": None,
                             "check": json.loads(r["check_json"]) if r.get("check_json") else None})
@@ -207,24 +197,45 @@ class VoicesMixin:
         return synthesize(voice, text, voices_dir=self.voices_dir, max_chars=max_chars or MAX_CHARS)
 
     def remove_voice(self, name: str) -> None:
-        """Delete a trained voice (its row and its folder under voices/); the name must be one folder's name."""
-        import shutil
+        """Delete a trained voice into the trash (personas using it get the default voice); see delete_voice."""
+        self.delete_voice(name, reassign=True)
 
-        from .files import safe_child
+    # voice management (pipeline.workflows.voice_admin): rename, trash/restore/purge, storage, who uses what
+    def rename_voice(self, old: str, new: str) -> dict:
+        from .workflows import voice_admin
+        return voice_admin.rename(self.lib, self.voices_dir, old, new)
 
-        if name == "default":
-            raise BadInputError("the built-in default voice cannot be removed")
-        folder = safe_child(self.voices_dir, name)  # '.', '..', 'a/b', links out of voices/ → BadInputError
-        row = voice_rows.voice_id(self.lib.db, name)
-        if row is None and not folder.exists() and not folder.is_symlink():
-            raise NotFoundError(f"no voice named '{name}'")
-        with self.lib.atomic() as db:
-            voice_rows.remove_voice(db, name)
-        if folder.is_symlink() or folder.is_file():
-            folder.unlink(missing_ok=True)  # a link is removed itself, never what it points to
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+    def delete_voice(self, name: str, *, reassign: bool = False) -> dict:
+        from .workflows import voice_admin
+        return voice_admin.delete(self.lib, self.voices_dir, name, reassign=reassign)
 
+    def restore_voice(self, name: str) -> dict:
+        from .workflows import voice_admin
+        return voice_admin.restore(self.lib, self.voices_dir, name)
+
+    def purge_voices(self, name: str | None = None) -> dict:
+        from .workflows import voice_admin
+        return voice_admin.purge(self.voices_dir, name)
+
+    def _cpu_guard(self, backend: str, base_model: str) -> None:
+        from .voices.train import DEFAULT_BASE, _pick_backend
+        if backend != "unsloth" and _pick_backend(backend) == "cpu":
+            from .voices import cpu_guard
+            cpu_guard.check_default_base(base_model, DEFAULT_BASE)
+
+    def voice_storage(self) -> dict:
+        from .workflows import voice_admin
+        return voice_admin.storage(self.lib, self.voices_dir)
+
+    # -- instant voices (Pocket TTS clone; pipeline.workflows.instant_voice) -------------------------
+    def prepare_instant_voice(self, media_id: int, character: str, *, name: str | None = None, language: str | None = None):
+        from .workflows.instant_voice import prepare_instant_voice
+
+        return prepare_instant_voice(self, media_id, character, name=name, language=language)
+
+    def instant_voice(self, media_id: int, character: str, *, name: str | None = None, language: str | None = None,
+                      listener: ProgressListener | None = None, cancel: CancelToken | None = None) -> JobOutcome:
+        return self.prepare_instant_voice(media_id, character, name=name, language=language).run(self, listener, cancel)
 
 def _slug(text: str) -> str:
     import re

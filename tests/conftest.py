@@ -19,6 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # so `tests.fixtures...` imports also under a bare `pytest` call
     sys.path.insert(0, str(REPO))
 
+# the random tiny test bases (tests/tiny_tts.py, RANDOM_WEIGHTS) may be trained here (and in CLI subprocesses)
+os.environ.setdefault("WEAVER_TEST_RANDOM_BASE", "1")
+
 MARKERS = {
     "slow": "takes more than ~20 s (still runs in CI)",
     "gpu": "needs an NVIDIA GPU (skipped without one)",

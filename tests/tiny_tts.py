@@ -72,6 +72,7 @@ def build_base_model(folder: Path, *, hidden: int = 64, layers: int = 2, seed: i
     model = LlamaForCausalLM(mc)
     model.save_pretrained(str(folder))
     cfg.save(folder)
+    (folder / "RANDOM_WEIGHTS").write_text("random test weights: trains only with WEAVER_TEST_RANDOM_BASE=1\n")
     return folder
 
 

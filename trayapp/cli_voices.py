@@ -1,4 +1,5 @@
-"""`weaver dataset`, `weaver train`, `weaver voices`, `weaver say`."""
+"""`weaver dataset`, `weaver train`, `weaver clone` (instant voice), `weaver voices [list | rename | rm | restore |
+purge | storage]` (voice management), `weaver say`."""
 
 from __future__ import annotations
 
@@ -15,17 +16,24 @@ def add_parsers(sub) -> None:
     s = sub.add_parser("train", help="fine-tune a voice (LoRA adapter) on a dataset (prints the voice name)")
     s.add_argument("name")
     s.add_argument("--dataset", type=int, required=True)
-    s.add_argument("--backend", choices=["auto", "unsloth", "cpu"], default="auto")
+    s.add_argument("--backend", choices=["auto", "unsloth", "cpu", "pocket-lora"], default="auto",
+                   help="unsloth: Orpheus on an NVIDIA GPU; pocket-lora: a LoRA on Pocket TTS, CPU-sized; cpu: Orpheus on a CPU (small bases only)")
     s.add_argument("--steps", type=int, default=60)
     s.add_argument("--save-every", type=int, default=20)
-    s.add_argument("--base", help="base model folder or hub name (default: settings.voice_base_model)")
+    s.add_argument("--base", help="base model folder or hub name (default: settings.voice_base_model); for pocket-lora the Pocket TTS language (default english)")
     s.add_argument("--snac", help="SNAC codec folder")
-    s = sub.add_parser("voices", help="list voices with adapter size beside the base model size")
+    s = sub.add_parser("voices", help="list voices (adapter size beside the base model size); rename, rm, restore, purge")
     s.add_argument("--json", action="store_true")
+    add_voice_actions(s)
     s = sub.add_parser("say", help="speak text in a voice into an audio file")
     s.add_argument("voice")
     s.add_argument("text")
     s.add_argument("-o", "--output", required=True, help="output .wav/.flac/.mp3")
+    s = sub.add_parser("clone", help="instant voice: clone a character's voice with Pocket TTS (prints the voice name)")
+    s.add_argument("item", type=int)
+    s.add_argument("--character", required=True)
+    s.add_argument("--name", help="voice name (default: <character>-instant)")
+    s.add_argument("--model", help="Pocket TTS model config (default: english; `weaver models` says what to fetch)")
 
 
 
@@ -54,15 +62,20 @@ def cmd_train(a) -> int:
     with progress_bar("training") as listener:
         outcome = prepared.run(svc, listener, None)
     r = outcome.result
-    err(f"voice '{r['voice']}': adapter {r['adapter_bytes'] / 1e6:.2f} MB on a {r['base_bytes'] / 1e6:.1f} MB base model")
-    check = r.get("check") or {}
+    base = f"{r['base_bytes'] / 1e6:.1f} MB" if r.get("base_bytes") else "shared"
+    err(f"voice '{r['voice']}': adapter {r['adapter_bytes'] / 1e6:.2f} MB on a {base} base model")
+    return report_check(r["voice"], r.get("check") or {})
+
+
+def report_check(voice: str, check: dict) -> int:
+    """The voice check's line on stderr, the voice name on stdout; exit status 1 when the voice failed it."""
     if check.get("ok") is None:
         err(f"voice check: {'; '.join(check.get('reasons') or ['not run'])}")
     else:
         err(f"voice check: {_check_line(check)}")
-    out(r["voice"])
+    out(voice)
     if check.get("ok") is False:
-        err(f"voice '{r['voice']}' failed its voice check: {'; '.join(check['reasons'])}. It is listed as failed and"
+        err(f"voice '{voice}' failed its voice check: {'; '.join(check['reasons'])}. It is listed as failed and"
             " no persona gets it automatically.")
         return 1
     return 0
@@ -78,12 +91,16 @@ def _check_line(c: dict) -> str:
 
 @command("voices")
 def cmd_voices(a) -> int:
+    if getattr(a, "voices_action", None) not in (None, "list"):
+        return run_voice_action(a)
     rows = service().voices()
     if a.json:
         out_json(rows)
         return 0
     for v in rows:
         size = f"built-in ({v.get('base_model')})" if v.get("builtin") else f"adapter {v.get('adapter_mb') or 0} MB / base {v.get('base_mb') or '?'} MB"
+        if v.get("engine") == "pocket":
+            size = f"voice state {v.get('adapter_mb') or 0} MB / Pocket model {v.get('base_mb') or '?'} MB"
         out(f"{v['name']:20s} {v.get('status', ''):9s} {size}  {v.get('character') or ''}")
         c = v.get("check")
         if not c:
@@ -117,4 +134,77 @@ def cmd_say(a) -> int:
     fmt = Path(a.output).suffix.lstrip(".").lower() or "wav"
     Path(a.output).write_bytes(encode_audio(np.concatenate(parts), rate, fmt))
     out(str(a.output))
+    return 0
+
+@command("clone")
+def cmd_clone(a) -> int:
+    svc = service()
+    prepared = svc.prepare_instant_voice(a.item, a.character, name=a.name, language=a.model)
+    with progress_bar("cloning") as listener:
+        outcome = prepared.run(svc, listener, None)
+    r = outcome.result
+    ref = r["reference"]
+    base = f" beside the shared {r['base_bytes'] / 1e6:.0f} MB Pocket model" if r.get("base_bytes") else ""
+    err(f"voice '{r['voice']}' ({r['character']}): reference {ref['seconds']:.1f} s from {len(ref['clips'])} clip(s), "
+        f"voice state {r['state_bytes'] / 1e6:.2f} MB{base}; ready in {r['seconds_to_voice']:.1f} s"
+        + (" ({})".format(", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v:.1f} s" for k, v in r["timings"].items()))
+           if r.get("timings") else ""))
+    return report_check(r["voice"], r.get("check") or {})
+
+
+# -- voice management ---------------------------------------------------------------------------
+def add_voice_actions(parser) -> None:
+    acts = parser.add_subparsers(dest="voices_action", metavar="{list,rename,rm,restore,purge,storage}")
+    s = acts.add_parser("list", help="list voices (the default)")
+    s.add_argument("--json", action="store_true")
+    s = acts.add_parser("rename", help="rename a voice (personas using it follow)")
+    s.add_argument("old")
+    s.add_argument("new")
+    s = acts.add_parser("rm", help="delete a voice into the trash (restore brings it back)")
+    s.add_argument("name")
+    s.add_argument("--reassign", action="store_true", help="switch personas using it to the default voice")
+    s = acts.add_parser("restore", help="bring a deleted voice back from the trash")
+    s.add_argument("name")
+    s = acts.add_parser("purge", help="empty the voice trash for good (or one NAME)")
+    s.add_argument("name", nargs="?")
+    s = acts.add_parser("storage", help="disk used per voice, per shared base model and by the trash")
+    s.add_argument("--json", action="store_true")
+
+
+def _mb(n: int | None) -> str:
+    return "?" if n is None else f"{n / 1e6:.1f} MB"
+
+
+def run_voice_action(a) -> int:
+    svc = service()
+    act = a.voices_action
+    if act == "rename":
+        r = svc.rename_voice(a.old, a.new)
+        err(f"voice '{a.old}' is now '{a.new}'" + (f"; {r['personas']} persona(s) updated" if r["personas"] else ""))
+        out(a.new)
+    elif act == "rm":
+        r = svc.delete_voice(a.name, reassign=a.reassign)
+        moved = f"; persona(s) {', '.join(r['reassigned'])} now use the default voice" if r["reassigned"] else ""
+        err(f"voice '{a.name}' moved to the trash (weaver voices restore {a.name!r} brings it back){moved}")
+        out(a.name)
+    elif act == "restore":
+        r = svc.restore_voice(a.name)
+        err(f"voice '{a.name}' restored" + (f"; {r['personas']} persona(s) use it again" if r["personas"] else ""))
+        out(a.name)
+    elif act == "purge":
+        r = svc.purge_voices(a.name)
+        err(f"trash emptied: {', '.join(r['purged']) or 'nothing'} ({_mb(r['bytes'])} freed)")
+    elif act == "storage":
+        st = svc.voice_storage()
+        if a.json:
+            out_json(st)
+            return 0
+        for v in st["voices"]:
+            out(f"{v['name']:20s} {_mb(v['bytes']):>10s}  (voice {_mb(v['voice_bytes'])}, training files "
+                f"{_mb(v['training_bytes'])})  base {v['base_model']}  personas: {', '.join(v['personas']) or '-'}")
+        for b in st["bases"]:
+            out(f"base {b['base_model']}: {_mb(b['bytes'])} shared by {', '.join(b['voices'])}")
+        if st["default_personas"]:
+            out(f"default voice: personas {', '.join(st['default_personas'])}")
+        out(f"trash: {len(st['trash'])} voice(s), {_mb(st['trash_bytes'])}; total {_mb(st['total_bytes'])}")
     return 0

@@ -1,9 +1,12 @@
-"""Voices routes, and the OpenAI-compatible speech endpoint (POST /v1/audio/speech) for other local apps."""
+"""Voices routes: voice management first (rename, delete into the trash — 409 with the personas when in use —,
+restore, purge, storage; names checked by safe_child in the workflow), datasets, training, the instant voice
+(POST /api/voices/instant starts the Pocket TTS clone job), and the OpenAI-compatible speech endpoint
+(POST /v1/audio/speech) for other local apps."""
 
 from __future__ import annotations
 
 from fastapi import Body
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from pipeline.errors import BadInputError
 
@@ -12,6 +15,43 @@ MEDIA_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "o
 
 
 def register(app, svc, jobs) -> None:
+    @app.get("/api/voices/manage/storage")
+    def storage():
+        return svc().voice_storage()
+
+    @app.post("/api/voices/manage/rename")
+    def rename(body: dict = Body(...)):
+        old, new = body.get("old"), body.get("new")
+        if not isinstance(old, str) or not isinstance(new, str):
+            raise BadInputError("'old' and 'new' voice names are required")
+        return svc().rename_voice(old, new.strip())
+
+    @app.post("/api/voices/manage/delete")
+    def delete(body: dict = Body(...)):
+        from pipeline.workflows.voice_admin import VoiceInUseError
+
+        name = body.get("name")
+        if not isinstance(name, str):
+            raise BadInputError("'name' is required")
+        try:
+            return svc().delete_voice(name, reassign=bool(body.get("reassign")))
+        except VoiceInUseError as e:
+            return JSONResponse({"error": str(e), "personas": e.personas, "in_use": True}, status_code=409)
+
+    @app.post("/api/voices/manage/restore")
+    def restore(body: dict = Body(...)):
+        name = body.get("name")
+        if not isinstance(name, str):
+            raise BadInputError("'name' is required")
+        return svc().restore_voice(name)
+
+    @app.post("/api/voices/manage/purge")
+    def purge(body: dict = Body(default={})):
+        name = (body or {}).get("name")
+        if name is not None and not isinstance(name, str):
+            raise BadInputError("'name' must be a voice name")
+        return svc().purge_voices(name)
+
     @app.get("/api/voices")
     def voices():
         return svc().voices()
@@ -60,3 +100,14 @@ def register(app, svc, jobs) -> None:
     def models():
         return {"object": "list", "data": [{"id": v["name"], "object": "model", "owned_by": "voice-weaver"}
                                            for v in svc().voices()]}
+
+    @app.post("/api/voices/instant")
+    def instant_voice(body: dict = Body(...)):
+        try:
+            media_id, character = int(body["media_id"]), str(body["character"])
+        except (KeyError, TypeError, ValueError):
+            raise BadInputError("send {media_id, character[, name]}") from None
+        prepared = svc().prepare_instant_voice(media_id, character, name=body.get("name") or None,
+                                               language=body.get("language") or None)
+        jobs.submit(f"job-{prepared.job_id}", lambda s, cancel: prepared.run(s, None, cancel))
+        return {"job_id": prepared.job_id}

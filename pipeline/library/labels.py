@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from ..errors import NotFoundError
 from .values import now
 
 
@@ -132,3 +133,12 @@ def character_in(db, media_id: int, name: str) -> tuple[int, str] | None:
 def character_name(db, character_id: int | None) -> str | None:
     row = db.execute("SELECT name FROM characters WHERE id = ?", [character_id]).fetchone()
     return row[0] if row else None
+
+
+def character_row(db, media_id: int, name: str) -> tuple[int, str]:
+    """(id, stored name) of a character of an item, case-insensitively; NotFoundError listing the characters."""
+    row = db.execute("SELECT id, name FROM characters WHERE media_id = ? AND lower(name) = lower(?)", [media_id, name]).fetchone()
+    if row is None:
+        names = [r[0] for r in db.execute("SELECT name FROM characters WHERE media_id = ? ORDER BY name", [media_id]).fetchall()]
+        raise NotFoundError(f"no character '{name}' in item {media_id}" + (f" (characters: {', '.join(names)})" if names else ""))
+    return int(row[0]), str(row[1])

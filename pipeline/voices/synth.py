@@ -49,6 +49,7 @@ class VoiceInfo:
     rate: int
     builtin: bool = False
     path: str | None = None
+    engine: str = "orpheus"  # "pocket": a Pocket TTS cloned voice (voice_state.safetensors), pipeline.voices.pocket
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,6 +65,8 @@ def list_voices(voices_dir: str | os.PathLike | None) -> list[VoiceInfo]:
     if voices_dir is None or not Path(voices_dir).is_dir():
         return out
     for d in sorted(Path(voices_dir).iterdir()):
+        if d.name.startswith("."):  # .trash, .<name>.tmp (a registration that did not finish)
+            continue
         meta = d / "voice.json"
         if not meta.is_file():
             continue
@@ -75,6 +78,7 @@ def list_voices(voices_dir: str | os.PathLike | None) -> list[VoiceInfo]:
             VoiceInfo(
                 name=m.get("name", d.name), base_model=m.get("base_model"), character=m.get("character"), created=m.get("created"),
                 adapter_bytes=int(m.get("adapter_bytes", 0)), rate=int(m.get("rate", OUTPUT_RATE)), path=str(d),
+                engine=m.get("engine", "orpheus"),
             )
         )
     return out
@@ -239,10 +243,19 @@ def synthesize_stream(
     total = max(1, len(text))
     engine = None
     speaker = None
-    if not info.builtin:
+    pocket_voice = None
+    meta = {} if info.builtin else json.loads((Path(info.path) / "voice.json").read_text())
+    if info.engine == "pocket":  # a cloned voice: the Pocket model + the voice's exported state
+        from . import pocket
+
+        pocket_voice = pocket.voice_for(info.path, meta.get("language") or pocket.DEFAULT_LANGUAGE)
+    elif meta.get("engine") == "pocket-lora":  # a fine-tuned Pocket voice: its own model copy, LoRA merged
+        from .pocket_lora import lora_engine
+
+        pocket_voice = lora_engine(Path(info.path)).voice
+    elif not info.builtin:
         from .train import resolve_base_model
 
-        meta = json.loads((Path(info.path) / "voice.json").read_text())
         base_ref = str(base_model_dir) if base_model_dir else meta.get("base_model")
         if not base_ref:
             raise BadInputError(f"voice '{voice_name}' has no base_model in its voice.json")
@@ -258,8 +271,11 @@ def synthesize_stream(
         for chunk in split:
             if cancel is not None:
                 cancel.check()
-            if engine is None:  # the default voice: each sentence of the chunk as soon as it is made
-                for audio, rate in default_voice.speak_iter(chunk, rate=OUTPUT_RATE):
+            # Pocket TTS (its own streaming, as it decodes) and the default voice (sentence by sentence) stream a chunk
+            pieces = (pocket_voice.stream(chunk) if pocket_voice is not None
+                      else default_voice.speak_iter(chunk, rate=OUTPUT_RATE) if engine is None else None)
+            if pieces is not None:
+                for audio, rate in pieces:
                     yield audio, rate
                     if cancel is not None:
                         cancel.check()

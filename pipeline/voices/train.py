@@ -334,6 +334,11 @@ def train_voice(
     writer = writer or _default_writer
     backend = _pick_backend(config.backend)
     base_dir = resolve_base_model(config.base_model)
+    if backend == "cpu":  # the CPU recipe guard: no random test base, no days-long run
+        from .cpu_guard import check_cpu_time, check_random_base
+
+        check_random_base(base_dir)
+        check_cpu_time(base_dir, dataset_dir, steps=config.steps, batch_size=config.batch_size, grad_accum=config.grad_accum)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

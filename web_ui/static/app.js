@@ -192,7 +192,7 @@ registerView("settings", {
     fillChatModels(s);
     const models = await api("/api/models");
     $("#models tbody").replaceChildren(...models.map((m) => el("tr", {}, el("td", {}, m.stage), el("td", {}, m.backend + (m.offline ? " (offline)" : "")),
-      el("td", {}, m.available ? "ready" : "missing"), el("td", { class: "muted" }, m.available ? "" : (m.models.find((x) => !x.present)?.fetch_command || m.fix || m.reason)))));
+      el("td", {}, m.available ? "ready" : "missing"), el("td", { class: "muted" }, m.available ? "" : ((x) => x ? x.fetch_command + (x.size_mb ? ` (≈${x.size_mb} MB)` : "") : m.fix || m.reason)(m.models.find((x) => !x.present))))));
   },
 });
 
