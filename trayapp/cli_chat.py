@@ -17,6 +17,10 @@ def add_parsers(sub) -> None:
     s.add_argument("--item", type=int, help="library item the character comes from (default: the newest with that name)")
     s.add_argument("--persona", action="store_true", help="CHARACTER is a persona id")
     s.add_argument("--speak", action="store_true", help="also speak each reply sentence in the character's voice")
+    s.add_argument("--voice", action="store_true",
+                   help="hands-free: listen on the microphone, answer aloud, talk over the reply to interrupt")
+    s.add_argument("--mic", help="microphone device id for --voice (see `weaver devices`)")
+    s.add_argument("--speaker", help="output device id for --voice")
     s = sub.add_parser("persona", help="show or edit a character's persona (system prompt, model, voice…)")
     s.add_argument("item", type=int)
     s.add_argument("character")
@@ -146,6 +150,10 @@ def cmd_chat(a) -> int:
         persona_id = svc.persona_for(media_id, name)["id"]
     cid = svc.start_conversation(persona_id)
     persona = svc.persona(persona_id)
+    if getattr(a, "voice", False):
+        from .cli_voice import run_voice_chat
+
+        return run_voice_chat(svc, cid, persona.name, mic=a.mic, speaker=a.speaker)
     player = None
     if a.speak:
         from .playback import play_audio

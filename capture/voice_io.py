@@ -1,0 +1,103 @@
+"""Live audio for hands-free voice chat through soundcard: microphone frames, an interruptible player, and a
+recorder of what the output plays (the echo reference: our voice and anything else playing, e.g. a film).
+
+Everything is plain callbacks and numpy arrays, so this module stays a leaf (pipeline.chat.voice_mode consumes it).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .devices import find_source, soundcard_module
+
+RATE = 16000
+FRAME = 512
+
+
+def mic_frames(device_id: str | None = None, *, kind: str = "mic", stop: threading.Event | None = None,
+               frame: int = FRAME) -> Iterator[tuple[np.ndarray, float]]:
+    """(16 kHz mono float32 frame, capture time of its first sample) from a microphone until ``stop`` is set."""
+    mic, _ = find_source(kind, device_id)
+    with mic.recorder(samplerate=RATE, channels=1, blocksize=frame) as rec:
+        rec.flush()
+        while stop is None or not stop.is_set():
+            data = rec.record(numframes=frame)
+            t = time.monotonic() - len(data) / RATE
+            yield np.asarray(data, dtype=np.float32).reshape(len(data), -1).mean(axis=1), t
+
+
+class OutputRecorder:
+    """Records the loopback of an output on a thread and hands each block to ``push(samples, t_start)``."""
+
+    def __init__(self, push: Callable[[np.ndarray, float], None], device_id: str | None = None, block: int = FRAME):
+        self.push, self.device_id, self.block = push, device_id, block
+        self._stop = threading.Event()
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="voice-reference", daemon=True)
+
+    def start(self) -> "OutputRecorder":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            for x, t in mic_frames(self.device_id, kind="loopback", stop=self._stop, frame=self.block):
+                self.push(x, t)
+        except Exception as e:  # noqa: BLE001 - without a reference the player's own samples are used
+            self.error = str(e) or type(e).__name__
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+class SoundcardPlayer:
+    """Plays on an output in small blocks so :meth:`stop` silences it within about one block (20 ms).
+
+    ``on_played(samples, rate, t_start)`` (optional) sees each block as it is queued: the echo reference when no
+    loopback of the output can be recorded."""
+
+    def __init__(self, device_id: str | None = None, *, block: float = 0.02,
+                 on_played: Callable[[np.ndarray, int, float], None] | None = None):
+        self.device_id, self.block, self.on_played = device_id, block, on_played
+        self._stop = threading.Event()
+        self._playing = threading.Event()
+        self.t_stopped: float | None = None
+
+    @property
+    def playing(self) -> bool:
+        return self._playing.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._playing.is_set():
+            self.t_stopped = time.monotonic()
+
+    def resume(self) -> None:
+        self._stop.clear()
+
+    def _speaker(self):
+        sc = soundcard_module()
+        return sc.get_speaker(self.device_id) if self.device_id else sc.default_speaker()
+
+    def play(self, audio: np.ndarray, rate: int) -> None:
+        if self._stop.is_set():
+            return
+        x = np.asarray(audio, dtype=np.float32).reshape(-1)
+        step = max(1, int(self.block * rate))
+        self._playing.set()
+        try:
+            with self._speaker().player(samplerate=rate, channels=1, blocksize=step) as out:
+                for i in range(0, len(x), step):
+                    if self._stop.is_set():
+                        return
+                    piece = x[i:i + step]
+                    if self.on_played is not None:
+                        self.on_played(piece, rate, time.monotonic())
+                    out.play(piece)  # returns once the server has room: paced by the output
+        finally:
+            self._playing.clear()
