@@ -22,18 +22,22 @@ def mic_frames(device_id: str | None = None, *, kind: str = "mic", stop: threadi
                frame: int = FRAME) -> Iterator[tuple[np.ndarray, float]]:
     """(16 kHz mono float32 frame, capture time of its first sample) from a microphone until ``stop`` is set."""
     mic, _ = find_source(kind, device_id)
-    with mic.recorder(samplerate=RATE, channels=1, blocksize=frame) as rec:
+    with mic.recorder(samplerate=RATE, channels=1, blocksize=160) as rec:  # 10 ms fragments: low input latency
         rec.flush()
+        offset = None  # capture time of sample 0: the earliest arrival - samples so far (a late read is not early)
+        n = 0
         while stop is None or not stop.is_set():
             data = rec.record(numframes=frame)
-            t = time.monotonic() - len(data) / RATE
-            yield np.asarray(data, dtype=np.float32).reshape(len(data), -1).mean(axis=1), t
+            n += len(data)
+            seen = time.monotonic() - n / RATE
+            offset = seen if offset is None or seen < offset else offset + min(seen - offset, 1e-4)  # drift slowly
+            yield np.asarray(data, dtype=np.float32).reshape(len(data), -1).mean(axis=1), offset + (n - len(data)) / RATE
 
 
 class OutputRecorder:
     """Records the loopback of an output on a thread and hands each block to ``push(samples, t_start)``."""
 
-    def __init__(self, push: Callable[[np.ndarray, float], None], device_id: str | None = None, block: int = FRAME):
+    def __init__(self, push: Callable[[np.ndarray, float], None], device_id: str | None = None, block: int = 160):
         self.push, self.device_id, self.block = push, device_id, block
         self._stop = threading.Event()
         self.error: str | None = None
@@ -56,15 +60,16 @@ class OutputRecorder:
 
 
 class SoundcardPlayer:
-    """Plays on an output in small blocks so :meth:`stop` silences it within about one block (20 ms).
+    """Plays on an output in small blocks so :meth:`stop` silences it within about one block (10 ms).
 
     ``on_played(samples, rate, t_start)`` (optional) sees each block as it is queued: the echo reference when no
     loopback of the output can be recorded."""
 
-    def __init__(self, device_id: str | None = None, *, block: float = 0.02,
+    def __init__(self, device_id: str | None = None, *, block: float = 0.01,
                  on_played: Callable[[np.ndarray, int, float], None] | None = None):
         self.device_id, self.block, self.on_played = device_id, block, on_played
         self._stop = threading.Event()
+        self._pause = threading.Event()
         self._playing = threading.Event()
         self.t_stopped: float | None = None
 
@@ -79,6 +84,16 @@ class SoundcardPlayer:
 
     def resume(self) -> None:
         self._stop.clear()
+        self._pause.clear()
+
+    def pause(self) -> None:
+        """Hold the voice (the output plays silence) until :meth:`unpause` or :meth:`stop`."""
+        self._pause.set()
+        if self._playing.is_set():
+            self.t_stopped = time.monotonic()
+
+    def unpause(self) -> None:
+        self._pause.clear()
 
     def _speaker(self):
         sc = soundcard_module()
@@ -93,6 +108,8 @@ class SoundcardPlayer:
         try:
             with self._speaker().player(samplerate=rate, channels=1, blocksize=step) as out:
                 for i in range(0, len(x), step):
+                    while self._pause.is_set() and not self._stop.is_set():
+                        time.sleep(0.002)
                     if self._stop.is_set():
                         return
                     piece = x[i:i + step]

@@ -209,6 +209,8 @@ class VadSettings:
     max_utterance: float = 30.0
     min_level_db: float = -50.0  # quieter frames are never speech
     max_echo_share: float = 0.6  # frames mostly explained by the playback never start speech
+    pause_threshold: float = 0.5  # during playback one such frame pauses the voice at once …
+    confirm: float = 0.25  # … and unless speech starts within this many seconds, the voice goes on
 
 
 @dataclass
@@ -293,6 +295,8 @@ class InterruptiblePlayer(Protocol):
 
     def resume(self) -> None: ...
 
+    # optional: pause() / unpause() hold the voice mid-sentence while a possible barge-in is confirmed
+
     @property
     def playing(self) -> bool: ...
 
@@ -344,6 +348,7 @@ class VoiceMode:
         self._worker: threading.Thread | None = None
         self._cancel: CancelToken | None = None
         self._pending = np.zeros(0, dtype=np.float32)
+        self._paused_at: tuple[float, float] | None = None  # (frame time, clock) of a pause awaiting confirmation
         self._t_next = -1e9  # where the microphone stream continues (keeps frame times contiguous)
         self.barge_ins: list[dict] = []
 
@@ -375,10 +380,21 @@ class VoiceMode:
         echo = self.gate.process(frame, t)
         prob = self.vad.prob(echo.residual)
         event = self.detector.feed(echo.residual, t, prob, echo.echo_share)
+        s = self.detector.s
+        pause = getattr(self.player, "pause", None)
+        if (pause is not None and self._paused_at is None and not self.detector.speaking and self.player.playing
+                and prob >= s.pause_threshold and echo.echo_share <= s.max_echo_share
+                and level_db(echo.residual) >= s.min_level_db):
+            pause()  # maybe the user: silence the voice now, decide on the next frames
+            self._paused_at = (t, self.clock())
         if isinstance(event, SpeechStart):
             self.on_event("speech_start", {"t": event.t, "t_decided": event.t_decided})
             if self.busy:
                 self.barge_in(event.t)
+            self._paused_at = None
+        elif self._paused_at is not None and t - self._paused_at[0] >= s.confirm and not self.detector.speaking:
+            self.player.unpause()  # not speech after all (a cough, a knock): the voice goes on
+            self._paused_at = None
         elif isinstance(event, SpeechDropped):
             self.on_event("dropped", {"t": event.t, "duration": event.duration})
         elif isinstance(event, SpeechEnd):
@@ -392,7 +408,8 @@ class VoiceMode:
             self._cancel.cancel()
         if self.turns:
             self.turns[-1].interrupted = True
-        info = {"t_onset": t_onset, "t_stopped": self.clock()}
+        silenced = self._paused_at[1] if self._paused_at is not None else self.clock()
+        info = {"t_onset": t_onset, "t_stopped": silenced}
         self.barge_ins.append(info)
         self.on_event("barge_in", info)
 
@@ -462,6 +479,7 @@ class BufferPlayer:
                  clock: Callable[[], float] = time.monotonic):
         self.reference, self.block, self.realtime, self.clock = reference, block, realtime, clock
         self._stop = threading.Event()
+        self._pause = threading.Event()
         self._playing = threading.Event()
         self.played: list[tuple[float, np.ndarray]] = []  # (t_start, 16 kHz audio actually played)
         self.t_stopped: float | None = None
@@ -477,6 +495,15 @@ class BufferPlayer:
 
     def resume(self) -> None:
         self._stop.clear()
+        self._pause.clear()
+
+    def pause(self) -> None:
+        self._pause.set()
+        if self._playing.is_set():
+            self.t_stopped = self.clock()
+
+    def unpause(self) -> None:
+        self._pause.clear()
 
     def play(self, audio: np.ndarray, rate: int) -> None:
         from ..media import resample
@@ -488,6 +515,9 @@ class BufferPlayer:
         try:
             t_next = self.clock()
             for i in range(0, len(x), step):
+                while self._pause.is_set() and not self._stop.is_set():
+                    time.sleep(0.002)
+                    t_next = self.clock()
                 if self._stop.is_set():
                     return
                 piece = x[i:i + step]
