@@ -122,13 +122,12 @@ def forget_server():
     try:
         yield
     finally:
-        from capture.devices import reset_backend
-        from capture.errors import AudioBackendError
+        import atexit
+        import sys
 
-        try:
-            reset_backend()
-        except AudioBackendError:
-            pass
+        pa = sys.modules.get("soundcard.pulseaudio")
+        if pa is not None and hasattr(pa, "_pulse"):
+            atexit.unregister(pa._pulse._shutdown)  # the next soundcard_module() call reconnects
 
 
 def wait_for(cond, timeout: float) -> bool:

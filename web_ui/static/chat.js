@@ -1,21 +1,24 @@
 // Chat view (also the tray's Quick chat window: #chat?quick=1): persona, streamed reply, voice, push-to-talk.
 import { $, api, el, registerView } from "./app.js";
+import { HandsFree, holdToTalk } from "./chat_voice.js";
 
 const state = { persona: null, conversation: null, audioQueue: [], playing: false, recorder: null };
 const quick = location.hash.includes("quick=1");
+const handsFreeAtStart = location.hash.includes("handsfree=1"); // the tray's Quick chat opens hands-free
 
 function playNext() {
   if (state.playing || !state.audioQueue.length) return;
   state.playing = true;
   const audio = new Audio(`data:audio/wav;base64,${state.audioQueue.shift()}`);
-  audio.onended = audio.onerror = () => { state.playing = false; playNext(); };
+  state.audio = audio;
+  audio.onended = audio.onerror = () => { state.playing = false; state.audio = null; playNext(); };
   audio.play().catch(() => { state.playing = false; });
 }
 
 async function streamSend(text, speak, onEvent) {
   const res = await fetch(`/api/chat/conversations/${state.conversation}/send`, {
     method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${sessionStorage.getItem("weaver_token") || ""}` },
-    body: JSON.stringify({ text, speak }),
+    body: JSON.stringify({ text, speak }), signal: state.abort?.signal,
   });
   if (!res.ok) { let m = `${res.status}`; try { m = (await res.json()).error; } catch (_) {} throw new Error(m); }
   const reader = res.body.getReader(), dec = new TextDecoder();
@@ -51,8 +54,18 @@ async function openPersona(p) {
   $("#persona-voice").value = p.voice || "default";
 }
 
+// Barge-in: silence the voice now and drop the reply being generated (closing the stream cancels it on the server).
+export function stopReplyAudio() {
+  state.audioQueue.length = 0;
+  if (state.audio) { state.audio.pause(); state.audio = null; }
+  state.playing = false;
+  state.abort?.abort();
+}
+
 async function send(text) {
   if (!text.trim() || !state.conversation) return;
+  state.abort?.abort();
+  const abort = state.abort = new AbortController();
   addMessage("user", text);
   const reply = addMessage("assistant", "");
   const span = reply.querySelector(".text");
@@ -63,22 +76,25 @@ async function send(text) {
       else if (ev === "done" && data.error) { reply.classList.add("partial"); span.after(el("div", { class: "error" }, data.error)); }
       else if (ev === "error") span.after(el("div", { class: "error" }, data.error));
     });
-  } catch (e) { span.after(el("div", { class: "error" }, e.message)); }
+  } catch (e) { if (e.name !== "AbortError") span.after(el("div", { class: "error" }, e.message)); else reply.classList.add("partial"); }
+  finally { if (state.abort === abort) state.abort = null; }
 }
 
-async function pushToTalk(btn) {
-  if (state.recorder) { state.recorder.stop(); return; }
-  const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-  const chunks = [];
-  const rec = new MediaRecorder(stream);
-  rec.ondataavailable = (e) => chunks.push(e.data);
-  rec.onstop = async () => {
-    stream.getTracks().forEach((t) => t.stop());
-    state.recorder = null; btn.textContent = "🎤 Hold to talk";
-    const r = await api("/api/chat/listen", { method: "POST", body: new Blob(chunks) });
-    send(r.text);
-  };
-  rec.start(); state.recorder = rec; btn.textContent = "■ Stop";
+function voiceControls() {
+  const ptt = el("button", { id: "chat-ptt", title: "hold to talk, release to send" }, "🎤 Hold to talk");
+  const showError = (m) => $("#chat-log").append(el("div", { class: "error" }, m));
+  holdToTalk(ptt, (text) => send(text), showError);
+  const status = el("span", { id: "chat-handsfree-state", class: "muted" }, "");
+  const hf = new HandsFree({
+    onText: (text) => send(text), onBargeIn: stopReplyAudio, isPlaying: () => state.playing || !!state.abort,
+    onState: (s) => { status.textContent = { listening: "listening…", hearing: "hearing you…", off: "" }[s] || s; },
+    onError: showError,
+  });
+  state.handsFree = hf;
+  const box = el("input", { type: "checkbox", id: "chat-handsfree", onchange: async () => {
+    try { box.checked ? await hf.start() : hf.stop(); } catch (e) { box.checked = false; showError(`microphone: ${e.message}`); }
+  } });
+  return [ptt, el("label", { title: "listen all the time; talk over the reply to interrupt it" }, box, " hands-free"), " ", status];
 }
 
 async function render() {
@@ -104,12 +120,13 @@ async function render() {
     el("div", { id: "chat-log", class: "chat-log" }),
     el("div", { class: "row" }, input, el("button", { id: "chat-send", onclick: () => { send(input.value); input.value = ""; } }, "Send"),
       el("label", {}, el("input", { type: "checkbox", id: "chat-speak", checked: true }), " voice"),
-      el("button", { id: "chat-ptt", onclick: (e) => pushToTalk(e.target) }, "🎤 Hold to talk")),
+      ...voiceControls()),
   );
   await loadChars();
   const settings = await api("/api/settings");
   const last = personas.find((p) => p.id === settings.last_persona_id) || (quick ? personas[0] : null);
-  if (last) { if (!quick) pSel.value = last.id; openPersona(last); }
+  if (last) { if (!quick) pSel.value = last.id; await openPersona(last); }
+  if (handsFreeAtStart && !$("#chat-handsfree").checked) { $("#chat-handsfree").click(); }
 }
 
 registerView("chat", { enter: render });
