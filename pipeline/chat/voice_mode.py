@@ -209,7 +209,7 @@ class VadSettings:
     max_utterance: float = 30.0
     min_level_db: float = -50.0  # quieter frames are never speech
     max_echo_share: float = 0.6  # frames mostly explained by the playback never start speech
-    pause_threshold: float = 0.5  # during playback one such frame pauses the voice at once …
+    pause_threshold: float = 0.4  # during playback one such frame pauses the voice at once …
     confirm: float = 0.25  # … and unless speech starts within this many seconds, the voice goes on
 
 
@@ -530,3 +530,4 @@ class BufferPlayer:
                     time.sleep(max(0.0, t_next - self.clock()))
         finally:
             self._playing.clear()
+
