@@ -348,6 +348,7 @@ class VoiceMode:
         self._worker: threading.Thread | None = None
         self._cancel: CancelToken | None = None
         self._pending = np.zeros(0, dtype=np.float32)
+        self._lag = 0.0
         self._paused_at: tuple[float, float] | None = None  # (frame time, clock) of a pause awaiting confirmation
         self._t_next = -1e9  # where the microphone stream continues (keeps frame times contiguous)
         self.barge_ins: list[dict] = []
@@ -377,6 +378,7 @@ class VoiceMode:
         self._pending = x[n * FRAME:].copy()
 
     def _frame(self, frame: np.ndarray, t: float) -> None:
+        self._lag = max(0.0, self.clock() - (t + FRAME_S))  # how late this frame is handled after it was complete
         echo = self.gate.process(frame, t)
         prob = self.vad.prob(echo.residual)
         event = self.detector.feed(echo.residual, t, prob, echo.echo_share)
@@ -409,7 +411,7 @@ class VoiceMode:
         if self.turns:
             self.turns[-1].interrupted = True
         silenced = self._paused_at[1] if self._paused_at is not None else self.clock()
-        info = {"t_onset": t_onset, "t_stopped": silenced}
+        info = {"t_onset": t_onset, "t_stopped": silenced, "lag": self._lag}  # lag: frames handled late (a busy CPU)
         self.barge_ins.append(info)
         self.on_event("barge_in", info)
 
