@@ -54,7 +54,8 @@ def main() -> int:
     from pipeline.chat.conversation import Conversation, transcribe_utterance, voice_tts
     from pipeline.chat.persona import Persona
     from pipeline.chat.providers import EmbeddedLlamaProvider, packaged_model_path
-    from pipeline.chat.voice_mode import FRAME, FRAME_S, RATE, BufferPlayer, VadSettings, VoiceMode
+    from capture.voice_io import BufferPlayer
+    from pipeline.chat.voice_mode import FRAME, FRAME_S, RATE, VadSettings, VoiceMode
     from pipeline.voices import default_voice
 
     if packaged_model_path() is None:

@@ -59,7 +59,47 @@ class OutputRecorder:
         self._thread.join(5)
 
 
-class SoundcardPlayer:
+class PlaybackControl:
+    """stop / pause / unpause / resume and ``playing``, shared by the players (what voice mode needs to barge in)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._stop = threading.Event()
+        self._pause = threading.Event()
+        self._playing = threading.Event()
+        self.t_stopped: float | None = None  # when the voice was last silenced while playing
+
+    @property
+    def playing(self) -> bool:
+        return self._playing.is_set()
+
+    def stop(self) -> None:
+        """Stop now; later play() calls return at once until resume()."""
+        self._stop.set()
+        if self._playing.is_set():
+            self.t_stopped = self.clock()
+
+    def pause(self) -> None:
+        """Hold the voice (the output plays silence) until unpause() or stop()."""
+        self._pause.set()
+        if self._playing.is_set():
+            self.t_stopped = self.clock()
+
+    def unpause(self) -> None:
+        self._pause.clear()
+
+    def resume(self) -> None:
+        self._stop.clear()
+        self._pause.clear()
+
+    def _go_on(self) -> bool:
+        """Between blocks: wait while paused; False once stopped."""
+        while self._pause.is_set() and not self._stop.is_set():
+            time.sleep(0.002)
+        return not self._stop.is_set()
+
+
+class SoundcardPlayer(PlaybackControl):
     """Plays on an output in small blocks so :meth:`stop` silences it within about one block (10 ms).
 
     ``on_played(samples, rate, t_start)`` (optional) sees each block as it is queued: the echo reference when no
@@ -67,33 +107,8 @@ class SoundcardPlayer:
 
     def __init__(self, device_id: str | None = None, *, block: float = 0.01,
                  on_played: Callable[[np.ndarray, int, float], None] | None = None):
+        super().__init__()
         self.device_id, self.block, self.on_played = device_id, block, on_played
-        self._stop = threading.Event()
-        self._pause = threading.Event()
-        self._playing = threading.Event()
-        self.t_stopped: float | None = None
-
-    @property
-    def playing(self) -> bool:
-        return self._playing.is_set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._playing.is_set():
-            self.t_stopped = time.monotonic()
-
-    def resume(self) -> None:
-        self._stop.clear()
-        self._pause.clear()
-
-    def pause(self) -> None:
-        """Hold the voice (the output plays silence) until :meth:`unpause` or :meth:`stop`."""
-        self._pause.set()
-        if self._playing.is_set():
-            self.t_stopped = time.monotonic()
-
-    def unpause(self) -> None:
-        self._pause.clear()
 
     def _speaker(self):
         sc = soundcard_module()
@@ -108,13 +123,48 @@ class SoundcardPlayer:
         try:
             with self._speaker().player(samplerate=rate, channels=1, blocksize=step) as out:
                 for i in range(0, len(x), step):
-                    while self._pause.is_set() and not self._stop.is_set():
-                        time.sleep(0.002)
-                    if self._stop.is_set():
+                    if not self._go_on():
                         return
                     piece = x[i:i + step]
                     if self.on_played is not None:
                         self.on_played(piece, rate, time.monotonic())
                     out.play(piece)  # returns once the server has room: paced by the output
+        finally:
+            self._playing.clear()
+
+
+class BufferPlayer(PlaybackControl):
+    """A player without a device (tests, benches): "plays" 16 kHz in real time in small blocks, hands each block
+    to ``on_played(samples, t_start)`` (e.g. an echo reference's push) and keeps what it played and when."""
+
+    def __init__(self, on_played: Callable[[np.ndarray, float], None] | None = None, *, block: float = 0.02,
+                 realtime: bool = True, clock: Callable[[], float] = time.monotonic):
+        super().__init__(clock)
+        self.on_played, self.block, self.realtime = on_played, block, realtime
+        self.played: list[tuple[float, np.ndarray]] = []  # (t_start, 16 kHz audio actually played)
+
+    def play(self, audio: np.ndarray, rate: int) -> None:
+        x = np.asarray(audio, dtype=np.float32).reshape(-1)
+        if rate != RATE:  # linear resampling is enough for a stand-in output
+            x = np.interp(np.arange(int(len(x) * RATE / rate)) * rate / RATE, np.arange(len(x)), x).astype(np.float32)
+        step = int(self.block * RATE)
+        self._playing.set()
+        try:
+            t_next = self.clock()
+            for i in range(0, len(x), step):
+                if self._pause.is_set():
+                    if not self._go_on():
+                        return
+                    t_next = self.clock()
+                if self._stop.is_set():
+                    return
+                piece = x[i:i + step]
+                now = self.clock()
+                self.played.append((now, piece))
+                if self.on_played is not None:
+                    self.on_played(piece, now)
+                if self.realtime:
+                    t_next += len(piece) / RATE
+                    time.sleep(max(0.0, t_next - self.clock()))
         finally:
             self._playing.clear()

@@ -21,8 +21,9 @@ if shutil.which("espeak-ng") is None:
 
 import speech_samples as ss  # noqa: E402
 
+from capture.voice_io import BufferPlayer  # noqa: E402
 from pipeline.chat.voice_mode import (  # noqa: E402
-    FRAME, FRAME_S, RATE, BufferPlayer, EchoGate, EchoReference, EnergyFrameVad, SileroFrameVad, SpeechDropped,
+    FRAME, FRAME_S, RATE, EchoGate, EchoReference, EnergyFrameVad, SileroFrameVad, SpeechDropped,
     SpeechEnd, SpeechStart, TurnDetector, VadSettings, VoiceMode,
 )
 
@@ -199,7 +200,7 @@ def test_engine_answers_a_turn_and_the_user_barges_in(user, reply):
     from pipeline.chat.conversation import transcribe_utterance
 
     ref = EchoReference()
-    player = BufferPlayer(ref)
+    player = BufferPlayer(ref.push)
     heard_texts, cancels = [], []
     sentences = [reply[: len(reply) // 2], reply[len(reply) // 2:]]
 

@@ -36,7 +36,7 @@ import speech_samples as ss  # noqa: E402
 
 RATE = 16000
 FIRST_TEXT = "Hello there. What is your name?"
-BARGE_TEXT = "Wait, tell me about the old lighthouse now."  # voiced onset (Silero flags /s/ only at the vowel)
+BARGE_TEXT = "Wait, tell me about the big boat now."  # voiced onset (Silero flags /s/ only at the vowel)
 BOUND = 0.15
 
 

@@ -6,8 +6,6 @@ sends no message; the hands-free toggle starts listening."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import httpx
@@ -15,8 +13,8 @@ import numpy as np
 import pytest
 
 from tests.desktop_env import need_modules, skip_or_fail
+from tests.test_panel_browser import ARGS, CHROMIUM
 
-CHROMIUM = os.environ.get("WEAVER_CHROMIUM", "/usr/bin/chromium")
 TEXT = "Hello there. What is your name?"
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -43,9 +41,7 @@ def browser(speech_wav):
     pytest.importorskip("faster_whisper")
     from playwright.sync_api import sync_playwright
 
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-            "--disable-component-update", "--autoplay-policy=no-user-gesture-required", "--mute-audio",
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    args = [*ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-audio-capture={speech_wav}"]
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
