@@ -71,7 +71,16 @@ def main() -> int:
     def respond(text, cancel, play):
         return conv.send(text, cancel=cancel)  # audio is timed when synthesised (t_first_audio), not played
 
-    vm = VoiceMode(respond, transcribe_utterance, player, settings=VadSettings(end_hangover=a.hangover))
+    asr_compute: list[float] = []
+
+    def transcribe(audio, rate):
+        t = time.perf_counter()
+        try:
+            return transcribe_utterance(audio, rate)
+        finally:
+            asr_compute.append(time.perf_counter() - t)
+
+    vm = VoiceMode(respond, transcribe, player, settings=VadSettings(end_hangover=a.hangover))
     speech = {q: ss.trim(np.asarray(default_voice.speak(q, rate=RATE)[0], dtype=np.float32)) for q in QUESTIONS}
 
     def turn(q: str):
@@ -102,7 +111,7 @@ def main() -> int:
         fmt = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
         reply = (getattr(tr.reply, "text", "") or "").replace("\n", " ")
         print(f"{i + 1:>4}  {fmt(vals[0]):>7} {fmt(vals[1]):>6} {fmt(vals[2]):>7} {fmt(vals[3]):>8} {fmt(vals[4]):>9}  "
-              f"{tr.text!r} / {reply[:60]!r}")
+              f"{tr.text!r} / {reply[:60]!r} (ASR compute {asr_compute[-1]:.2f} s)")
     firsts = [r[4] for r in rows if r[4] is not None]
     if not firsts:
         print("no reply audio was produced")
