@@ -134,7 +134,7 @@ def test_energy_fallback_finds_the_utterance(user):
 # -- echo safety ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("reflections", [False, True])
 def test_our_own_reply_heard_back_never_starts_a_turn(reply, reflections):
-    ref = EchoReference()
+    ref = EchoReference(keep=30)  # the whole clip at once (a live player pushes 10-20 ms blocks)
     ref.push(reply, 0.0)
     mic = heard(reply, reflections=reflections)
     assert run_detector(mic) != []  # without the reference the echo is speech …
@@ -143,7 +143,7 @@ def test_our_own_reply_heard_back_never_starts_a_turn(reply, reflections):
 
 def test_a_film_playing_does_not_trigger_but_the_user_over_it_does(reply, user):
     film = np.concatenate([reply, ss.espeak("Nobody in the village knew why he kept doing it.", voice="en+m7")])
-    ref = EchoReference()
+    ref = EchoReference(keep=30)  # the whole clip at once (a live player pushes 10-20 ms blocks)
     ref.push(film, 0.0)  # what the output plays (the loopback of the speakers)
     mic = heard(film, delay=0.12, gain=0.7)
     onset = 2.0
@@ -158,7 +158,7 @@ def test_a_film_playing_does_not_trigger_but_the_user_over_it_does(reply, user):
 
 
 def test_echo_gate_finds_the_delay_and_removes_most_of_the_echo(reply):
-    ref = EchoReference()
+    ref = EchoReference(keep=30)  # the whole clip at once (a live player pushes 10-20 ms blocks)
     ref.push(reply, 10.0)
     mic = heard(reply, delay=0.09, gain=0.4)
     gate = EchoGate(ref)
@@ -171,7 +171,7 @@ def test_echo_gate_finds_the_delay_and_removes_most_of_the_echo(reply):
 
 
 def test_reference_gaps_read_as_silence():
-    ref = EchoReference()
+    ref = EchoReference(keep=30)  # the whole clip at once (a live player pushes 10-20 ms blocks)
     ref.push(np.ones(1600, dtype=np.float32), 1.0)  # 1.0–1.1 s
     w = ref.window(1.2, 3200)  # 1.0–1.2 s
     assert w[:1600].min() == 1.0 and not w[1600:].any()

@@ -181,7 +181,7 @@ def test_barge_in_stops_the_reply_within_150_ms_and_the_words_are_heard(tmp_path
 
         feeder = threading.Thread(target=feed, daemon=True)
         feeder.start()
-        rec = LockstepRecorder(["vw_out.monitor", "vw_mic.monitor"]).start()
+        rec = LockstepRecorder(["vw_out.monitor", "vw_mic.monitor"], block=320).start()
         try:
             time.sleep(0.5)  # let the streams settle (no assertion depends on it)
             # a film on the speakers, heard by the microphone: not a turn

@@ -111,18 +111,21 @@ def level_db(x: np.ndarray) -> float:
 
 # -- echo: what is being played -----------------------------------------------------------------------
 class EchoReference:
-    """The recent playback (16 kHz mono), each chunk stamped with the time its first sample was played.
+    """The recent playback (16 kHz mono) on one timeline: a ring buffer indexed by the time each sample was played.
 
     Fed by the player (our own voice) or by a loopback recorder of the output (everything played, films too).
-    Gaps between chunks read as silence."""
+    A chunk that starts within SNAP of where the previous one ended continues it (callers' clocks jitter); gaps
+    read as silence. Reads and writes are slices, cheap enough for every 10 ms block and 32 ms frame."""
 
-    SNAP = 0.05  # a chunk starting this close to the previous one's end continues it
+    SNAP = 0.05
 
     def __init__(self, keep: float = 3.0):
-        self.keep = keep
-        self._chunks: collections.deque = collections.deque()  # (t_start, samples)
+        self.size = int(keep * RATE)
+        self._buf = np.zeros(self.size, dtype=np.float32)
+        self._origin: float | None = None  # time of timeline index 0
+        self._end = 0  # timeline index after the last written sample
         self._lock = threading.Lock()
-        self.last_push = -1e9
+        self.last_push = -1e9  # time the last written sample ends
 
     def push(self, samples: np.ndarray, t_start: float, rate: int = RATE) -> None:
         x = np.asarray(samples, dtype=np.float32)
@@ -134,26 +137,32 @@ class EchoReference:
             x = resample(x, rate, RATE)
         if not len(x):
             return
+        x = x[-self.size:]
         with self._lock:
-            if abs(t_start - self.last_push) < self.SNAP:
-                t_start = self.last_push  # a stream played on: keep it contiguous despite the caller's clock jitter
-            self._chunks.append((t_start, x))
-            self.last_push = max(self.last_push, t_start + len(x) / RATE)
-            while self._chunks and self._chunks[0][0] + len(self._chunks[0][1]) / RATE < t_start - self.keep:
-                self._chunks.popleft()
+            if self._origin is None:
+                self._origin = t_start
+            a = self._end if abs(t_start - self.last_push) < self.SNAP else int(round((t_start - self._origin) * RATE))
+            a = max(a, self._end - self.size)
+            if a > self._end:  # nothing was played in between: silence
+                self._write(self._end, np.zeros(min(a - self._end, self.size), dtype=np.float32))
+            self._write(a, x)
+            self._end = max(self._end, a + len(x))
+            self.last_push = self._origin + self._end / RATE
+
+    def _write(self, a: int, x: np.ndarray) -> None:
+        idx = np.arange(a, a + len(x)) % self.size
+        self._buf[idx] = x
 
     def window(self, t_end: float, n: int) -> np.ndarray:
         """The ``n`` reference samples ending at time ``t_end`` (zeros where nothing was played)."""
         out = np.zeros(n, dtype=np.float32)
-        t0 = t_end - n / RATE
         with self._lock:
-            chunks = list(self._chunks)
-        for ts, x in chunks:
-            a = int(round((ts - t0) * RATE))
-            b = a + len(x)
-            if b <= 0 or a >= n:
-                continue
-            out[max(a, 0):min(b, n)] = x[max(0, -a):len(x) - max(0, b - n)]
+            if self._origin is None:
+                return out
+            b = int(round((t_end - self._origin) * RATE))
+            idx = np.arange(b - n, b)
+            ok = (idx < self._end) & (idx >= max(0, self._end - self.size))
+            out[ok] = self._buf[idx[ok] % self.size]
         return out
 
     def active(self, t: float, within: float = 0.6) -> bool:
