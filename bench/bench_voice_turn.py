@@ -13,6 +13,8 @@ measured turns. Printed per turn (seconds after the end of the user's speech):
   tts_audio    first sentence synthesised = first audio ready to play (the goal's number)
 
 Goal: tts_audio ≤ 1.5 s warm on 2 cores (the issue's target). Prints the median and the ratio to the goal.
+Measured 2026-12-03 on the shared 2-core box (load ≈1): median 1.76 s (vad_end 0.54, asr 1.02, first_token 1.23,
+first_sent 1.42); with --hangover 0.4: 1.54 s. Under load ≈13–18 (other jobs) ASR alone took 7–20 s.
 Run: .venv/bin/python bench/bench_voice_turn.py [--turns 4] [--hangover 0.55] [--llm-threads 1]
 """
 
