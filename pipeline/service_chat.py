@@ -246,3 +246,9 @@ class ChatMixin:
 
         self.persona(persona_id)
         return list_conversations(self.lib.db, persona_id)
+
+    def conversation_messages(self, conversation_id: int) -> list[dict]:
+        """The conversation's chat messages as shown (no summaries): id, role, content, partial, created_at."""
+        from .library.chat import messages
+
+        return messages(self.lib.db, conversation_id)

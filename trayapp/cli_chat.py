@@ -22,6 +22,10 @@ def add_parsers(sub) -> None:
                                            "persona's voice)")
     s.add_argument("conversation", type=int)
     s.add_argument("file", help="output file; its suffix picks the format: .txt .json .wav .flac .mp3 .opus")
+    s.add_argument("--voice", action="store_true",
+                   help="hands-free: listen on the microphone, answer aloud, talk over the reply to interrupt")
+    s.add_argument("--mic", help="microphone device id for --voice (see `weaver devices`)")
+    s.add_argument("--speaker", help="output device id for --voice")
     s = sub.add_parser("persona", help="show or edit a character's persona (system prompt, model, voice…)")
     s.add_argument("item", type=int)
     s.add_argument("character")
@@ -232,8 +236,6 @@ def _send_stoppable(svc, cid: int, text: str, *, speak: bool, player, on_delta):
 def cmd_chat(a) -> int:
     import signal
 
-    from pipeline.library.chat import messages as conversation_messages
-
     svc = service()
     if a.persona:
         persona_id = int(a.character)
@@ -242,10 +244,12 @@ def cmd_chat(a) -> int:
         media_id, name = _find_character(svc, a.character, a.item)
         persona_id = svc.persona_for(media_id, name)["id"]
     persona = svc.persona(persona_id)
-    from pipeline.library.chat import list_conversations
-
-    earlier = [] if a.new else list_conversations(svc.lib.db, persona_id)
+    earlier = [] if a.new else svc.persona_conversations(persona_id)
     cid = earlier[0]["id"] if earlier else svc.start_conversation(persona_id)
+    if getattr(a, "voice", False):
+        from .voice_chat import run_voice_chat
+
+        return run_voice_chat(svc, cid, persona.name, mic=a.mic, speaker=a.speaker)
     player = None
     if a.speak:
         player = StoppablePlayer()
@@ -253,7 +257,7 @@ def cmd_chat(a) -> int:
     if interactive:
         err(f"chatting with {persona.name} (conversation {cid}{', continued' if earlier else ''}); "
             "Ctrl-C stops a reply, Ctrl-D ends")
-    shown = conversation_messages(svc.lib.db, cid)
+    shown = svc.conversation_messages(cid)
     for m in shown[-6:] if earlier else shown:
         if m["role"] == "assistant":
             out(f"{persona.name}: {m['content']}")

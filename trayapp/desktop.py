@@ -133,7 +133,7 @@ def run_desktop(debug: bool = False) -> int:
 
     def open_quick_chat():
         if quick["win"] is None:
-            quick["win"] = webview.create_window("Quick chat", server.url + "#chat?quick=1", js_api=bridge, width=420, height=560)
+            quick["win"] = webview.create_window("Quick chat", server.url + "#chat?quick=1&handsfree=1", js_api=bridge, width=420, height=560)
             hide_instead_of_close(quick["win"])
         else:
             quick["win"].show()

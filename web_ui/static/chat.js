@@ -2,9 +2,11 @@
 // Stop (cancels the generation on the server) and Regenerate; conversations resume where they were left.
 import { $, api, el, registerView } from "./app.js";
 import { exportLinks, fillEditor, importCardControl, loadDefaults, personaEditor, renderGallery } from "./chat_persona.js";
+import { HandsFree, holdToTalk } from "./chat_voice.js";
 
 const state = { persona: null, conversation: null, audioQueue: [], playing: false, recorder: null, current: null, busy: false, lastUser: null };
 const quick = location.hash.includes("quick=1");
+const handsFreeAtStart = location.hash.includes("handsfree=1"); // the tray's Quick chat opens hands-free
 
 function playNext() {
   if (state.playing || !state.audioQueue.length) return;
@@ -37,7 +39,7 @@ async function stopReply() {
 async function streamSend(text, speak, onEvent, regenerate = false) {
   const res = await fetch(`/api/chat/conversations/${state.conversation}/send`, {
     method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${sessionStorage.getItem("weaver_token") || ""}` },
-    body: JSON.stringify(regenerate ? { regenerate: true, text, speak } : { text, speak }),
+    body: JSON.stringify(regenerate ? { regenerate: true, text, speak } : { text, speak }), signal: state.abort?.signal,
   });
   if (!res.ok) { let m = `${res.status}`; try { m = (await res.json()).error; } catch (_) {} throw new Error(m); }
   const reader = res.body.getReader(), dec = new TextDecoder();
@@ -80,8 +82,15 @@ async function openPersona(p, fresh = false) {
   setBusy(false);
 }
 
+// Barge-in: silence the voice now and drop the reply being generated (closing the stream cancels it on the server).
+export function stopReplyAudio() {
+  stopAudio();
+  state.abort?.abort();
+}
+
 async function send(text, regenerate = false) {
-  if (state.busy || !state.conversation || (!regenerate && !text.trim())) return;
+  if (!state.conversation || (!regenerate && !(text || "").trim())) return;
+  if (state.busy && regenerate) return;  // a new message (typed, or spoken over the reply) replaces the reply instead
   if (regenerate) {  // the last reply and its message leave the log; the message is answered again
     const log = $("#chat-log"), msgs = [...log.querySelectorAll(".msg")];
     if (msgs.length && msgs[msgs.length - 1].classList.contains("assistant")) msgs.pop().remove();
@@ -90,6 +99,8 @@ async function send(text, regenerate = false) {
   }
   stopAudio();
   state.lastUser = text;
+  state.abort?.abort();
+  const abort = state.abort = new AbortController();
   addMessage("user", text);
   const reply = addMessage("assistant", "");
   const span = reply.querySelector(".text");
@@ -104,24 +115,26 @@ async function send(text, regenerate = false) {
         if (data.error) { reply.classList.add("partial"); span.after(el("div", { class: "error" }, data.error)); }
       } else if (ev === "error") span.after(el("div", { class: "error" }, data.error));
     }, regenerate);
-  } catch (e) { span.after(el("div", { class: "error" }, e.message)); }
+  } catch (e) { if (e.name !== "AbortError") span.after(el("div", { class: "error" }, e.message)); else reply.classList.add("partial"); }
   reply.classList.add("done");
-  setBusy(false);
+  if (state.abort === abort) { state.abort = null; setBusy(false); }  // else a newer message is being answered
 }
 
-async function pushToTalk(btn) {
-  if (state.recorder) { state.recorder.stop(); return; }
-  const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-  const chunks = [];
-  const rec = new MediaRecorder(stream);
-  rec.ondataavailable = (e) => chunks.push(e.data);
-  rec.onstop = async () => {
-    stream.getTracks().forEach((t) => t.stop());
-    state.recorder = null; btn.textContent = "🎤 Hold to talk";
-    const r = await api("/api/chat/listen", { method: "POST", body: new Blob(chunks) });
-    send(r.text);
-  };
-  rec.start(); state.recorder = rec; btn.textContent = "■ Stop";
+function voiceControls() {
+  const ptt = el("button", { id: "chat-ptt", title: "hold to talk, release to send" }, "🎤 Hold to talk");
+  const showError = (m) => $("#chat-log").append(el("div", { class: "error" }, m));
+  holdToTalk(ptt, (text) => send(text), showError);
+  const status = el("span", { id: "chat-handsfree-state", class: "muted" }, "");
+  const hf = new HandsFree({
+    onText: (text) => send(text), onBargeIn: stopReplyAudio, isPlaying: () => state.playing || !!state.abort,
+    onState: (s) => { status.textContent = { listening: "listening…", hearing: "hearing you…", off: "" }[s] || s; },
+    onError: showError,
+  });
+  state.handsFree = hf;
+  const box = el("input", { type: "checkbox", id: "chat-handsfree", onchange: async () => {
+    try { box.checked ? await hf.start() : hf.stop(); } catch (e) { box.checked = false; showError(`microphone: ${e.message}`); }
+  } });
+  return [ptt, el("label", { title: "listen all the time; talk over the reply to interrupt it" }, box, " hands-free"), " ", status];
 }
 
 async function render() {
@@ -154,14 +167,15 @@ async function render() {
       el("button", { id: "chat-stop", disabled: true, onclick: stopReply }, "■ Stop"),
       el("button", { id: "chat-regenerate", disabled: true, onclick: () => send(null, true) }, "↻ Regenerate"),
       el("label", {}, el("input", { type: "checkbox", id: "chat-speak", checked: true }), " voice"),
-      el("button", { id: "chat-ptt", onclick: (e) => pushToTalk(e.target) }, "🎤 Hold to talk"), " ",
+      ...voiceControls(), " ",
       quick ? "" : exportLinks(() => state.conversation)),
   );
   await loadChars();
   if (!quick) renderGallery(openPersona);
   const settings = await api("/api/settings");
   const last = personas.find((p) => p.id === settings.last_persona_id) || (quick ? personas[0] : null);
-  if (last) { if (!quick) pSel.value = last.id; openPersona(last); }
+  if (last) { if (!quick) pSel.value = last.id; await openPersona(last); }
+  if (handsFreeAtStart && !$("#chat-handsfree").checked) { $("#chat-handsfree").click(); }
 }
 
 registerView("chat", { enter: render });

@@ -1,0 +1,496 @@
+"""Hands-free voice mode: listen with VAD, end a turn when the user stops, reply sentence by sentence, allow barge-in.
+
+Pure logic over injected audio: :meth:`VoiceMode.feed` takes 16 kHz microphone frames (512 samples, 32 ms) with
+their capture time; a player object plays the reply; what is being played (our voice, or everything the output
+plays, e.g. a film) is pushed into an :class:`EchoReference`. Nothing here opens a device
+(capture/voice_io.py does that for the CLI).
+
+Per frame:
+
+1. :class:`EchoGate` removes what the playback explains: it finds the delay and gain of the reference in the
+   recent microphone window (FFT cross-correlation) and subtracts it; ``echo_share`` is the part of the
+   microphone's energy the playback explains.
+2. A frame VAD (Silero, bundled in the silero-vad wheel; an energy fallback) scores the *residual*.
+3. :class:`TurnDetector` applies separate start/end thresholds: speech starts after ``start_frames`` frames at or
+   above ``start_threshold`` (and not explained by the playback), and ends after ``end_hangover`` seconds below
+   ``end_threshold``. Bursts shorter than ``min_speech`` are dropped, so clicks, noise and silence are never sent.
+
+When speech starts while a reply is being generated or played, the engine stops the player and cancels the
+reply (barge-in). When speech ends, the utterance is transcribed and answered on a worker thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+from ..progress import CancelToken
+
+RATE = 16000
+FRAME = 512  # samples per decision (32 ms): Silero's window at 16 kHz
+FRAME_S = FRAME / RATE
+
+
+# -- frame VADs ---------------------------------------------------------------------------------------
+class FrameVad(Protocol):
+    def reset(self) -> None: ...
+
+    def prob(self, frame: np.ndarray) -> float: ...
+
+
+class SileroFrameVad:
+    """Silero VAD run frame by frame with its own state (its own model instance; ~0.2 ms a frame).
+
+    With onnxruntime the bundled ONNX model is run directly on numpy arrays (state and the 64-sample context kept
+    here): no torch op per frame, whose OpenMP threads would spin beside the ASR and the LLM on a small CPU."""
+
+    CONTEXT = 64
+
+    def __init__(self):
+        import importlib.util
+
+        from silero_vad import load_silero_vad
+
+        self.model = load_silero_vad(onnx=importlib.util.find_spec("onnxruntime") is not None)
+        self.session = getattr(self.model, "session", None)
+        self.reset()
+
+    def reset(self) -> None:
+        self.model.reset_states()
+        self._state = np.zeros((2, 1, 128), dtype=np.float32)
+        self._context = np.zeros((1, self.CONTEXT), dtype=np.float32)
+
+    def prob(self, frame: np.ndarray) -> float:
+        x = np.ascontiguousarray(frame, dtype=np.float32).reshape(1, -1)
+        if self.session is not None:
+            inp = np.concatenate([self._context, x], axis=1)
+            out, self._state = self.session.run(None, {"input": inp, "state": self._state,
+                                                       "sr": np.array(RATE, dtype=np.int64)})
+            self._context = inp[:, -self.CONTEXT:]
+            return float(out.reshape(-1)[0])
+        import torch
+
+        with torch.inference_mode():
+            return float(self.model(torch.from_numpy(x), RATE))
+
+
+class EnergyFrameVad:
+    """Fallback without a model: level above an adaptive noise floor mapped to 0..1 (fooled by steady loud noise)."""
+
+    def __init__(self, margin_db: float = 12.0):
+        self.margin_db = margin_db
+        self.reset()
+
+    def reset(self) -> None:
+        self.floor = -60.0
+
+    def prob(self, frame: np.ndarray) -> float:
+        db = level_db(frame)
+        self.floor = min(db, self.floor + 0.05) if db > self.floor else 0.9 * self.floor + 0.1 * db
+        return float(1.0 / (1.0 + np.exp(-(db - self.floor - self.margin_db) / 2.0)))
+
+
+def default_frame_vad() -> FrameVad:
+    """Silero when the silero-vad package is installed, else the energy fallback."""
+    try:
+        return SileroFrameVad()
+    except ImportError:
+        return EnergyFrameVad()
+
+
+def level_db(x: np.ndarray) -> float:
+    """RMS level in dBFS (-120 for silence)."""
+    ms = float(np.mean(np.square(x, dtype=np.float64))) if len(x) else 0.0
+    return 10.0 * np.log10(ms + 1e-12)
+
+
+# -- echo: what is being played -----------------------------------------------------------------------
+class EchoReference:
+    """The recent playback (16 kHz mono) on one timeline: a ring buffer indexed by the time each sample was played.
+
+    Fed by the player (our own voice) or by a loopback recorder of the output (everything played, films too).
+    A chunk that starts within SNAP of where the previous one ended continues it (callers' clocks jitter); gaps
+    read as silence. Reads and writes are slices, cheap enough for every 10 ms block and 32 ms frame."""
+
+    SNAP = 0.05
+
+    def __init__(self, keep: float = 3.0):
+        self.size = int(keep * RATE)
+        self._buf = np.zeros(self.size, dtype=np.float32)
+        self._origin: float | None = None  # time of timeline index 0
+        self._end = 0  # timeline index after the last written sample
+        self._lock = threading.Lock()
+        self.last_push = -1e9  # time the last written sample ends
+
+    def push(self, samples: np.ndarray, t_start: float, rate: int = RATE) -> None:
+        x = np.asarray(samples, dtype=np.float32)
+        if x.ndim > 1:
+            x = x.mean(axis=1)
+        if rate != RATE:
+            from ..media import resample
+
+            x = resample(x, rate, RATE)
+        if not len(x):
+            return
+        x = x[-self.size:]
+        with self._lock:
+            if self._origin is None:
+                self._origin = t_start
+            a = self._end if abs(t_start - self.last_push) < self.SNAP else int(round((t_start - self._origin) * RATE))
+            a = max(a, self._end - self.size)
+            if a > self._end:  # nothing was played in between: silence
+                self._write(self._end, np.zeros(min(a - self._end, self.size), dtype=np.float32))
+            self._write(a, x)
+            self._end = max(self._end, a + len(x))
+            self.last_push = self._origin + self._end / RATE
+
+    def _write(self, a: int, x: np.ndarray) -> None:
+        idx = np.arange(a, a + len(x)) % self.size
+        self._buf[idx] = x
+
+    def window(self, t_end: float, n: int) -> np.ndarray:
+        """The ``n`` reference samples ending at time ``t_end`` (zeros where nothing was played)."""
+        out = np.zeros(n, dtype=np.float32)
+        with self._lock:
+            if self._origin is None:
+                return out
+            b = int(round((t_end - self._origin) * RATE))
+            idx = np.arange(b - n, b)
+            ok = (idx < self._end) & (idx >= max(0, self._end - self.size))
+            out[ok] = self._buf[idx[ok] % self.size]
+        return out
+
+    def active(self, t: float, within: float = 0.6) -> bool:
+        """Whether something was played in the last ``within`` seconds before ``t``."""
+        return self.last_push > t - within
+
+
+@dataclass
+class EchoResult:
+    residual: np.ndarray  # the frame minus the playback it contains
+    echo_share: float  # 0..1: how much of the microphone's recent energy the playback explains
+    lag: float | None  # seconds the microphone hears the playback late (None: nothing played)
+
+
+class EchoGate:
+    """Single-path echo removal: delay + gain of the reference found by cross-correlation over the recent window."""
+
+    def __init__(self, reference: EchoReference | None, *, max_lag: float = 0.5, window: int = 8):
+        self.reference = reference
+        self.max_lag = int(max_lag * RATE)
+        self.win = window * FRAME  # 256 ms of microphone audio to estimate with
+        self._mic = np.zeros(self.win, dtype=np.float32)
+        self._valid = 0  # samples of _mic that are one contiguous stream
+
+    def reset(self) -> None:
+        """The microphone stream restarted (a gap): forget its history."""
+        self._valid = 0
+
+    def process(self, frame: np.ndarray, t: float) -> EchoResult:
+        """``frame``: FRAME samples whose first sample was captured at ``t`` (consecutive calls: contiguous audio)."""
+        self._mic = np.concatenate([self._mic[len(frame):], frame])
+        self._valid = min(self.win, self._valid + len(frame))
+        t_end = t + len(frame) / RATE
+        if self.reference is None or not self.reference.active(t_end, within=self.max_lag / RATE + 0.3):
+            return EchoResult(frame, 0.0, None)
+        win = self._valid
+        m = self._mic[-win:].astype(np.float64)
+        ref = self.reference.window(t_end, win + self.max_lag).astype(np.float64)
+        if not np.any(ref):
+            return EchoResult(frame, 0.0, None)
+        # cross-correlation of the mic window against every lag of the reference: c[k] = sum m[i] ref[k + i]
+        n = 1 << int(np.ceil(np.log2(len(ref) + win)))
+        c = np.fft.irfft(np.fft.rfft(ref, n) * np.conj(np.fft.rfft(m, n)), n)[: self.max_lag + 1]
+        csum = np.concatenate([[0.0], np.cumsum(ref ** 2)])
+        energy = csum[win: win + self.max_lag + 1] - csum[: self.max_lag + 1]  # ref energy per offset
+        mic_e = float(np.dot(m, m)) + 1e-12
+        score = np.where(energy > 1e-9, c * np.abs(c) / (energy + 1e-12), 0.0)
+        k = int(np.argmax(score))  # offset into ref: lag = max_lag - k
+        if score[k] <= 0:
+            return EchoResult(frame, 0.0, (self.max_lag - k) / RATE)
+        g = c[k] / energy[k]
+        seg = ref[k: k + win]
+        share = float(min(1.0, max(0.0, score[k] / mic_e)))  # 1 - |m - g r|^2 / |m|^2
+        residual = (m[-len(frame):] - g * seg[-len(frame):]).astype(np.float32)
+        return EchoResult(residual, share, (self.max_lag - k) / RATE)
+
+
+# -- turns -------------------------------------------------------------------------------------------
+@dataclass
+class VadSettings:
+    start_threshold: float = 0.6  # a frame this likely to be speech may start a turn …
+    end_threshold: float = 0.35  # … and speech goes on while frames stay above this
+    start_frames: int = 2  # consecutive start frames needed (64 ms)
+    end_hangover: float = 0.55  # seconds below the end threshold that end the user's turn
+    min_speech: float = 0.3  # shorter bursts (clicks, coughs, noise) are dropped
+    pre_roll: float = 0.3  # audio kept from before the start decision (the onset itself)
+    max_utterance: float = 30.0
+    min_level_db: float = -50.0  # quieter frames are never speech
+    max_echo_share: float = 0.6  # frames mostly explained by the playback never start speech
+    pause_threshold: float = 0.4  # during playback one such frame pauses the voice at once …
+    confirm: float = 0.25  # … and unless speech starts within this many seconds, the voice goes on
+
+
+@dataclass
+class SpeechStart:
+    t: float  # time of the first frame of the onset
+    t_decided: float  # end of the frame that decided it
+
+
+@dataclass
+class SpeechEnd:
+    t: float  # time the speech ended (first frame of the hangover)
+    t_decided: float  # time the end was decided (after the hangover)
+    audio: np.ndarray  # 16 kHz, with the pre-roll and a little trailing silence
+    forced: bool = False  # cut at max_utterance
+
+
+@dataclass
+class SpeechDropped:
+    t: float
+    duration: float  # too short: noise or a click, not sent
+
+
+class TurnDetector:
+    """Start/end-of-speech decisions on per-frame (probability, echo share, level) with hysteresis and hangover."""
+
+    def __init__(self, settings: VadSettings | None = None):
+        self.s = settings or VadSettings()
+        self.speaking = False
+        self._run = 0  # consecutive start frames
+        self._quiet = 0  # consecutive frames below the end threshold while speaking
+        self._pre: collections.deque = collections.deque(maxlen=max(1, int(round(self.s.pre_roll / FRAME_S))))
+        self._buf: list[np.ndarray] = []
+        self._t_start = 0.0
+        self._voiced = 0
+
+    def feed(self, frame: np.ndarray, t: float, prob: float, echo_share: float = 0.0):
+        """One frame → None or an event (SpeechStart, SpeechEnd, SpeechDropped)."""
+        s = self.s
+        loud = level_db(frame) >= s.min_level_db
+        if not self.speaking:
+            starting = loud and prob >= s.start_threshold and echo_share <= s.max_echo_share
+            self._pre.append((t, frame))
+            self._run = self._run + 1 if starting else 0
+            if self._run >= s.start_frames:
+                self.speaking = True
+                onset = list(self._pre)[-self._run][0]
+                self._t_start = onset
+                self._buf = [f for _, f in self._pre]
+                self._pre.clear()
+                self._quiet = 0
+                self._voiced = self._run
+                self._run = 0
+                return SpeechStart(onset, t + FRAME_S)
+            return None
+        self._buf.append(frame)
+        if loud and prob >= s.end_threshold:
+            self._quiet = 0
+            self._voiced += 1
+        else:
+            self._quiet += 1
+        hang = max(1, int(round(s.end_hangover / FRAME_S)))
+        forced = len(self._buf) * FRAME_S >= s.max_utterance
+        if self._quiet < hang and not forced:
+            return None
+        self.speaking = False
+        t_end = t + FRAME_S - self._quiet * FRAME_S
+        keep_tail = min(self._quiet, int(round(0.2 / FRAME_S)))
+        frames = self._buf[: len(self._buf) - self._quiet + keep_tail]
+        self._buf, self._quiet = [], 0
+        if self._voiced * FRAME_S < s.min_speech:
+            return SpeechDropped(self._t_start, self._voiced * FRAME_S)
+        return SpeechEnd(t_end, t + FRAME_S, np.concatenate(frames), forced=forced)
+
+
+# -- the engine ----------------------------------------------------------------------------------------
+class InterruptiblePlayer(Protocol):
+    """What VoiceMode needs from the audio output."""
+
+    def play(self, audio: np.ndarray, rate: int) -> None: ...  # blocks until played or stopped
+
+    def stop(self) -> None: ...  # stop now; later play() calls return at once until resume()
+
+    def resume(self) -> None: ...
+
+    # optional: pause() / unpause() hold the voice mid-sentence while a possible barge-in is confirmed
+
+    @property
+    def playing(self) -> bool: ...
+
+
+@dataclass
+class TurnTiming:
+    """Seconds from the end of the user's speech (SpeechEnd.t) to each step of the answer."""
+
+    vad_end: float = 0.0  # end detected (the hangover)
+    asr: float | None = None  # transcript ready
+    first_token: float | None = None
+    first_sentence: float | None = None
+    first_audio: float | None = None  # first sentence synthesised
+    first_play: float | None = None  # first reply audio handed to the output
+
+
+@dataclass
+class Turn:
+    text: str = ""
+    reply: object = None  # pipeline.chat.conversation.Reply
+    interrupted: bool = False  # barge-in cut it
+    timing: TurnTiming = field(default_factory=TurnTiming)
+    error: str | None = None
+
+
+Respond = Callable[[str, CancelToken, Callable[[np.ndarray, int], None]], object]
+Transcribe = Callable[[np.ndarray, int], str]
+
+
+class VoiceMode:
+    """The hands-free loop. ``respond(text, cancel, play)`` answers a transcript (e.g. Conversation.send with
+    ``player=play``) and returns a Reply; ``transcribe(audio, rate)`` is the ASR; ``player`` plays and stops.
+
+    ``on_event(kind, data)`` reports: listening, speech_start, speech_end, dropped, transcript, barge_in, reply,
+    nothing_heard, error. Call :meth:`feed` for every microphone frame; :meth:`close` at the end."""
+
+    def __init__(self, respond: Respond, transcribe: Transcribe, player: InterruptiblePlayer, *,
+                 vad: FrameVad | None = None, settings: VadSettings | None = None,
+                 reference: EchoReference | None = None, on_event: Callable[[str, dict], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.respond, self.transcribe, self.player = respond, transcribe, player
+        self.vad = vad if vad is not None else default_frame_vad()
+        self.detector = TurnDetector(settings)
+        self.reference = reference
+        self.gate = EchoGate(reference)
+        self.on_event = on_event or (lambda kind, data: None)
+        self.clock = clock
+        self.turns: list[Turn] = []
+        self._worker: threading.Thread | None = None
+        self._cancel: CancelToken | None = None
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._lag = 0.0
+        self._paused_at: tuple[float, float] | None = None  # (frame time, clock) of a pause awaiting confirmation
+        self._t_next = -1e9  # where the microphone stream continues (keeps frame times contiguous)
+        self.barge_ins: list[dict] = []
+
+    @property
+    def busy(self) -> bool:
+        """A turn is being transcribed, generated or played."""
+        return (self._worker is not None and self._worker.is_alive()) or self.player.playing
+
+    def feed(self, audio: np.ndarray, t: float | None = None) -> None:
+        """Microphone audio (16 kHz float mono, any length) whose first sample was captured at ``t``."""
+        x = np.asarray(audio, dtype=np.float32).reshape(-1)
+        if t is None:
+            t = self.clock() - len(x) / RATE
+        if abs(t - self._t_next) < 0.05:
+            t = self._t_next  # the stream goes on: keep frame times contiguous despite clock jitter
+        else:
+            self.gate.reset()
+            self._pending = self._pending[:0]
+        self._t_next = t + len(x) / RATE
+        if len(self._pending):
+            t -= len(self._pending) / RATE
+            x = np.concatenate([self._pending, x])
+        n = len(x) // FRAME
+        for i in range(n):
+            self._frame(x[i * FRAME:(i + 1) * FRAME], t + i * FRAME_S)
+        self._pending = x[n * FRAME:].copy()
+
+    def _frame(self, frame: np.ndarray, t: float) -> None:
+        self._lag = max(0.0, self.clock() - (t + FRAME_S))  # how late this frame is handled after it was complete
+        echo = self.gate.process(frame, t)
+        prob = self.vad.prob(echo.residual)
+        event = self.detector.feed(echo.residual, t, prob, echo.echo_share)
+        s = self.detector.s
+        pause = getattr(self.player, "pause", None)
+        if (pause is not None and self._paused_at is None and not self.detector.speaking and self.player.playing
+                and prob >= s.pause_threshold and echo.echo_share <= s.max_echo_share
+                and level_db(echo.residual) >= s.min_level_db):
+            pause()  # maybe the user: silence the voice now, decide on the next frames
+            self._paused_at = (t, self.clock())
+        if isinstance(event, SpeechStart):
+            self.on_event("speech_start", {"t": event.t, "t_decided": event.t_decided})
+            if self.busy:
+                self.barge_in(event.t)
+            self._paused_at = None
+        elif self._paused_at is not None and t - self._paused_at[0] >= s.confirm and not self.detector.speaking:
+            self.player.unpause()  # not speech after all (a cough, a knock): the voice goes on
+            self._paused_at = None
+        elif isinstance(event, SpeechDropped):
+            self.on_event("dropped", {"t": event.t, "duration": event.duration})
+        elif isinstance(event, SpeechEnd):
+            self.on_event("speech_end", {"t": event.t, "duration": len(event.audio) / RATE})
+            self._start_turn(event)
+
+    def barge_in(self, t_onset: float) -> None:
+        """The user started speaking: stop the playback now and cancel the reply being generated."""
+        self.player.stop()
+        if self._cancel is not None:
+            self._cancel.cancel()
+        if self.turns:
+            self.turns[-1].interrupted = True
+        silenced = self._paused_at[1] if self._paused_at is not None else self.clock()
+        info = {"t_onset": t_onset, "t_stopped": silenced, "lag": self._lag}  # lag: frames handled late (a busy CPU)
+        self.barge_ins.append(info)
+        self.on_event("barge_in", info)
+
+    def _start_turn(self, end: SpeechEnd) -> None:
+        if self._worker is not None:
+            if self._cancel is not None:
+                self._cancel.cancel()
+            self._worker.join()
+        self._cancel = CancelToken()
+        turn = Turn()
+        turn.timing.vad_end = end.t_decided - end.t
+        self.turns.append(turn)
+        self._worker = threading.Thread(target=self._run_turn, args=(turn, end, self._cancel), daemon=True,
+                                        name="voice-turn")
+        self._worker.start()
+
+    def _run_turn(self, turn: Turn, end: SpeechEnd, cancel: CancelToken) -> None:
+        since = lambda: self.clock() - end.t  # noqa: E731
+        try:
+            text = (self.transcribe(end.audio, RATE) or "").strip()
+            turn.timing.asr = since()
+            turn.text = text
+            if not text:
+                self.on_event("nothing_heard", {})
+                return
+            self.on_event("transcript", {"text": text})
+            if cancel.cancelled:
+                return
+            self.player.resume()
+            t_send = since()
+
+            def play(audio: np.ndarray, rate: int) -> None:
+                if turn.timing.first_play is None:
+                    turn.timing.first_play = since()
+                if not cancel.cancelled:
+                    self.player.play(audio, rate)
+
+            reply = self.respond(text, cancel, play)
+            turn.reply = reply
+            for name in ("first_token", "first_sentence", "first_audio"):
+                v = getattr(reply, f"t_{name}", None)
+                if v is not None:
+                    setattr(turn.timing, name, t_send + v)
+            self.on_event("reply", {"text": getattr(reply, "text", ""), "interrupted": turn.interrupted})
+        except Exception as e:  # noqa: BLE001 - one failed turn must not end voice mode
+            turn.error = f"{type(e).__name__}: {e}" if not str(e).startswith(type(e).__name__) else str(e)
+            self.on_event("error", {"error": str(e) or type(e).__name__})
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the current turn to finish (tests, benches)."""
+        if self._worker is not None:
+            self._worker.join(timeout)
+
+    def close(self) -> None:
+        """Stop playback and cancel the turn in progress."""
+        self.player.stop()
+        if self._cancel is not None:
+            self._cancel.cancel()
+        self.wait(10)
