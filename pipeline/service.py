@@ -388,8 +388,12 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
             db.execute("UPDATE segments SET character_id = ?, attribution_source = 'user', confidence = 1.0"
                        " WHERE speaker_id = ? AND coalesce(attribution_source, '') != 'user-line'", [cid, sp["id"]])
             if enroll and sp["embedding"]:
-                db["voiceprints"].insert({"name": name, "embedding": sp["embedding"],
-                                          "source": f"label:item {media_id}/{sp['label']}", "created_at": now()})
+                from .library import voiceprints as vplib
+
+                secs = db.execute("SELECT coalesce(sum(end - start), 0) FROM segments WHERE speaker_id = ?",
+                                  [sp["id"]]).fetchone()[0]
+                vplib.add(db, name, np.frombuffer(sp["embedding"], dtype=np.float32), "named", media_id=media_id,
+                          speaker=sp["label"], seconds=round(float(secs), 2))
             self._drop_unused_characters(db, media_id)
         return {"speaker": sp["label"], "name": name}
 
@@ -534,11 +538,14 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
             raise BadInputError(f"need at least 1 s of speech to enroll a voiceprint (got {len(audio) / media_io.ANALYSIS_RATE:.2f} s)")
         emb = np.asarray(vp.embed(audio, media_io.ANALYSIS_RATE), dtype=np.float32)
         with self.lib.atomic() as db:
-            db["voiceprints"].insert({"name": name, "embedding": emb.tobytes(), "source": str(audio_path), "created_at": now()})
-            return db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            from .library import voiceprints as vplib
+
+            return vplib.add(db, name, emb, "file", path=str(audio_path), seconds=round(len(audio) / media_io.ANALYSIS_RATE, 2))
 
     def voiceprints(self) -> list[dict]:
-        return list(self.lib.db.query("SELECT id, name, source, created_at FROM voiceprints ORDER BY id"))
+        from .library import voiceprints as vplib
+
+        return vplib.listing(self.lib.db)
 
     # -- one-off analysis on a file or item --------------------------------------------------------
     def audio_for(self, source: str) -> np.ndarray:
@@ -615,3 +622,22 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
         if hits[pick].kind == "screenplay":
             result["script_id"] = self.add_script(str(path), title=hits[pick].title, year=hits[pick].year)["id"]
         return result
+
+    # -- voiceprint management (pipeline.library.voiceprints) ---------------------------------------
+    def rename_voiceprint(self, voiceprint_id: int, name: str) -> dict:
+        from .library import voiceprints as vplib
+
+        with self.lib.atomic() as db:
+            return vplib.rename(db, voiceprint_id, name)
+
+    def merge_voiceprints(self, source_id: int, target_id: int) -> dict:
+        from .library import voiceprints as vplib
+
+        with self.lib.atomic() as db:
+            return vplib.merge(db, source_id, target_id)
+
+    def delete_voiceprint(self, voiceprint_id: int) -> dict:
+        from .library import voiceprints as vplib
+
+        with self.lib.atomic() as db:
+            return vplib.remove(db, voiceprint_id)

@@ -426,8 +426,9 @@ def stage_attribute(opts: AnalysisOptions) -> Stage:
         lines, origin = final_lines(ctx)
         dia = diarization_of(ctx)
         line_speakers = [cluster_for_line(ln, dia) for ln in lines] if dia else None
-        known = {r["name"]: np.frombuffer(r["embedding"], dtype=np.float32)
-                 for r in lib.db.query("SELECT name, embedding FROM voiceprints")}
+        from pipeline.library import voiceprints as vplib
+
+        known = vplib.known(lib.db, media_id=_media_id(ctx))
         vp_names: dict[str, tuple[str, float]] = {}
         if dia and known:
             for label, emb in dia.embeddings.items():
@@ -471,7 +472,14 @@ def stage_save() -> Stage:
         save_analysis(lib, mid, lines, att, sync=sync.get("sync") if sync.get("applied") else None,
                       embeddings=dia.get("embeddings") or {})
         names = sorted(r["name"] for r in lib.db.query("SELECT name FROM characters WHERE media_id = ?", [mid]))
-        return {"media_id": mid, "lines": len(lines), "characters": names,
+        from pipeline.library import voiceprints as vplib
+
+        try:
+            auto = vplib.enrol_auto(lib, mid, lambda s, e: analysis_span(lib, mid, s, e))
+        except ImportError as e:  # no speaker encoder installed: the lines are saved, no voices are learnt
+            ctx.progress(1.0, f"no automatic voiceprints ({e})")
+            auto = []
+        return {"media_id": mid, "lines": len(lines), "characters": names, "auto_voiceprints": len(auto),
                 "warnings": list(sync.get("warnings") or []) + list(att["warnings"])}
 
     return Stage("save", run, weight=0.3, label="saving analysis")

@@ -1,0 +1,1 @@
+"""Library SQL by area: plain functions taking the Library (or its database)."""
