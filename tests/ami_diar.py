@@ -43,7 +43,8 @@ def _cached(cache: Path | None, key: str, make):
     return out
 
 
-def diarize_file(ami: Path, uri: str, *, cache: Path | None = None, oracle_vad: bool = False, params=None):
+def diarize_file(ami: Path, uri: str, *, cache: Path | None = None, oracle_vad: bool = False, params=None,
+                 overlap: bool = False, lo: int = 1):
     from pipeline import media
     from pipeline.stages import voiceprint as vp
     from pipeline.stages.diarize import ResemblyzerDiarizer, clip_regions, speech_regions
@@ -70,15 +71,21 @@ def diarize_file(ami: Path, uri: str, *, cache: Path | None = None, oracle_vad: 
     p = dia.params
     key = f"emb3|{wav}|{p.window}|{p.per_window_gain}|" + ",".join(f"{s:.2f}" for s in starts)
     (x,) = _cached(cache, key, lambda: [dia.embed_span(vp.normalize_volume(audio), 0, starts)])
-    return dia.diarize_embedded(duration, regions, starts, x), audio
+    counts = None
+    if overlap:
+        from pipeline.stages import overlap as ov
+
+        (counts,) = _cached(cache, f"counts1|{wav}|{wav.stat().st_size}", lambda: [ov.speaker_counts(audio)])
+    return dia.diarize_embedded(duration, regions, starts, x, counts=counts, min_speakers=lo), audio
 
 
-def report(ami: Path, *, cache: Path | None = None, oracle_vad: bool = False, params=None, uris=URIS) -> dict:
+def report(ami: Path, *, cache: Path | None = None, oracle_vad: bool = False, params=None, uris=URIS,
+           overlap: bool = False, lo: int = 1) -> dict:
     refs = read_rttm(ami / "train.rttm")
     uems = read_uem(ami / "train.uem")
     files = []
     for uri in uris:
-        d, _ = diarize_file(ami, uri, cache=cache, oracle_vad=oracle_vad, params=params)
+        d, _ = diarize_file(ami, uri, cache=cache, oracle_vad=oracle_vad, params=params, overlap=overlap, lo=lo)
         parts = der_parts(d.turns, refs[uri], uems[uri])
         parts.update(uri=uri, ref_speakers=len({s for *_, s in refs[uri]}), hyp_speakers=len(d.speakers()))
         files.append(parts)
