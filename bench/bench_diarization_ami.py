@@ -29,6 +29,9 @@ PUBLISHED = {"pyannote 3.1 (AMI IHM)": 0.188, "pyannote community-1 (AMI IHM)": 
              "pyannote 3.1 (AMI SDM)": 0.224, "pyannote community-1 (AMI SDM)": 0.199}
 
 
+OVERLAP_PARAMS = {"method": "ahc", "threshold": 0.35, "min_cluster_seconds": 2.0, "overlap_count": 1.5}
+
+
 def default_ami() -> Path:
     for cand in (os.environ.get("WEAVER_AMI_DIR"), Path(__file__).resolve().parents[2] / "shared" / "data" / "ami-train",
                  "/work/shared/data/ami-train"):
@@ -47,12 +50,15 @@ def main(argv=None) -> int:
     ap.add_argument("--ami", type=Path, default=None)
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--oracle-vad", action="store_true", help="use the reference speech regions instead of VAD")
+    ap.add_argument("--overlap", action="store_true",
+                    help="overlap-aware: speaker counts from the segmentation model in the whisperX wheel, AHC 0.35")
     a = ap.parse_args(argv)
     from ami_diar import report
 
     ami = a.ami or default_ami()
     t0 = time.perf_counter()
-    rows = report(ami, cache=a.cache or default_cache(), oracle_vad=a.oracle_vad)
+    params = OVERLAP_PARAMS if a.overlap else None
+    rows = report(ami, cache=a.cache or default_cache(), oracle_vad=a.oracle_vad, overlap=a.overlap, params=params)
     dt = time.perf_counter() - t0
     print(f"{'file':6} {'spk ref/hyp':>11} {'DER':>7} {'miss':>7} {'fa':>7} {'conf':>7}")
     for r in rows["files"]:

@@ -101,7 +101,7 @@ class ResemblyzerParams:
     overlap_margin: float | None = None  # also give a frame to the runner-up speaker within this score margin
     overlap_count: float = 1.5  # with speaker counts (pipeline.stages.overlap): frames counting this many get two
     overlap_counts: bool = False  # diarize() runs the bundled segmentation model for those counts (≈1x real time
-    # on 2 cores, so off by default; AMI excerpts with ahc 0.35: DER mean 39.9 % -> 38.0 %, pooled 34.3 -> 30.7 %)
+    # on 2 cores, so off by default; AMI excerpts with ahc 0.35: DER mean 39.9 % -> 38.2 %, pooled 34.3 -> 31.0 %)
     per_window_gain: bool = False  # normalise each window to the encoder's training loudness
     max_cluster_windows: int = 2000  # beyond this, cluster a subsample and assign the rest
 

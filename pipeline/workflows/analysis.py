@@ -373,6 +373,10 @@ def _start_groups(starts: np.ndarray, win: float, span: float | None = None) -> 
     return groups
 
 
+LINK_THRESHOLD = 0.76  # cosine over which two windows' clusters are one person (the same recording: looser than
+# the cross-recording voiceprint threshold, pipeline.stages.voiceprint.DEFAULT_THRESHOLD)
+
+
 def _diarize_by_window(dia, lib: Library, media_id: int, duration: float, regions: list[Region], *, progress,
                        cancel) -> Diarization:
     from pipeline.stages import diarize as dz
@@ -392,7 +396,7 @@ def _diarize_by_window(dia, lib: Library, media_id: int, duration: float, region
     names = sorted(embs)
     link = {n: n for n in {t.speaker for t in turns}}
     if len(names) > 1:
-        labels = dz._ahc(np.stack([vp.unit(embs[n]) for n in names]), 1.0 - vp.DEFAULT_THRESHOLD, None)
+        labels = dz._ahc(np.stack([vp.unit(embs[n]) for n in names]), 1.0 - LINK_THRESHOLD, None)
         for n, lab in zip(names, labels):
             link[n] = f"L{int(lab)}"
     merged: dict[str, list[np.ndarray]] = {}
