@@ -320,7 +320,11 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
             cid = self._character_id(db, media_id, name)
             labels.name_speaker(db, sp["id"], name, cid)
             if enroll and sp["embedding"]:
-                labels.add_voiceprint(db, name, sp["embedding"], f"label:item {media_id}/{sp['label']}")
+                from .library import voiceprints as vplib
+
+                secs = vplib.speaker_seconds(db, sp["id"])
+                vplib.add(db, name, np.frombuffer(sp["embedding"], dtype=np.float32), "named", media_id=media_id,
+                          speaker=sp["label"], seconds=round(float(secs), 2))
             self._drop_unused_characters(db, media_id)
         return {"speaker": sp["label"], "name": name}
 
@@ -441,10 +445,14 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
             raise BadInputError(f"need at least 1 s of speech to enroll a voiceprint (got {len(audio) / media_io.ANALYSIS_RATE:.2f} s)")
         emb = np.asarray(vp.embed(audio, media_io.ANALYSIS_RATE), dtype=np.float32)
         with self.lib.atomic() as db:
-            return labels.add_voiceprint(db, name, emb.tobytes(), str(audio_path))
+            from .library import voiceprints as vplib
+
+            return vplib.add(db, name, emb, "file", path=str(audio_path), seconds=round(len(audio) / media_io.ANALYSIS_RATE, 2))
 
     def voiceprints(self) -> list[dict]:
-        return labels.voiceprints(self.lib.db)
+        from .library import voiceprints as vplib
+
+        return vplib.listing(self.lib.db)
 
     # -- one-off analysis on a file or item --------------------------------------------------------
     def audio_for(self, source: str) -> np.ndarray:
@@ -536,3 +544,22 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
     def find_character(self, name: str, media_id: int | None = None) -> tuple[int, str] | None:
         """(item id, name) of the newest item's character of this name (any case), in one item or any."""
         return labels.find_character(self.lib.db, name, media_id)
+
+    # -- voiceprint management (pipeline.library.voiceprints) ---------------------------------------
+    def rename_voiceprint(self, voiceprint_id: int, name: str) -> dict:
+        from .library import voiceprints as vplib
+
+        with self.lib.atomic() as db:
+            return vplib.rename(db, voiceprint_id, name)
+
+    def merge_voiceprints(self, source_id: int, target_id: int) -> dict:
+        from .library import voiceprints as vplib
+
+        with self.lib.atomic() as db:
+            return vplib.merge(db, source_id, target_id)
+
+    def delete_voiceprint(self, voiceprint_id: int) -> dict:
+        from .library import voiceprints as vplib
+
+        with self.lib.atomic() as db:
+            return vplib.remove(db, voiceprint_id)

@@ -66,7 +66,6 @@ def test_enrol_and_recognise_ami_speakers():
         ("FEE083", "trn06", 0.0, 3.5),  # 0.845
         ("FEE083", "trn09", 6.1, 12.8),  # 0.908
         ("MEO069", "trn03", 15.0, 25.0),  # 0.897
-        ("MEE068", "trn00", 21.4, 22.9),  # 0.775 (a 1.5 s probe)
     ]
     for who, uri, s, e in same:
         name, score = vp.match(vp.embed(cut(d / f"{uri}.wav", s, e), RATE), known)
@@ -118,6 +117,35 @@ def test_threshold_calibration_on_ami():
     same, diff = np.array(same), np.array(diff)
     assert same.mean() - diff.mean() > 0.15  # measured 0.857 vs 0.632
     t = vp.calibrate(same, diff)
-    assert abs(t - vp.DEFAULT_THRESHOLD) < 0.03, f"calibrated {t:.3f} drifted from DEFAULT_THRESHOLD"
+    # the balanced-accuracy point of clean pairs (0.763) sits a little under the precision-first threshold (0.80,
+    # set by cross-recording matching: test_cross_recording_precision_on_ami)
+    assert 0.72 < t <= vp.DEFAULT_THRESHOLD, f"calibrated {t:.3f} drifted from DEFAULT_THRESHOLD"
     assert vp.equal_error_rate(same, diff) < 0.10  # measured 0.014
-    assert (same >= vp.DEFAULT_THRESHOLD).mean() >= 0.9 and (diff < vp.DEFAULT_THRESHOLD).mean() >= 0.9
+    assert (same >= vp.DEFAULT_THRESHOLD).mean() >= 0.7 and (diff < vp.DEFAULT_THRESHOLD).mean() >= 0.95
+
+
+@pytest.mark.slow
+def test_cross_recording_precision_on_ami():
+    """Enrol each excerpt's speakers, match clean pieces of the other nine: precision >= 0.90 at recall >= 0.50
+    at the shipped threshold (0.80; the threshold before, 0.76, gave precision 0.48)."""
+    from ami_voiceprints import cross_recording, embeddings
+
+    d = ami_dir()
+    enr, probes = embeddings(d, lambda a: vp.embed(a, RATE))
+    at = cross_recording(enr, probes, lambda e, m: m @ e, min_recall=0.0)
+    assert at["enrolled_trials"] >= 12 and at["trials"] >= 150
+    best = []
+    for uri in sorted({u for u, _ in enr}):
+        names = [s for u, s in enr if u == uri]
+        mat = np.stack([enr[(uri, s)] for s in names])
+        for spk, puri, e in probes:
+            if puri != uri:
+                sc = mat @ e
+                i = int(np.argmax(sc))
+                best.append((float(sc[i]), names[i] == spk, spk in names))
+    accepted = [b for b in best if b[0] >= vp.DEFAULT_THRESHOLD]
+    right = sum(1 for b in accepted if b[1])
+    precision, recall = right / max(1, len(accepted)), right / sum(1 for b in best if b[2])
+    assert precision >= 0.90 and recall >= 0.50, (precision, recall)  # measured 0.91, 0.63
+    old = [b for b in best if b[0] >= 0.76]
+    assert sum(1 for b in old if b[1]) / len(old) < 0.9  # what the old threshold gave (0.48): the test can fail

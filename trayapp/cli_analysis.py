@@ -28,15 +28,23 @@ def add_parsers(sub) -> None:
     s.add_argument("item", type=int)
     s.add_argument("--json", action="store_true")
 
-    s = sub.add_parser("voiceprint", help="enroll or list known voices")
+    s = sub.add_parser("voiceprint", help="known voices: enroll, list, rename, merge, rm")
     vsub = s.add_subparsers(dest="vp_action", required=True)
     e = vsub.add_parser("enroll")
     e.add_argument("name")
     e.add_argument("audio")
     e.add_argument("--start", type=float)
     e.add_argument("--end", type=float)
-    ls = vsub.add_parser("list")
+    ls = vsub.add_parser("list", help="every voiceprint with its kind (auto/named/file) and its recordings")
     ls.add_argument("--json", action="store_true")
+    rn = vsub.add_parser("rename", help="give a voiceprint another name")
+    rn.add_argument("id", type=int)
+    rn.add_argument("name")
+    mg = vsub.add_parser("merge", help="fold voiceprint SOURCE into TARGET (one voice enrolled twice)")
+    mg.add_argument("source", type=int)
+    mg.add_argument("target", type=int)
+    rm = vsub.add_parser("rm", help="delete a voiceprint")
+    rm.add_argument("id", type=int)
 
     s = sub.add_parser("characters", help="characters of an item with line count and speech time")
     s.add_argument("item", type=int)
@@ -130,12 +138,26 @@ def cmd_voiceprint(a) -> int:
         vid = svc.enroll_voiceprint(a.name, a.audio, start=a.start, end=a.end)
         out(str(vid))
         return 0
+    if a.vp_action == "rename":
+        r = svc.rename_voiceprint(a.id, a.name)
+        out(f"voiceprint {r['id']} is now {r['name']}")
+        return 0
+    if a.vp_action == "merge":
+        r = svc.merge_voiceprints(a.source, a.target)
+        out(f"voiceprint {a.source} merged into {r['id']} ({r['name']})")
+        return 0
+    if a.vp_action == "rm":
+        r = svc.delete_voiceprint(a.id)
+        out(f"voiceprint {r['id']} ({r['name']}) deleted")
+        return 0
     rows = svc.voiceprints()
     if a.json:
         out_json(rows)
     else:
         for r in rows:
-            out(f"{r['id']:4d} {r['name']}  ({r['source']})")
+            came = ", ".join(f"item {x['media_id']} {x['title'] or ''}".strip() + (f" {x['speaker']}" if x["speaker"] else "")
+                             if x["media_id"] is not None else (x["path"] or "deleted item") for x in r["recordings"])
+            out(f"{r['id']:4d} {r['name']}  ({r['source']})  {came}")
     return 0
 
 

@@ -42,7 +42,7 @@ from pipeline.files import safe_child
 from pipeline.service import Service
 
 from . import (routes_capture, routes_chat, routes_clips, routes_jobs, routes_library, routes_live, routes_settings,
-               routes_voices)
+               routes_voiceprints, routes_voices)
 from .bodies import BodyTooLarge
 from .jobs import BackgroundJobs
 
@@ -57,7 +57,7 @@ JSON_LIMIT = 8 * 2**20  # every other route (JSON bodies FastAPI reads whole)
 
 # the API by area, registered in this order; a new area is a routes_<area>.py with register(app, svc, jobs)
 ROUTE_AREAS = (routes_library, routes_clips, routes_jobs, routes_settings, routes_capture, routes_voices, routes_chat,
-               routes_live)
+               routes_live, routes_voiceprints)
 
 
 @dataclass

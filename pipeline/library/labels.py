@@ -1,5 +1,5 @@
-"""Characters, speaker clusters and voiceprints: who says a line, and the labelling edits that name them
-(each runs inside the caller's edit transaction; the undo records are pipeline.library.edits)."""
+"""Characters and speaker clusters: who says a line, and the labelling edits that name them (each runs inside the
+caller's edit transaction; the undo records are pipeline.library.edits; voiceprints: pipeline.library.voiceprints)."""
 
 from __future__ import annotations
 
@@ -93,18 +93,10 @@ def drop_unused_characters(db, media_id: int) -> None:
                " (SELECT character_id FROM segments WHERE media_id = ? AND character_id IS NOT NULL)", [media_id, media_id])
 
 
-def add_voiceprint(db, name: str, embedding: bytes, source: str) -> int:
-    db["voiceprints"].insert({"name": name, "embedding": embedding, "source": source, "created_at": now()})
-    return db.execute("SELECT last_insert_rowid()").fetchone()[0]
 
 
-def voiceprints(db) -> list[dict]:
-    return list(db.query("SELECT id, name, source, created_at FROM voiceprints ORDER BY id"))
 
 
-def voiceprint_embeddings(db) -> list[dict]:
-    """name and embedding (float32 bytes) of every voiceprint."""
-    return list(db.query("SELECT name, embedding FROM voiceprints ORDER BY id"))
 
 
 def user_named_speakers(db, media_id: int) -> dict[str, str]:

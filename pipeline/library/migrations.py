@@ -253,6 +253,27 @@ def _migration_text_choice(db: sqlite_utils.Database) -> None:
             db.execute(f"ALTER TABLE [segments] ADD COLUMN [{column}] {decl}")
 
 
+def _migration_voiceprint_sources(db: sqlite_utils.Database) -> None:
+    """Voiceprints known across recordings: ``voiceprints.source`` becomes the kind ('auto', 'named', 'file') and a
+    ``voiceprint_sources`` table says which recordings each voiceprint came from (see pipeline.library.voiceprints).
+    A label-enrolled print ('label:item N/SPEAKER') keeps item N and the speaker; an enrolled file keeps its path."""
+    db.execute("CREATE TABLE voiceprint_sources (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+               " voiceprint_id INTEGER NOT NULL REFERENCES voiceprints(id) ON DELETE CASCADE,"
+               " media_id INTEGER REFERENCES media(id) ON DELETE SET NULL, speaker TEXT, path TEXT, seconds REAL,"
+               " created_at REAL NOT NULL)")
+    db.execute("CREATE INDEX voiceprint_sources_vp ON voiceprint_sources (voiceprint_id)")
+    db.execute("CREATE INDEX voiceprint_sources_media ON voiceprint_sources (media_id)")
+    for vid, source, created in db.execute("SELECT id, source, created_at FROM voiceprints").fetchall():
+        m = re.match(r"label:item (\d+)/(.*)$", source or "")
+        media_id = int(m.group(1)) if m else None
+        if media_id is not None and not db.execute("SELECT 1 FROM media WHERE id = ?", [media_id]).fetchone():
+            media_id = None
+        db.execute("INSERT INTO voiceprint_sources (voiceprint_id, media_id, speaker, path, created_at)"
+                   " VALUES (?, ?, ?, ?, ?)", [vid, media_id, m.group(2) if m else None,
+                                               None if m else source, created])
+        db.execute("UPDATE voiceprints SET source = ? WHERE id = ?", ["named" if m else "file", vid])
+
+
 # Append only: each entry is one schema version. Never edit a released migration.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_sql(SCHEMA_V1),
@@ -264,4 +285,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_line_text_and_encodings,
     voices.add_check_columns,
     _migration_text_choice,
+    _migration_voiceprint_sources,
 ]

@@ -375,6 +375,10 @@ def _start_groups(starts: np.ndarray, win: float, span: float | None = None) -> 
     return groups
 
 
+LINK_THRESHOLD = 0.76  # cosine over which two windows' clusters are one person (the same recording: looser than
+# the cross-recording voiceprint threshold, pipeline.stages.voiceprint.DEFAULT_THRESHOLD)
+
+
 def _diarize_by_window(dia, lib: Library, media_id: int, duration: float, regions: list[Region], *, progress,
                        cancel) -> Diarization:
     from pipeline.stages import diarize as dz
@@ -394,7 +398,7 @@ def _diarize_by_window(dia, lib: Library, media_id: int, duration: float, region
     names = sorted(embs)
     link = {n: n for n in {t.speaker for t in turns}}
     if len(names) > 1:
-        labels = dz._ahc(np.stack([vp.unit(embs[n]) for n in names]), 1.0 - vp.DEFAULT_THRESHOLD, None)
+        labels = dz._ahc(np.stack([vp.unit(embs[n]) for n in names]), 1.0 - LINK_THRESHOLD, None)
         for n, lab in zip(names, labels):
             link[n] = f"L{int(lab)}"
     merged: dict[str, list[np.ndarray]] = {}
@@ -428,8 +432,9 @@ def stage_attribute(opts: AnalysisOptions) -> Stage:
         lines, origin = final_lines(ctx)
         dia = diarization_of(ctx)
         line_speakers = [cluster_for_line(ln, dia) for ln in lines] if dia else None
-        known = {r["name"]: np.frombuffer(r["embedding"], dtype=np.float32)
-                 for r in label_rows.voiceprint_embeddings(lib.db)}
+        from pipeline.library import voiceprints as vplib
+
+        known = vplib.known(lib.db, media_id=_media_id(ctx))
         vp_names: dict[str, tuple[str, float]] = {}
         if dia and known:
             for label, emb in dia.embeddings.items():
@@ -473,7 +478,14 @@ def stage_save() -> Stage:
         save_analysis(lib, mid, lines, att, sync=sync.get("sync") if sync.get("applied") else None,
                       embeddings=dia.get("embeddings") or {})
         names = sorted(label_rows.character_names(lib.db, mid))
-        return {"media_id": mid, "lines": len(lines), "characters": names,
+        from pipeline.workflows.voiceprints import enrol_auto
+
+        try:
+            auto = enrol_auto(lib, mid, lambda s, e: analysis_span(lib, mid, s, e))
+        except ImportError as e:  # no speaker encoder installed: the lines are saved, no voices are learnt
+            ctx.progress(1.0, f"no automatic voiceprints ({e})")
+            auto = []
+        return {"media_id": mid, "lines": len(lines), "characters": names, "auto_voiceprints": len(auto),
                 "warnings": list(sync.get("warnings") or []) + list(att["warnings"])}
 
     return Stage("save", run, weight=0.3, label="saving analysis")

@@ -162,18 +162,17 @@ def library_voiceprints(home) -> dict[str, np.ndarray]:
     from pathlib import Path
 
     from pipeline.library import Library
-    from pipeline.library.labels import voiceprint_embeddings
+    from pipeline.library.voiceprints import known
 
     if not (Path(home) / "library.db").exists() and not any(Path(home).glob("*.db")):
         return {}
     lib = Library(Path(home))
     try:
-        rows = voiceprint_embeddings(lib.db)
+        return known(lib.db)
     except Exception:  # noqa: BLE001 - an old or empty library: no prints to match
-        rows = []
+        return {}
     finally:
         lib.close()
-    return {r["name"]: np.frombuffer(r["embedding"], dtype=np.float32).copy() for r in rows if r["embedding"]}
 
 
 @dataclass

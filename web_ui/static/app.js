@@ -207,7 +207,7 @@ async function notice() {
 
 // ---- start ----------------------------------------------------------------------------------
 // (not awaited here: they import this module, whose evaluation would then wait for itself)
-const viewModules = ["./transcript.js", "./characters.js", "./capture.js", "./voices.js", "./chat.js"].map((m) =>
+const viewModules = ["./transcript.js", "./characters.js", "./capture.js", "./voices.js", "./chat.js", "./voiceprints.js"].map((m) =>
   import(m).catch((e) => { if (!["./voices.js", "./chat.js"].includes(m)) console.error(`${m}: ${e}`); }));
 connectEvents();
 notice();
