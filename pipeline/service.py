@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -17,21 +18,33 @@ from .errors import BadInputError, NotFoundError, WeaverError
 from .files import safe_child, slug  # noqa: F401 - part of the facade's API
 from .jobs import JobOutcome, JobRunner, PreparedJob, ProgressListener  # noqa: F401 - facade API
 from .progress import CancelToken, stage_callback
-from .service_chat import ChatMixin
-from .service_lines import LinesMixin
-from .service_voices import VoicesMixin
 from .library import Library
 from .library import edits as edit_rows
 from .library import items, labels, lines as line_rows, scripts as script_rows
 from .library import jobs as job_rows
+from .library import voices as voice_rows
+from .text.lines import join_text
+from .workflows.training import voice_slug
+
+MAX_LINE_TEXT = 2000  # characters; a line is one utterance, not a page
 
 
-class Service(VoicesMixin, ChatMixin, LinesMixin):
+class Service:
     """Operations on one library. Open one per thread (SQLite connections are per thread)."""
 
     def __init__(self, library: Library | None = None, home: str | os.PathLike | None = None):
         self.lib = library or Library(home)
         self.runner = JobRunner(self.lib)
+
+    def close(self) -> None:
+        """Close the library's database connection (the service is unusable afterwards)."""
+        self.lib.close()
+
+    def __enter__(self) -> "Service":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def settings(self) -> Settings:
@@ -163,60 +176,10 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
                      video: bool = False, isolate: bool = False, fmt: str = "wav", include_rejected: bool = False,
                      listener: ProgressListener | None = None, cancel: CancelToken | None = None) -> Path:
         """Write one audio clip (and optionally a video clip) per dialogue segment plus metadata.csv."""
-        m = self.lib.media(media_id)
-        segs = self.segments(media_id, character=character)
-        if character is not None and not segs:
-            names = labels.character_names(self.lib.db, media_id)
-            raise NotFoundError(f"no lines for character '{character}' in item {media_id}"
-                                + (f" (characters: {', '.join(names)})" if names else ""))
-        if not include_rejected:
-            segs = [s for s in segs if s["status"] != "rejected"]
-        if fmt not in ("wav", "flac"):
-            raise BadInputError("clip format must be wav or flac")
-        source = Path(m["source_path"]) if m["source_path"] else None
-        if video and (not m["has_video"] or source is None or not source.exists()):
-            raise BadInputError(f"item {media_id} has no video to cut (source file {'missing' if m['has_video'] else 'has no video stream'})")
-        out = Path(out_dir)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise BadInputError(f"cannot create {out}: {e.strerror}") from None
-        dialogue = self.lib.abspath(m["dialogue_path"])
-        separator = None
-        if isolate:
-            from .stages import get_backend
+        from .workflows.export import export_clips
 
-            separator = get_backend("separation", self.settings.backends.get("separation") or None)
-        rows = []
-        report = stage_callback(listener)
-        for i, s in enumerate(segs):
-            if cancel:
-                cancel.check()
-            start = max(0.0, s["start"] + (s["trim_start"] or 0))
-            end = min(m["duration"] or 1e9, s["end"] + (s["trim_end"] or 0))
-            if end <= start:
-                continue
-            audio, rate = media_io.read_audio_span(dialogue, start, end)
-            if separator is not None:
-                audio = separator.isolate(audio, rate)
-            name = f"{i + 1:04d}_{slug(s['character'] or s['speaker'] or 'line', 16)}_{slug(s['text'], 32)}"
-            audio_path = media_io.write_audio(out / f"{name}.{fmt}", audio, rate)
-            row = {"file": audio_path.name, "text": s["text"], "start": round(start, 3), "end": round(end, 3),
-                   "confidence": None if s["confidence"] is None else round(s["confidence"], 3),
-                   "source": s["attribution_source"] or s["origin"], "character": s["character"] or "",
-                   "speaker": s["speaker"] or "", "overlap": int(s["overlap"] or 0),
-                   "text_source": s.get("text_source") or "", "check_text": int(s.get("check_text") or 0)}
-            if video:
-                vpath = media_io.cut_video(source, start, end, out / f"{name}.mp4", audio=audio_path)
-                row["video"] = vpath.name
-            rows.append(row)
-            report((i + 1) / max(1, len(segs)), f"clip {i + 1}/{len(segs)}")
-        fields = ["file", "text", "start", "end", "confidence", "source", "character", "speaker", "overlap", "text_source", "check_text"] + (["video"] if video else [])
-        with open(out / "metadata.csv", "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
-            w.writeheader()
-            w.writerows(rows)
-        return out
+        return export_clips(self, media_id, out_dir, character=character, video=video, isolate=isolate, fmt=fmt,
+                            include_rejected=include_rejected, listener=listener, cancel=cancel)
 
     # -- jobs ----------------------------------------------------------------------------------
     def jobs(self, limit: int = 50) -> list[dict]:
@@ -282,7 +245,7 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
         return labels.speakers_summary(self.lib.db, media_id)
 
     # -- labelling (undoable) ----------------------------------------------------------------------
-    # Labelling edits (label, merge, reassign, split, line text, join — see service_lines) each record exactly the rows they changed (pipeline.library.edits),
+    # Labelling edits (label, merge, reassign, split, line text, join — below) each record exactly the rows they changed (pipeline.library.edits),
     # and undo puts back the latest one and nothing else. Clip trims and keep/reject marks are not labelling
     # edits: they set a value the panel shows and can set again, and no labelling undo touches them.
     @contextmanager
@@ -563,3 +526,456 @@ class Service(VoicesMixin, ChatMixin, LinesMixin):
 
         with self.lib.atomic() as db:
             return vplib.remove(db, voiceprint_id)
+
+    # == line text: edit, join (undoable labelling edits), re-decode a subtitle file ======================
+    def edit_line_text(self, segment_id: int, text: str) -> dict:
+        """Give a line the text the user typed (undoable); it wins over every automatic source from now on."""
+        seg = self.lib.row("segments", segment_id, "line")
+        new = " ".join(str(text or "").split())
+        if not new:
+            raise BadInputError(f"the text of line {segment_id} cannot be empty (reject its clip to leave it out)")
+        if len(new) > MAX_LINE_TEXT:
+            raise BadInputError(f"line text too long ({len(new)} characters, limit {MAX_LINE_TEXT})")
+        with self._edit(seg["media_id"], {"op": "text", "segment": segment_id, "text": new},
+                        ("id = ?", [segment_id])) as db:
+            line_rows.set_segment_text(db, segment_id, new)
+        return {"segment": segment_id, "text": new, "previous": seg["text"]}
+
+    def join_lines(self, segment_id: int, next_id: int, *, force: bool = False) -> dict:
+        """Join a line with the next one of the same item into one line with one clip (undoable).
+
+        Refused unless the two are neighbours in the item's line order; lines of two different characters are
+        refused unless ``force``. Returns {"segment": kept id, "joined": removed id, "text": joined text}."""
+        a = self.lib.row("segments", segment_id, "line")
+        b = self.lib.row("segments", next_id, "line")
+        if a["id"] == b["id"]:
+            raise BadInputError(f"cannot join line {segment_id} with itself")
+        if a["media_id"] != b["media_id"]:
+            raise BadInputError(f"lines {segment_id} and {next_id} are in different items "
+                                f"({a['media_id']} and {b['media_id']}); only lines of one item can be joined")
+        mid = a["media_id"]
+        order = line_rows.segment_order(self.lib.db, mid)
+        ia, ib = order.index(a["id"]), order.index(b["id"])
+        if ib < ia:
+            a, b, ia, ib = b, a, ib, ia
+        if ib != ia + 1:
+            raise BadInputError(f"lines {a['id']} and {b['id']} are not adjacent ({ib - ia - 1} line"
+                                f"{'s' if ib - ia - 1 != 1 else ''} between them); only neighbouring lines can be joined")
+        if a["character_id"] != b["character_id"] and not force:
+            names = labels.character_names_by_id(self.lib.db, [a["character_id"], b["character_id"]])
+            who = lambda s: f"{names[s['character_id']]}'s" if s["character_id"] in names else "unattributed"  # noqa: E731
+            raise BadInputError(f"line {a['id']} is {who(a)} and line {b['id']} is {who(b)}: joining lines of two "
+                                f"characters needs force (CLI --force)")
+        ca = line_rows.clips_of_segment(self.lib.db, a["id"])
+        cb = line_rows.clips_of_segment(self.lib.db, b["id"])
+        text = join_text(a["text"], b["text"])
+        tags = list(dict.fromkeys(json.loads(a["tags"] or "[]") + json.loads(b["tags"] or "[]")))
+        conf = [c for c in (a["confidence"], b["confidence"]) if c is not None]
+        with self._edit(mid, {"op": "join", "segment": a["id"], "next": b["id"], "force": bool(force)},
+                        ("id IN (?, ?)", [a["id"], b["id"]]), words_of=(a["id"], b["id"])) as db:
+            line_rows.join_segments(db, a, b, ca, cb, text, tags, min(conf) if conf else None)
+        return {"segment": a["id"], "joined": b["id"], "text": text}
+
+    # -- subtitle encodings ------------------------------------------------------------------------
+    def subtitle_encoding(self, track_id: int) -> dict:
+        """How a subtitle track's encoding was chosen: {track, encoding, unsure, method, candidates}."""
+        t = self.lib.row("subtitle_tracks", track_id, "subtitle track")
+        info = json.loads(t.get("encoding_info") or "null") or {}
+        return {"track": track_id, "media_id": t["media_id"], "encoding": t["encoding"],
+                "unsure": bool(info.get("unsure")), "method": info.get("method"),
+                "candidates": info.get("candidates") or [], "path": t["path"]}
+
+    def set_subtitle_encoding(self, track_id: int, encoding: str) -> dict:
+        """Read a sidecar subtitle file again with ``encoding`` and replace the track's lines; the item stays.
+
+        Where the new reading has the same cues (the usual case: only the accented letters change), each line
+        and each segment still holding that line's automatic text gets the new text (words too, when they count
+        the same); user-edited text is left alone. Where the cues differ, the track's lines are replaced and, on
+        the primary track, its segments are made again from them (run the analysis again)."""
+        from pipeline.text.subtitles import drop_bad_cues, read_subtitle_file
+        from pipeline.text.encoding import normalise_encoding
+
+        t = self.lib.row("subtitle_tracks", track_id, "subtitle track")
+        enc = normalise_encoding(encoding)
+        if t["source"] != "sidecar" or not t["path"]:
+            raise BadInputError(f"subtitle track {track_id} is {'an embedded stream' if t['source'] == 'embedded' else 'not a file'}"
+                                "; only a subtitle file can be read again with another encoding")
+        doc = read_subtitle_file(t["path"], encoding=enc)
+        m = self.lib.media(t["media_id"])
+        new, _ = drop_bad_cues(doc.lines, m["duration"] or None)
+        old = line_rows.track_lines(self.lib.db, track_id)
+        same = len(old) == len(new) and all(abs(o["start"] - n.start) < 1e-3 and abs(o["end"] - n.end) < 1e-3
+                                            for o, n in zip(old, new))
+        previous = json.loads(t.get("encoding_info") or "null") or {}
+        info = {"encoding": enc, "unsure": False, "method": "user", "detected": previous.get("encoding", t["encoding"]),
+                "candidates": previous.get("candidates") or []}
+        changed, rebuilt = 0, False
+        with self.lib.atomic() as db:
+            if same:
+                retext: dict[int, tuple[str, str]] = {}
+                for o, n in zip(old, new):
+                    if (o["text"], o["speaker_cue"]) == (n.text, n.speaker_cue):
+                        continue
+                    changed += 1
+                    retext[o["id"]] = (o["text"], n.text)
+                    line_rows.retext_line(db, o["id"], o["text"], n)
+                edit_rows.retext_open_edits(db, t["media_id"], retext)
+            else:
+                rebuilt = bool(t["is_primary"])
+                line_rows.replace_track_lines(db, t["media_id"], track_id, new, rebuild_segments=rebuilt)
+                changed = len(new)
+            line_rows.set_track_encoding(db, track_id, enc, info)
+        return {"track": track_id, "media_id": t["media_id"], "encoding": enc, "lines": len(new), "changed": changed,
+                "rebuilt": rebuilt}
+
+    # == chat: personas, conversations, streamed replies in the character's voice ===========================
+    def chat_models(self) -> list[dict]:
+        """Each provider: reachable or not (with the reason) and its models."""
+        from .chat.providers import describe_providers
+
+        return describe_providers(self.settings)
+
+    # -- personas ----------------------------------------------------------------------------------
+    def persona_for(self, media_id: int, character: str) -> dict:
+        """The character's persona, drafted from their own lines on first use (then editable)."""
+        from .chat.persona import draft_persona
+        from .library.chat import list_personas, save_persona
+
+        m = self.lib.media(media_id)
+        row = labels.character_in(self.lib.db, media_id, character)
+        if row is None:
+            raise NotFoundError(f"no character '{character}' in item {media_id}")
+        existing = list_personas(self.lib.db, character_id=row[0])
+        if existing:
+            return existing[0].to_dict()
+        lines = [s["text"] for s in self.segments(media_id, character=row[1])]
+        voices = {v["name"]: v for v in self.voices()}
+        voice = next((n for n, v in voices.items() if (v.get("character") or "").lower() == row[1].lower()
+                      and v.get("status") == "ready"), "default")
+        persona = draft_persona(row[1].title(), lines, m["title"], voice=voice,
+                                provider=self.settings.chat_provider, model=self.settings.chat_model)
+        persona.character_id = row[0]
+        with self.lib.atomic() as db:
+            persona.id = save_persona(db, persona)
+        return persona.to_dict()
+
+    def personas(self) -> list[dict]:
+        from .library.chat import list_personas
+
+        return [p.to_dict() for p in list_personas(self.lib.db)]
+
+    def persona(self, persona_id: int):
+        from .library.chat import load_persona
+
+        return load_persona(self.lib.db, persona_id)
+
+    def update_persona(self, persona_id: int, changes: dict) -> dict:
+        """Edit a persona's prompt, model, provider, temperature, options or voice, and its generation controls
+        (max_tokens, top_p, repetition_penalty, max_chars, stop: typed, range-checked, kept in ``options``)."""
+        from .chat.persona import CONTROL_ALIASES, GENERATION_CONTROLS, Persona, generation_control
+        from .library.chat import save_persona
+
+        current = self.persona(persona_id).to_dict()
+        changes = dict(changes)
+        controls = {k: changes.pop(k) for k in list(changes)
+                    if k != "temperature" and (k in GENERATION_CONTROLS or k in CONTROL_ALIASES)}
+        if controls:
+            options = dict(changes.get("options", current.get("options")) or {})
+            for k, v in controls.items():
+                key, value = generation_control(k, v)
+                options.pop(k, None)
+                options[key] = value
+            changes["options"] = options
+        if "example_lines" in changes:  # the editor's lines: whole lines, and the prompt's example block follows
+            from .chat.persona import with_examples
+
+            lines = changes["example_lines"]
+            if isinstance(lines, str):
+                lines = lines.splitlines()
+            if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+                raise BadInputError("example_lines must be a list of lines")
+            changes["example_lines"] = [x.strip() for x in lines if x.strip()]
+            if changes["example_lines"] != current.get("example_lines"):
+                prompt = changes.get("system_prompt", current.get("system_prompt") or "")
+                changes["system_prompt"] = with_examples(prompt, current["name"], changes["example_lines"],
+                                                         current.get("source_title"))
+        allowed = {"name", "system_prompt", "model", "provider", "temperature", "options", "voice", "greeting",
+                   "example_lines"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise BadInputError(f"cannot change {', '.join(sorted(unknown))} (editable: {', '.join(sorted(allowed))})")
+        current.update(changes)
+        if "temperature" in changes:
+            t = float(changes["temperature"])
+            if not 0.0 <= t <= 2.0:
+                raise BadInputError("temperature must be between 0 and 2")
+        persona = Persona.from_dict(current)
+        with self.lib.atomic() as db:
+            save_persona(db, persona)
+        return persona.to_dict()
+
+    def import_card(self, path: str) -> dict:
+        """Import a card file; the same card again updates its persona (pipeline.workflows.chat)."""
+        from .workflows.chat import import_card_file
+
+        return import_card_file(self, path)
+
+    def export_card(self, persona_id: int, path: str) -> str:
+        from .workflows.chat import export_card_file
+
+        return export_card_file(self, persona_id, path)
+
+    # -- conversations -------------------------------------------------------------------------------
+    def start_conversation(self, persona_id: int) -> int:
+        from .library.chat import append_message, create_conversation
+
+        persona = self.persona(persona_id)
+        with self.lib.atomic() as db:
+            cid = create_conversation(db, persona_id, title=persona.name)
+            if (persona.greeting or "").strip():
+                append_message(db, cid, "assistant", persona.greeting.strip())
+        s = self.settings
+        s.last_persona_id = persona_id
+        s.save(self.lib.home)
+        return cid
+
+    def conversation(self, conversation_id: int) -> list[dict]:
+        from .library.chat import conversation_persona, history
+
+        if conversation_persona(self.lib.db, conversation_id) is None:
+            raise NotFoundError(f"conversation {conversation_id} does not exist")
+        return history(self.lib.db, conversation_id)
+
+    def _provider_for(self, persona):
+        from .chat.providers import provider_config
+
+        name = persona.provider or self.settings.chat_provider
+        from .chat.providers import shared_provider
+
+        return shared_provider(name, **{k: v for k, v in provider_config(self.settings).get(name, {}).items() if v})
+
+    def chat_send(self, conversation_id: int, text: str, *, speak: bool = False,
+                  on_delta: Callable[[str], None] | None = None,
+                  on_sentence_audio: Callable[[int, str, np.ndarray, int], None] | None = None,
+                  player: Callable[[np.ndarray, int], None] | None = None,
+                  cancel: CancelToken | None = None, summarise: bool = True):
+        """Send a user message; the reply streams through on_delta and (with speak) each finished sentence is
+        synthesised in the persona's voice while the next is generated. Returns pipeline.chat.conversation.Reply.
+        When older messages no longer fit the context the model then summarises them (``summarise=False``: the
+        caller does it later with :meth:`chat_update_summary`)."""
+        from .chat.conversation import Conversation, voice_tts
+        from .library.chat import append_message, conversation_persona, history
+
+        persona_id = conversation_persona(self.lib.db, conversation_id)
+        if persona_id is None:
+            raise NotFoundError(f"conversation {conversation_id} does not exist")
+        persona = self.persona(persona_id)
+        lib = self.lib
+
+        def store(message: dict) -> None:
+            with lib.atomic() as db:
+                append_message(db, conversation_id, message["role"], message["content"], partial=message.get("partial", False))
+
+        from .workflows.chat import summary, update_summary
+
+        tts = voice_tts(persona.voice or "default", self.voices_dir) if speak else None
+        provider, model = self._provider_for(persona), persona.model or self.settings.chat_model
+        conv = Conversation(provider, persona, history(self.lib.db, conversation_id), model=model, tts=tts,
+                            player=player, on_message=store, summary=summary(self, conversation_id)[0])
+        reply = conv.send(text, on_delta=on_delta, on_sentence_audio=on_sentence_audio, cancel=cancel)
+        if summarise and reply.dropped_messages and not reply.cancelled:  # older messages left the window
+            update_summary(self, conversation_id, persona, provider, model, reply.dropped_messages)
+        return reply
+
+    def listen(self, audio: np.ndarray, rate: int) -> str:
+        """Push-to-talk: the text of a short recording (the ASR stage)."""
+        from .chat.conversation import transcribe_utterance
+
+        text = transcribe_utterance(audio, rate)
+        if not text.strip():
+            raise BadInputError("no speech was recognised in the recording")
+        return text
+
+    # -- gallery, export, regenerate, summaries (pipeline.workflows.chat) ---------------------------
+    def import_card_bytes(self, data: bytes) -> dict:
+        from .workflows.chat import import_card_bytes
+
+        return import_card_bytes(self, data)
+
+    def persona_avatar(self, persona_id: int) -> bytes | None:
+        from .workflows.chat import avatar_jpeg
+
+        return avatar_jpeg(self, persona_id)
+
+    def persona_card_png(self, persona_id: int) -> bytes:
+        from .workflows.chat import card_png
+
+        return card_png(self, persona_id)
+
+    def persona_gallery(self) -> list[dict]:
+        from .workflows.chat import gallery
+
+        return gallery(self)
+
+    def export_conversation(self, conversation_id: int, fmt: str = "txt") -> tuple[bytes, str, str]:
+        from .workflows.chat import export_conversation
+
+        return export_conversation(self, conversation_id, fmt)
+
+    def chat_undo_last(self, conversation_id: int, expected: str | None = None) -> str:
+        from .workflows.chat import undo_last_exchange
+
+        return undo_last_exchange(self, conversation_id, expected)
+
+    def conversation_summary(self, conversation_id: int) -> tuple[str, int]:
+        from .workflows.chat import summary
+
+        return summary(self, conversation_id)
+
+    def chat_update_summary(self, conversation_id: int, dropped: int) -> str | None:
+        """Summarise the oldest ``dropped`` messages (a Reply's ``dropped_messages``) if no summary covers them."""
+        from .library.chat import conversation_persona_id
+        from .workflows.chat import update_summary
+
+        persona = self.persona(conversation_persona_id(self.lib.db, conversation_id))
+        return update_summary(self, conversation_id, persona, self._provider_for(persona),
+                              persona.model or self.settings.chat_model, dropped)
+
+    def persona_conversations(self, persona_id: int) -> list[dict]:
+        """A persona's conversations, newest first (NotFoundError for an unknown persona)."""
+        from .library.chat import list_conversations
+
+        self.persona(persona_id)
+        return list_conversations(self.lib.db, persona_id)
+
+    def conversation_messages(self, conversation_id: int) -> list[dict]:
+        """The conversation's chat messages as shown (no summaries): id, role, content, partial, created_at."""
+        from .library.chat import messages
+
+        return messages(self.lib.db, conversation_id)
+
+    # == voices: dataset → training job / instant clone → synthesis; voice management =======================
+    @property
+    def voices_dir(self) -> Path:
+        return self.lib.home / "voices"
+
+    def build_voice_dataset(self, media_id: int, character: str, *, min_s: float = 2.0, max_s: float = 15.0,
+                            listener: ProgressListener | None = None, cancel: CancelToken | None = None) -> dict:
+        """Build a training dataset from a character's kept and pending clips; returns the dataset row + summary."""
+        from .voices.dataset import ClipSample, build_dataset
+
+        m = self.lib.media(media_id)
+        segs = [s for s in self.segments(media_id, character=character) if s["status"] != "rejected"]
+        if not segs:
+            raise BadInputError(f"character '{character}' has no clips in item {media_id} to build a dataset from")
+        dialogue = self.lib.abspath(m["dialogue_path"])
+        samples = [ClipSample(audio_path=dialogue, text=s["text"], start=s["start"] + (s["trim_start"] or 0),
+                              end=s["end"] + (s["trim_end"] or 0), confidence=s["confidence"] if s["confidence"] is not None else 1.0,
+                              overlap=bool(s["overlap"]), clip_id=s["clip_id"]) for s in segs]
+        char_id = labels.character_in(self.lib.db, media_id, character)[0]
+        out = self.lib.home / "datasets" / f"item{media_id}-{voice_slug(character)}-{int(time.time())}"
+        summary = build_dataset(samples, out, min_s=min_s, max_s=max_s, progress=stage_callback(listener),
+                                cancel=cancel)
+        with self.lib.atomic() as db:
+            ds_id = voice_rows.add_dataset(db, char_id, self.lib.relpath(out), summary.to_dict())
+        return {"id": ds_id, "path": str(out), "character": character, "summary": summary.to_dict()}
+
+    def datasets(self) -> list[dict]:
+        rows = voice_rows.datasets(self.lib.db)
+        for r in rows:
+            s = json.loads(r.pop("summary_json") or "{}")
+            r["summary"] = {k: s.get(k) for k in ("kept", "rejected", "minutes_kept", "train", "val", "warning", "loudness")}
+        return rows
+
+    def prepare_training(self, name: str, dataset_id: int, *, backend: str = "auto", steps: int = 60,
+                         base_model: str | None = None, snac_dir: str | None = None, save_every: int = 20,
+                         lora_r: int = 16) -> PreparedJob:
+        """Validate and create (or resume) a training job for voice `name` on a stored dataset: ``pocket-lora`` (a
+        LoRA on Pocket TTS, CPU-sized; ``base_model`` = its language) or Orpheus (unsloth on a GPU, cpu: small bases)."""
+        if backend == "pocket-lora":
+            from .workflows import pocket_finetune
+            return pocket_finetune.prepare(self, name, dataset_id, steps=steps, language=base_model, save_every=save_every)
+        from .workflows.training import prepare_orpheus
+        return prepare_orpheus(self, name, dataset_id, backend=backend, steps=steps, base_model=base_model,
+                               snac_dir=snac_dir, save_every=save_every, lora_r=lora_r)
+
+    def train_voice(self, name: str, dataset_id: int, *, listener: ProgressListener | None = None,
+                    cancel: CancelToken | None = None, **kwargs):
+        return self.prepare_training(name, dataset_id, **kwargs).run(self, listener, cancel)
+
+    def voices(self) -> list[dict]:
+        """Every voice (the built-in `default` first) with adapter size beside its base model's size, and the voice
+        check's numbers (``check``: similarity, wer, dnsmos, ok, reasons, default = the default voice's numbers)."""
+        from .voices.synth import list_voices
+
+        rows = voice_rows.voice_rows(self.lib.db)
+        out = []
+        for v in list_voices(self.voices_dir):
+            r = rows.get(v.name, {})
+            out.append({**v.to_dict(), "status": r.get("status", "ready"), "base_bytes": r.get("base_bytes"),
+                        "adapter_mb": round(v.adapter_bytes / 1e6, 2),
+                        "base_mb": round(r["base_bytes"] / 1e6, 1) if r.get("base_bytes") else None,
+                        "check": json.loads(r["check_json"]) if r.get("check_json") else None})
+        for name, r in rows.items():  # voices still training (a failed or cancelled run is no voice: training_runs)
+            if r["status"] == "training" and not any(o["name"] == name for o in out):
+                out.append({"name": name, "status": r["status"], "base_model": r["base_model"], "adapter_bytes": 0,
+                            "builtin": False, "character": None,
+                            "check": json.loads(r["check_json"]) if r.get("check_json") else None})
+        checked = [o["check"]["default"] for o in out if o.get("check") and o["check"].get("default")]
+        if out and out[0].get("builtin"):  # the default voice: its WER / DNSMOS from the latest check that measured it
+            out[0]["check"] = {"similarity": None, "wer": checked[-1]["wer"], "dnsmos": checked[-1]["dnsmos"], "ok": True,
+                               "reasons": [], "default": None} if checked else None
+        return out
+
+    def training_runs(self) -> list[dict]:
+        rows = voice_rows.training_runs(self.lib.db)
+        for r in rows:
+            r["losses"] = json.loads(r.pop("losses_json") or "[]")
+        return rows
+
+    def say_stream(self, voice: str, text: str, *, cancel: CancelToken | None = None) -> Iterator[tuple[np.ndarray, int]]:
+        """Synthesise text in a voice, sentence chunk by chunk (any length)."""
+        from .voices.synth import synthesize_stream
+
+        return synthesize_stream(voice, text, voices_dir=self.voices_dir, cancel=cancel)
+
+    def say(self, voice: str, text: str, *, max_chars: int | None = None) -> tuple[np.ndarray, int]:
+        """Whole-text synthesis (refuses text over the per-request cap; use say_stream for more)."""
+        from .voices.synth import MAX_CHARS, synthesize
+
+        return synthesize(voice, text, voices_dir=self.voices_dir, max_chars=max_chars or MAX_CHARS)
+
+    def remove_voice(self, name: str) -> None:
+        """Delete a trained voice into the trash (personas using it get the default voice); see delete_voice."""
+        self.delete_voice(name, reassign=True)
+
+    # voice management (pipeline.workflows.voice_admin): rename, trash/restore/purge, storage, who uses what
+    def rename_voice(self, old: str, new: str) -> dict:
+        from .workflows import voice_admin
+        return voice_admin.rename(self.lib, self.voices_dir, old, new)
+
+    def delete_voice(self, name: str, *, reassign: bool = False) -> dict:
+        from .workflows import voice_admin
+        return voice_admin.delete(self.lib, self.voices_dir, name, reassign=reassign)
+
+    def restore_voice(self, name: str) -> dict:
+        from .workflows import voice_admin
+        return voice_admin.restore(self.lib, self.voices_dir, name)
+
+    def purge_voices(self, name: str | None = None) -> dict:
+        from .workflows import voice_admin
+        return voice_admin.purge(self.voices_dir, name)
+
+    def voice_storage(self) -> dict:
+        from .workflows import voice_admin
+        return voice_admin.storage(self.lib, self.voices_dir)
+
+    # -- instant voices (Pocket TTS clone; pipeline.workflows.instant_voice) -------------------------
+    def prepare_instant_voice(self, media_id: int, character: str, *, name: str | None = None, language: str | None = None):
+        from .workflows.instant_voice import prepare_instant_voice
+
+        return prepare_instant_voice(self, media_id, character, name=name, language=language)
+
+    def instant_voice(self, media_id: int, character: str, *, name: str | None = None, language: str | None = None,
+                      listener: ProgressListener | None = None, cancel: CancelToken | None = None) -> JobOutcome:
+        return self.prepare_instant_voice(media_id, character, name=name, language=language).run(self, listener, cancel)

@@ -83,7 +83,9 @@ def noisy_home(piper_clips, tmp_path_factory):
     with svc.lib.atomic() as db:
         db["voices"].insert({"name": "hissy", "base_model": "tiny", "created_at": now(), "status": "training"})
         vid = db.execute("SELECT id FROM voices WHERE name='hissy'").fetchone()[0]
-    res = svc._check_and_store(vid, white_noise, ds)
+    from pipeline.workflows.training import check_and_store
+
+    res = check_and_store(svc, vid, white_noise, ds)
     return svc, vid, res
 
 

@@ -788,3 +788,16 @@ def describe_providers(config: Any = None, providers: list[str] | None = None) -
             prov.close()
         out.append({"provider": name, "label": prov.label, "reachable": ok, "message": message, "models": models})
     return out
+
+
+_PROVIDERS: dict[tuple, object] = {}
+_PROVIDERS_LOCK = threading.Lock()
+
+
+def shared_provider(name: str, **cfg):
+    """One provider instance per configuration and process, so an embedded model stays loaded."""
+    key = (name, tuple(sorted((k, str(v)) for k, v in cfg.items())))
+    with _PROVIDERS_LOCK:
+        if key not in _PROVIDERS:
+            _PROVIDERS[key] = get_provider(name, **cfg)
+        return _PROVIDERS[key]

@@ -15,6 +15,7 @@ import json
 import sqlite3
 
 from ..errors import WeaverError
+from .lines import line_of_segments
 from .values import dumps, now
 
 # every table an edit may change, parents first: revert re-inserts in this order and deletes in reverse
@@ -147,3 +148,27 @@ def set_undo(db, edit_id: int, stored: dict) -> None:
 def close_open(db, media_id: int, why: str) -> None:
     """The item's open edits can no longer be undone (the rows they changed are gone), and ``why``."""
     db.execute("UPDATE edits SET closed = ? WHERE media_id = ? AND undone = 0 AND closed IS NULL", [why, media_id])
+
+
+def retext_open_edits(db, media_id: int, retext: dict[int, tuple[str, str]]) -> None:
+    """In the item's open edits, a line's old automatic text becomes its new reading, so undoing an edit made
+    before the re-decode gives back the new reading, not the mis-decoded text."""
+    if not retext:
+        return
+    seg_line = line_of_segments(db, list(retext))
+    for e in open_edits(db, media_id):
+        stored = json.loads(e["undo"])
+        segs = (stored.get("rows") or {}).get("segments") or {}
+        touched = False
+        for u in segs.get("updated", []):
+            pair = retext.get(seg_line.get(u["id"]))
+            if pair and u["old"].get("text") == pair[0]:
+                u["old"]["text"] = pair[1]
+                touched = True
+        for row in segs.get("deleted", []):
+            pair = retext.get(row.get("line_id"))
+            if pair and row.get("text") == pair[0]:
+                row["text"] = pair[1]
+                touched = True
+        if touched:
+            set_undo(db, e["id"], stored)

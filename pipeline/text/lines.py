@@ -24,3 +24,9 @@ def split_line_at(line: Line, at: float) -> tuple[Line, Line]:
                     speaker_cue=line.speaker_cue, tags=list(line.tags), confidence=line.confidence, index=line.index)
 
     return half(line.start, at, text_a, left), half(at, line.end, text_b, right)
+
+
+def join_text(a: str, b: str) -> str:
+    """Two line texts as one (a space between, blanks dropped)."""
+    a, b = a.strip(), b.strip()
+    return f"{a} {b}".strip() if a and b else a or b

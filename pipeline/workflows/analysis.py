@@ -589,7 +589,7 @@ def _join_again(rows: list[dict], old: list[dict]) -> list[dict]:
     """Join the new lines again where the user joined old ones: the consecutive new lines whose midpoints lie
     inside an old joined segment become one line (words concatenated, first line's cue, attribution and subtitle
     line), so the joined segment pairs with it and keeps its text, trims and mark."""
-    from pipeline.service_lines import join_text
+    from pipeline.text.lines import join_text
 
     for o in sorted((o for o in old if o["user_join"]), key=lambda o: o["start"]):
         inside = [j for j, r in enumerate(rows) if o["start"] <= (r["line"].start + r["line"].end) / 2 <= o["end"]]

@@ -7,7 +7,7 @@ One job (kind ``clone``) with two stages:
   cloned, and ``<voices>/<name>/`` is written atomically: ``voice_state.safetensors`` (the exported voice state,
   its size is the voice's storage), ``reference.wav`` (the picked reference, to clone again with another model)
   and ``voice.json`` (engine ``pocket``); then the ``voices`` row (status 'training');
-- **check**: the house voice check (pipeline.voices.check, via the service's ``_check_and_store``) against the
+- **check**: the house voice check (pipeline.voices.check, via pipeline.workflows.training.check_and_store) against the
   held-out clips (the character's clean clips not used as reference) sets 'ready' or 'failed'.
 
 The voice is then spoken by pipeline.voices.synth (``say``, ``/v1/audio/speech``, chat): its engine dispatch
@@ -119,7 +119,9 @@ def prepare_instant_voice(svc, media_id: int, character: str, *, name: str | Non
 
         voice_id = ctx.results["clone"]["voice_id"]
         refs = sorted((ctx.work_dir / "held_out").glob("*.wav"))
-        return svc._check_and_store(voice_id, lambda text: synthesize(name, text, voices_dir=svc.voices_dir), None, refs=refs,
+        from .training import check_and_store
+
+        return check_and_store(svc, voice_id, lambda text: synthesize(name, text, voices_dir=svc.voices_dir), None, refs=refs,
                                     library=ctx.library, progress=ctx.progress, cancel=ctx.cancel)
 
     stages = [Stage("clone", clone_stage, weight=3.0, label="cloning voice"),

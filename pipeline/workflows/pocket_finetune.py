@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..errors import BadInputError, StorageError
 from ..files import safe_child
-from ..jobs import JobOutcome, PreparedJob, Stage, StageContext
+from ..jobs import PreparedJob, Stage, StageContext
+from .training import check_stage, training_job
 from ..files import replace_folder
 from ..library import labels
 from ..library import voices as voice_rows
@@ -87,32 +88,6 @@ def prepare(svc, name: str, dataset_id: int, *, steps: int = 60, language: str |
               Stage("register", register_stage, weight=0.2, label="saving voice"),
               Stage("check", check_stage(svc, voice_id, name, dataset_dir), weight=2.0, label="checking voice")]
     return training_job(job_id, voice_id, stages, resumed)
-
-
-def check_stage(svc, voice_id: int, name: str, dataset_dir):
-    """The voice check after training, as a job stage (the numbers go to the voice's row; ready or failed)."""
-    def stage(ctx: StageContext) -> dict:
-        from ..voices.synth import synthesize
-
-        return svc._check_and_store(voice_id, lambda text: synthesize(name, text, voices_dir=svc.voices_dir),
-                                    dataset_dir, library=ctx.library, progress=ctx.progress, cancel=ctx.cancel)
-    return stage
-
-
-def training_job(job_id: int, voice_id: int, stages: list, resumed) -> PreparedJob:
-    """A training job (train → register → check) whose failure or cancel marks the run and the unfinished voice
-    (which then is no voice in the list; the run stays resumable)."""
-    def run(s, listener=None, cancel=None):
-        try:
-            results = s.runner.run(job_id, stages, listener=listener, cancel=cancel)
-        except BaseException:
-            state = "cancelled" if s.runner.get(job_id)["state"] == "cancelled" else "failed"
-            with s.lib.atomic() as db:
-                voice_rows.set_training_ended(db, voice_id, job_id, state)
-            raise
-        return JobOutcome(job_id, {**results["register"], "check": results["check"]}, resumed is not None)
-
-    return PreparedJob(job_id, resumed is not None, run)
 
 
 def register(voices_dir: str | os.PathLike, name: str, adapter_dir: str | os.PathLike, *, language: str,
