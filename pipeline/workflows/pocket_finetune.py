@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import BadInputError, StorageError
 from ..files import safe_child
 from ..jobs import PreparedJob, Stage, StageContext
-from .training import check_stage, training_job
+from .training import check_stage, loss_recorder, training_job
 from ..files import replace_folder
 from ..library import labels
 from ..library import voices as voice_rows
@@ -57,18 +57,7 @@ def prepare(svc, name: str, dataset_id: int, *, steps: int = 60, language: str |
     def train_stage(ctx: StageContext) -> dict:
         from ..voices.pocket_lora import train_pocket_lora
 
-        losses_seen: list[float] = []
-        last = [0.0]
-
-        def on_step(step, total, loss, eta):
-            losses_seen.append(float(loss))
-            t = time.monotonic()
-            if t - last[0] > 0.5 or step == total:
-                last[0] = t
-                with ctx.library.atomic() as db:
-                    voice_rows.set_losses(db, job_id, losses_seen)
-            ctx.progress(step / max(1, total), f"step {step}/{total} loss {loss:.3f}"
-                         + (f", about {eta:.0f} s left" if eta else ""))
+        on_step = loss_recorder(ctx, job_id)
 
         r = train_pocket_lora(dataset_dir, cfg, progress=on_step, cancel=ctx.cancel)
         return {"adapter_dir": str(r.adapter_dir), "losses": r.losses, "steps": r.steps, "adapter_bytes": r.adapter_bytes,

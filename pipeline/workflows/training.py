@@ -28,6 +28,24 @@ def cpu_guard(backend: str, base_model: str) -> None:
         guard.check_default_base(base_model, DEFAULT_BASE)
 
 
+def loss_recorder(ctx: StageContext, job_id: int, *, with_eta: bool = True):
+    """A trainer's ``progress(step, total, loss, eta)`` callback: the losses so far go to the training run (at most
+    twice a second) and the step, loss (and ETA) to the job's progress."""
+    losses_seen: list[float] = []
+    last = [0.0]
+
+    def on_step(step, total, loss, eta):
+        losses_seen.append(float(loss))
+        t = time.monotonic()
+        if t - last[0] > 0.5 or step == total:
+            last[0] = t
+            with ctx.library.atomic() as db:
+                voice_rows.set_losses(db, job_id, losses_seen)
+        ctx.progress(step / max(1, total), f"step {step}/{total} loss {loss:.3f}"
+                     + (f", about {eta:.0f} s left" if with_eta and eta else ""))
+    return on_step
+
+
 def prepare_orpheus(svc, name: str, dataset_id: int, *, backend: str = "auto", steps: int = 60,
                     base_model: str | None = None, snac_dir: str | None = None, save_every: int = 20,
                      lora_r: int = 16) -> PreparedJob:
@@ -68,17 +86,7 @@ def prepare_orpheus(svc, name: str, dataset_id: int, *, backend: str = "auto", s
     def train_stage(ctx: StageContext) -> dict:
         from ..voices.train import model_sizes, resolve_base_model, train_voice
 
-        losses_seen: list[float] = []
-        last = [0.0]
-
-        def on_step(step, total, loss, eta):
-            losses_seen.append(float(loss))
-            t = time.monotonic()
-            if t - last[0] > 0.5 or step == total:
-                last[0] = t
-                with ctx.library.atomic() as db:
-                    voice_rows.set_losses(db, job_id, losses_seen)
-            ctx.progress(step / max(1, total), f"step {step}/{total} loss {loss:.3f}")
+        on_step = loss_recorder(ctx, job_id, with_eta=False)
 
         result = train_voice(dataset_dir, cfg, progress=on_step, cancel=ctx.cancel)
         sizes = model_sizes(result.adapter_dir, resolve_base_model(base_model))
