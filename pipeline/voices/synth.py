@@ -116,23 +116,33 @@ def register_voice(
     dest = Path(voices_dir) / name
     if dest.exists() and not overwrite:
         raise BadInputError(f"a voice named '{name}' already exists")
+    meta = {"name": name, "base_model": base_model, "character": character}
+    if snac_dir:
+        meta["snac_dir"] = str(snac_dir)
+    if speaker:
+        meta["speaker"] = speaker
+    install_voice(voices_dir, name, src, meta, "*.safetensors")
+    return get_voice(name, voices_dir)
+
+
+def install_voice(voices_dir: str | os.PathLike, name: str, adapter_dir: str | os.PathLike, meta: dict,
+                  adapter_glob: str) -> dict:
+    """Copy an adapter folder into ``voices_dir/<name>/adapter`` with its voice.json (``meta`` + name, created,
+    adapter_bytes = the files matching ``adapter_glob``, rate), atomically: a failure leaves no half voice."""
+    dest = Path(voices_dir) / name
     tmp = Path(voices_dir) / f".{name}.tmp"
     try:
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(src, tmp / "adapter")
-        adapter_bytes = sum(f.stat().st_size for f in (tmp / "adapter").glob("*.safetensors"))
-        meta = {"name": name, "base_model": base_model, "character": character, "created": time.time(), "adapter_bytes": adapter_bytes, "rate": OUTPUT_RATE}
-        if snac_dir:
-            meta["snac_dir"] = str(snac_dir)
-        if speaker:
-            meta["speaker"] = speaker
+        shutil.copytree(adapter_dir, tmp / "adapter")
+        meta = {"name": name, **meta, "created": time.time(),
+                "adapter_bytes": sum(f.stat().st_size for f in (tmp / "adapter").glob(adapter_glob)), "rate": OUTPUT_RATE}
         (tmp / "voice.json").write_text(json.dumps(meta, indent=2))
         replace_folder(tmp, dest)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise StorageError(f"could not save voice '{name}': {e.strerror or e}") from None
     _ENGINES.clear()
-    return get_voice(name, voices_dir)
+    return meta
 
 
 # ---------------------------------------------------------------------------------------------- text

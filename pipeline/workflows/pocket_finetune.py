@@ -4,17 +4,13 @@ Same job machinery as the Orpheus route (pipeline.jobs JobRunner: progress, ETA,
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import time
 from pathlib import Path
 
-from ..errors import BadInputError, StorageError
+from ..errors import BadInputError
 from ..files import safe_child
 from ..jobs import PreparedJob, Stage, StageContext
 from .training import check_stage, loss_recorder, training_job
-from ..files import replace_folder
 from ..library import labels
 from ..library import voices as voice_rows
 
@@ -83,24 +79,12 @@ def register(voices_dir: str | os.PathLike, name: str, adapter_dir: str | os.Pat
              character: str | None = None) -> dict:
     """Copy a trained adapter into ``voices_dir/<name>`` with its voice.json (engine pocket-lora), atomically."""
     from ..voices.pocket_lora import _LORA_ENGINES, ADAPTER_FILE, ENGINE
-    from ..voices.synth import _ENGINES, _NAME_RE, OUTPUT_RATE
+    from ..voices.synth import _NAME_RE, install_voice
 
     if not _NAME_RE.match(name or "") or name == "default":
         raise BadInputError(f"invalid voice name {name!r}: use letters, digits, space, _ . - (and not 'default')")
-    dest = safe_child(voices_dir, name)
-    src = Path(adapter_dir)
-    tmp = Path(voices_dir) / f".{name}.tmp"
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(src, tmp / "adapter")
-        size = (tmp / "adapter" / ADAPTER_FILE).stat().st_size
-        meta = {"name": name, "engine": ENGINE, "base_model": f"pocket-tts/{language}", "language": language,
-                "character": character, "created": time.time(), "adapter_bytes": size, "rate": OUTPUT_RATE}
-        (tmp / "voice.json").write_text(json.dumps(meta, indent=2))
-        replace_folder(tmp, dest)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise StorageError(f"could not save voice '{name}': {e.strerror or e}") from None
-    _ENGINES.clear()
+    safe_child(voices_dir, name)
+    meta = install_voice(voices_dir, name, adapter_dir, {"engine": ENGINE, "base_model": f"pocket-tts/{language}",
+                                                         "language": language, "character": character}, ADAPTER_FILE)
     _LORA_ENGINES.clear()
     return meta
