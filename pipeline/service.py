@@ -916,8 +916,10 @@ class Service:
                         "adapter_mb": round(v.adapter_bytes / 1e6, 2),
                         "base_mb": round(r["base_bytes"] / 1e6, 1) if r.get("base_bytes") else None,
                         "check": json.loads(r["check_json"]) if r.get("check_json") else None})
-        for name, r in rows.items():  # voices still training (a failed or cancelled run is no voice: training_runs)
-            if r["status"] == "training" and not any(o["name"] == name for o in out):
+        for name, r in rows.items():  # voices still training, and voices whose check failed (they say why); a failed
+            # or cancelled training run is no voice (see training_runs)
+            listed = r["status"] == "training" or (r["status"] == "failed" and r.get("check_json"))
+            if listed and not any(o["name"] == name for o in out):
                 out.append({"name": name, "status": r["status"], "base_model": r["base_model"], "adapter_bytes": 0,
                             "builtin": False, "character": None,
                             "check": json.loads(r["check_json"]) if r.get("check_json") else None})

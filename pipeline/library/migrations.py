@@ -261,8 +261,7 @@ def _migration_voiceprint_sources(db: sqlite_utils.Database) -> None:
                " voiceprint_id INTEGER NOT NULL REFERENCES voiceprints(id) ON DELETE CASCADE,"
                " media_id INTEGER REFERENCES media(id) ON DELETE SET NULL, speaker TEXT, path TEXT, seconds REAL,"
                " created_at REAL NOT NULL)")
-    db.execute("CREATE INDEX voiceprint_sources_vp ON voiceprint_sources (voiceprint_id)")
-    db.execute("CREATE INDEX voiceprint_sources_media ON voiceprint_sources (media_id)")
+    # no indexes: a handful of rows per voiceprint, read whole
     for vid, source, created in db.execute("SELECT id, source, created_at FROM voiceprints").fetchall():
         m = re.match(r"label:item (\d+)/(.*)$", source or "")
         media_id = int(m.group(1)) if m else None
