@@ -52,7 +52,8 @@ def prepare_instant_voice(svc, media_id: int, character: str, *, name: str | Non
     from ..files import safe_child
     from ..library.labels import character_row
     from ..library.voices import add_instant_voice, refuse_taken_name
-    from ..library import now, replace_folder
+    from ..files import replace_folder
+    from ..library import now
     from ..voices import pocket
     from ..voices.synth import _NAME_RE
 
