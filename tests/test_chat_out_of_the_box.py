@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from pipeline.chat.conversation import Conversation
 from pipeline.chat.persona import GENERATION_DEFAULTS, Persona
 from pipeline.chat.providers import OllamaProvider, packaged_model_path
-from pipeline.chat.reply_shape import normalise, shape_reply
+from pipeline.chat.reply_shape import ReplyShaper, normalise, shape_reply
 from pipeline.text.sentences import split_sentences
 from pipeline.errors import BadInputError
 from tests.ollama_protocol_fake import OllamaProtocolFake
@@ -76,6 +77,30 @@ def test_a_reply_cut_by_the_token_cap_drops_its_unfinished_fragment():
     assert normalise("  It's ME, Rick!! ") == "it s me rick"
 
 
+def test_what_the_shaper_shows_is_never_taken_back():
+    """Streamed as models do (a leading space per token), a run-on sentence is cut at 240 characters; past the length
+    cap the cut ends the reply, so a word shown before the cut would be taken back."""
+    import random
+
+    rng = random.Random(3)
+    vocab = ["we", "wait", "here", "and", "think", "about", "the", "ship", "soon.", "home", "together", "an"]
+    checked = 0
+    for _ in range(200):
+        text = "Yes." + "".join(" " + rng.choice(vocab) for _ in range(rng.randint(40, 90)))
+        shaper = ReplyShaper(max_chars=rng.choice([60, 120, 200]))
+        shown = []
+        for token in re.findall(r"\s*\S+", text):
+            shaper.feed(token)
+            shown.append(shaper.shown)
+            if shaper.done:
+                break
+        shaper.finish()
+        final = shaper.text
+        assert all(final.startswith(s.rstrip()) for s in shown), (text, final)
+        checked += shaper.stopped == "length"
+    assert checked > 100  # most replies did hit the cap
+
+
 # -- out of the box: packaged SmolLM2 on the real engine -------------------------------------------------
 @pytest.mark.slow
 def test_fresh_library_chats_through_the_packaged_smollm2(tmp_path, monkeypatch):
@@ -124,6 +149,30 @@ def test_persona_generation_controls_reach_the_ollama_request():
     assert r.text == "Hello there." and r.stopped == "repeat"
     defaults = Persona(name="X", system_prompt="").generation_options()
     assert defaults == {**GENERATION_DEFAULTS, "temperature": 0.7}
+
+
+def test_streamed_text_is_always_a_prefix_of_the_kept_reply():
+    """What the listener sees never has to be taken back: not past the length cap (a run-on sentence is cut at 240
+    characters after its words were seen), not near the token cap (an unfinished fragment is dropped)."""
+    import random
+
+    rng = random.Random(7)
+    vocab = ["see", "look!", "ship", "take", "Yes", "listen", "already.", "but", "an", "here", "together.", "want",
+             "where?", "think", "why?", "We", "soon.", "home.", "Maybe", "wait", "ask", "Never", "Now", "wait!"]
+    cases = [(" ".join(rng.choice(vocab) for _ in range(rng.randint(20, 120))),
+              {"max_chars": rng.choice([40, 90, 160, 300])}) for _ in range(24)]
+    cases.append(("Yes. " + "we wait here and think " * 15, {"max_chars": 100}))  # one run-on sentence, cut at 240
+    cases.append(("Yes. We soon. think about it now and then", {"max_tokens": 9}))  # the cap cuts "think about"
+    with OllamaProtocolFake(models=["tiny:latest"]) as fake:
+        for text, options in cases:
+            fake.reply = text
+            persona = Persona(name="Rick", system_prompt="You are Rick.", model="tiny", provider="ollama",
+                              options=options)
+            deltas: list[str] = []
+            r = Conversation(OllamaProvider(fake.host), persona).send("hi", on_delta=deltas.append)
+            assert r.error is None and "".join(deltas) == r.text, (text, options, r.stopped)
+            assert text.startswith(r.text.strip()) and r.text.strip()
+    assert r.stopped == "truncated" and r.text == "Yes."  # "soon. think" reads as one unfinished sentence
 
 
 # -- weaver settings ---------------------------------------------------------------------------------------

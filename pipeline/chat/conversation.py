@@ -30,6 +30,7 @@ DEFAULT_REPLY_TOKENS = 400  # spoken replies are short; the persona's options ma
 SHAPING_KEYS = ("max_chars",)  # generation controls applied here, not sent to the provider
 MESSAGE_OVERHEAD_TOKENS = 4  # role markers the chat template adds around each message
 CONTEXT_MARGIN_TOKENS = 32
+_TOKEN_CAP_MARGIN = 16  # deltas (≈ tokens) before max_tokens from which only whole sentences are streamed
 
 TTS = Callable[[str], tuple[np.ndarray, int]]
 Player = Callable[[np.ndarray, int], None]
@@ -201,6 +202,7 @@ class Conversation:
         speech = _SpeechPipeline(self.tts, self.player, on_sentence_audio, cancel, reply, since) if self.tts else None
         shaper = self.shaper()  # stop strings, length cap at a sentence end, repeated sentences
         opts = self.provider_options()
+        max_tokens = int(opts.get("max_tokens") or 0)
         parts: list[str] = []
         sent = ""  # what on_delta has been given
         stopped_by_provider = False
@@ -221,7 +223,10 @@ class Conversation:
                     reply.t_first_token = since()
                 parts.append(delta)
                 take(shaper.feed(delta))
-                shown = shaper.shown  # on_delta only ever sees a prefix of the final reply
+                # on_delta only ever sees a prefix of the final reply; near the token cap an unfinished fragment
+                # may be dropped, so only whole sentences are shown there
+                near_cap = max_tokens > 0 and len(parts) >= max_tokens - _TOKEN_CAP_MARGIN
+                shown = shaper.settled if near_cap else shaper.shown
                 if on_delta is not None and len(shown) > len(sent):
                     piece, sent = shown[len(sent):], shown
                     try:
@@ -259,7 +264,7 @@ class Conversation:
                     reply.sentences.extend(rest)
             else:
                 # the token cap ended it (about one delta a token): an unfinished last fragment is dropped
-                take(shaper.finish(truncated=len(parts) >= int(opts.get("max_tokens") or 0) > 0))
+                take(shaper.finish(truncated=len(parts) >= max_tokens > 0))
                 reply.text = "".join(parts) if shaper.stopped is None else shaper.text
         reply.stopped = shaper.stopped
         if on_delta is not None and len(reply.text) > len(sent) and reply.text.startswith(sent):

@@ -76,10 +76,17 @@ class ReplyShaper:
         the start of an earlier one (it may become a repeat)."""
         if self.done:
             return self.text
+        if self.max_chars is not None and len(self._raw.strip()) >= self.max_chars:
+            return self.settled  # the cap ends the reply at a sentence end still to come: hold the fragment back
         pending = normalise(self._raw[self._cursor:])
         if pending and any(self._similar(pending, n[: len(pending)]) or n.startswith(pending) for n in self._seen):
             return self._raw[: self._cursor]
         return self._raw
+
+    @property
+    def settled(self) -> str:
+        """The whole sentences kept so far: always a prefix of the final reply, however it ends."""
+        return self.text if self.done else self._raw[: self._cursor]
 
     def feed(self, delta: str) -> list[str]:
         """Add a delta; return the sentences it completed that the reply keeps (none once done)."""
