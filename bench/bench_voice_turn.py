@@ -15,6 +15,9 @@ measured turns. Printed per turn (seconds after the end of the user's speech):
 Goal: tts_audio ≤ 1.5 s warm on 2 cores (the issue's target). Prints the median and the ratio to the goal.
 Measured 2026-12-03 on the shared 2-core box (load ≈1): median 1.76 s (vad_end 0.54, asr 1.02, first_token 1.23,
 first_sent 1.42); with --hangover 0.4: 1.54 s. Under load ≈13–18 (other jobs) ASR alone took 7–20 s.
+With the transcript started at the first pause (speculative ASR, used when the turn ends there), no word alignment
+for chat ASR and the reply's first clause voiced early: median 1.22 s over 6 turns (vad_end 0.54, asr 0.55,
+first_token 0.78; load ≈0.7, 2026-12-03).
 Run: .venv/bin/python bench/bench_voice_turn.py [--turns 4] [--hangover 0.55] [--llm-threads 1]
 """
 

@@ -175,6 +175,28 @@ def test_streamed_text_is_always_a_prefix_of_the_kept_reply():
     assert r.stopped == "truncated" and r.text == "Yes."  # "soon. think" reads as one unfinished sentence
 
 
+def test_the_first_clause_is_voiced_before_its_sentence_ends():
+    """The voice starts on the first clause (a comma after four words or more); the text keeps whole sentences."""
+    import numpy as np
+
+    spoken: list[str] = []
+
+    def tts(text):
+        spoken.append(text)
+        return np.zeros(2205, dtype=np.float32), 22050
+
+    persona = Persona(name="Rick", system_prompt="You are Rick.", model="tiny", provider="ollama")
+    with OllamaProtocolFake(models=["tiny:latest"]) as fake:
+        fake.reply = "Well, my old friend, the sea is calm tonight. We sail at dawn, all of us."
+        r = Conversation(OllamaProvider(fake.host), persona, tts=tts).send("hi")
+        assert r.sentences == ["Well, my old friend, the sea is calm tonight.", "We sail at dawn, all of us."]
+        assert spoken == ["Well, my old friend,", "the sea is calm tonight.", "We sail at dawn, all of us."]
+        assert r.t_first_audio is not None and r.t_first_audio <= r.t_audio_done
+        spoken.clear()
+        Conversation(OllamaProvider(fake.host), persona, tts=tts, speak_first_clause=False).send("hi")
+        assert spoken == r.sentences
+
+
 # -- weaver settings ---------------------------------------------------------------------------------------
 def weaver(home: Path, *args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "trayapp", *args], capture_output=True, text=True, timeout=120,

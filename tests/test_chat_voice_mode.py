@@ -24,7 +24,7 @@ import speech_samples as ss  # noqa: E402
 from capture.voice_io import BufferPlayer  # noqa: E402
 from pipeline.chat.voice_mode import (  # noqa: E402
     FRAME, FRAME_S, RATE, EchoGate, EchoReference, EnergyFrameVad, SileroFrameVad, SpeechDropped,
-    SpeechEnd, SpeechStart, TurnDetector, VadSettings, VoiceMode,
+    SpeechEnd, SpeechPause, SpeechStart, TurnDetector, VadSettings, VoiceMode,
 )
 
 USER_TEXT = "What is your name? Tell me about the harbor."
@@ -81,8 +81,11 @@ def heard(speech: np.ndarray, delay: float = 0.07, gain: float = 0.5, reflection
 def test_one_utterance_is_one_turn_ended_after_the_hangover(user):
     mic = np.concatenate([ss.silence(1.0), user, ss.silence(1.5)])
     events = run_detector(mic)
-    assert [type(e) for e in events] == [SpeechStart, SpeechEnd]
-    start, end = events
+    kinds = [type(e) for e in events]
+    assert kinds[0] == SpeechStart and kinds[-1] == SpeechEnd and set(kinds[1:-1]) == {SpeechPause}
+    start, pause, end = events[0], events[-2], events[-1]
+    assert np.array_equal(pause.audio, end.audio)  # what a transcription started at the pause would hear
+    assert end.t_decided - pause.t >= VadSettings().end_hangover - 0.25  # time left to transcribe ahead
     spoken_end = 1.0 + len(user) / RATE
     assert abs(start.t - 1.0) < 0.1 and start.t_decided - 1.0 < 0.15  # onset found and decided quickly
     assert abs(end.t - spoken_end) < 0.25
@@ -248,6 +251,37 @@ def test_engine_answers_a_turn_and_the_user_barges_in(user, reply):
     assert vm.turns[0].interrupted and vm.turns[0].timing.asr is not None
 
 
+def test_the_transcript_is_started_at_the_pause_and_dropped_when_speech_goes_on(user):
+    """Speculative ASR: the turn's transcript is the one started at the pause when the speech ended there; when the
+    user went on after a pause, the early transcript is not used and the whole utterance is transcribed."""
+    calls: list[int] = []
+    answered: list[str] = []
+
+    def transcribe(audio, rate):
+        calls.append(len(audio))
+        return f"{len(audio)} samples"
+
+    vm = VoiceMode(lambda text, cancel, play: answered.append(text), transcribe, BufferPlayer())
+    vm.feed(np.concatenate([ss.silence(0.5), user, ss.silence(1.0)]), 0.0)
+    vm.wait(10)
+    # (a pause between the sample's words starts one more that is then dropped)
+    assert vm.speculations["used"] == 1 and len(calls) == vm.speculations["started"]  # no transcription after the end
+    assert answered == [f"{calls[-1]} samples"] and calls[-1] / RATE == pytest.approx(len(user) / RATE, abs=0.6)
+
+    calls.clear(), answered.clear()
+    vm = VoiceMode(lambda text, cancel, play: answered.append(text), transcribe, BufferPlayer())
+    vm.feed(np.concatenate([ss.silence(0.5), user, ss.silence(0.35), user, ss.silence(1.0)]), 0.0)  # one turn
+    vm.wait(10)
+    assert len(vm.turns) == 1 and vm.speculations["started"] >= 2 and vm.speculations["used"] == 1
+    assert answered == [f"{max(calls)} samples"] and max(calls) / RATE > 2 * len(user) / RATE  # the whole utterance
+
+    vm = VoiceMode(lambda text, cancel, play: answered.append(text), transcribe, BufferPlayer(),
+                   settings=VadSettings(speculative_asr=False))
+    vm.feed(np.concatenate([ss.silence(0.5), user, ss.silence(1.0)]), 0.0)
+    vm.wait(10)
+    assert vm.speculations == {"started": 0, "used": 0} and answered[-1] == f"{calls[-1]} samples" and len(answered) == 2
+
+
 def test_engine_sends_nothing_for_noise():
     calls = []
     vm = VoiceMode(lambda *a: calls.append(a), lambda a, r: calls.append("asr") or "", BufferPlayer())
@@ -265,4 +299,5 @@ def test_feed_accepts_any_chunk_size(user):
     mic = np.concatenate([ss.silence(0.5), user, ss.silence(1.0)])
     for i in range(0, len(mic), 700):  # not a multiple of the frame
         vm.feed(mic[i:i + 700], i / RATE)
-    assert done.wait(10) and got[0] / RATE == pytest.approx(len(user) / RATE, abs=0.6)
+    vm.wait(10)  # (a transcription may also start at a pause between the words: the turn's is the last)
+    assert done.wait(10) and got[-1] / RATE == pytest.approx(len(user) / RATE, abs=0.6)

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import BadInputError, Cancelled, WeaverError
 from ..progress import CancelToken
+from ..text.sentences import leading_clause
 from .persona import Persona
 from .providers import ChatProvider, ProviderStreamError, normalize_options
 from .reply_shape import ReplyShaper
@@ -81,8 +82,9 @@ class Conversation:
     def __init__(self, provider: ChatProvider, persona: Persona, history: list[dict] | None = None, *,
                  model: str | None = None, max_history_tokens: int | None = None, tts: TTS | None = None,
                  player: Player | None = None, on_message: Callable[[dict], None] | None = None,
-                 max_user_chars: int = MAX_USER_CHARS, summary: str = ""):
+                 max_user_chars: int = MAX_USER_CHARS, summary: str = "", speak_first_clause: bool = True):
         self.provider = provider
+        self.speak_first_clause = speak_first_clause  # voice the reply's first clause before its sentence ends
         self.summary = (summary or "").strip()  # the model's summary of older messages (pipeline.chat.memory)
         self.persona = persona
         self.history: list[dict] = history if history is not None else []
@@ -206,6 +208,7 @@ class Conversation:
         parts: list[str] = []
         sent = ""  # what on_delta has been given
         stopped_by_provider = False
+        ahead: list[str] = []  # the first sentence's clause already handed to the voice
 
         def take(sentences: list[str]) -> None:
             for s in sentences:
@@ -213,7 +216,19 @@ class Conversation:
                     reply.t_first_sentence = since()
                 reply.sentences.append(s)
                 if speech is not None:
+                    if ahead and s.startswith(ahead[0]):
+                        s = s[len(ahead[0]):].strip()  # the rest of the sentence whose clause is being spoken
+                    ahead.clear()
                     speech.put(s)
+
+        def speak_ahead() -> None:
+            """Before the first sentence ends, voice its first clause (the first audio comes a clause sooner)."""
+            if speech is None or not self.speak_first_clause or reply.t_first_sentence is not None or ahead:
+                return
+            clause = leading_clause(shaper.pending)
+            if clause:
+                ahead.append(clause)
+                speech.put(clause)
 
         stream = None
         try:
@@ -223,6 +238,7 @@ class Conversation:
                     reply.t_first_token = since()
                 parts.append(delta)
                 take(shaper.feed(delta))
+                speak_ahead()
                 # on_delta only ever sees a prefix of the final reply; near the token cap an unfinished fragment
                 # may be dropped, so only whole sentences are shown there
                 near_cap = max_tokens > 0 and len(parts) >= max_tokens - _TOKEN_CAP_MARGIN
@@ -369,7 +385,9 @@ def transcribe_utterance(audio: np.ndarray, rate: int, *, backend: str | None = 
     if rate != media.ANALYSIS_RATE:
         x = media.resample(x, rate, media.ANALYSIS_RATE)
     asr = get_backend("asr", backend, **options)
-    transcript = asr.transcribe(x, media.ANALYSIS_RATE, progress=lambda f, m="": None, cancel=cancel)
+    # a chat turn needs the words, not their times: no word alignment (cross-attention DTW) after decoding
+    transcript = asr.transcribe(x, media.ANALYSIS_RATE, word_timestamps=False, progress=lambda f, m="": None,
+                                cancel=cancel)
     return " ".join(ln.text.strip() for ln in transcript.lines if ln.text and ln.text.strip())
 
 

@@ -88,6 +88,11 @@ class ReplyShaper:
         """The whole sentences kept so far: always a prefix of the final reply, however it ends."""
         return self.text if self.done else self._raw[: self._cursor]
 
+    @property
+    def pending(self) -> str:
+        """The unfinished sentence received so far (empty once the reply stopped)."""
+        return "" if self.done else self._raw[self._cursor:].lstrip()
+
     def feed(self, delta: str) -> list[str]:
         """Add a delta; return the sentences it completed that the reply keeps (none once done)."""
         if self.done or not delta:

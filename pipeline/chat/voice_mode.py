@@ -234,6 +234,7 @@ class VadSettings:
     max_echo_share: float = 0.6  # frames mostly explained by the playback never start speech
     pause_threshold: float = 0.4  # during playback one such frame pauses the voice at once …
     confirm: float = 0.25  # … and unless speech starts within this many seconds, the voice goes on
+    speculative_asr: bool = True  # transcribe at the first pause, while the hangover runs (used if speech ends there)
 
 
 @dataclass
@@ -251,6 +252,15 @@ class SpeechEnd:
 
 
 @dataclass
+class SpeechPause:
+    """Speech has paused long enough that, if it does not resume, ``audio`` is exactly what SpeechEnd will carry:
+    the engine may transcribe it while the hangover runs (speculative ASR)."""
+
+    t: float  # time the speech paused
+    audio: np.ndarray
+
+
+@dataclass
 class SpeechDropped:
     t: float
     duration: float  # too short: noise or a click, not sent
@@ -258,6 +268,8 @@ class SpeechDropped:
 
 class TurnDetector:
     """Start/end-of-speech decisions on per-frame (probability, echo share, level) with hysteresis and hangover."""
+
+    TAIL = 0.2  # seconds of the trailing quiet kept at the end of an utterance
 
     def __init__(self, settings: VadSettings | None = None):
         self.s = settings or VadSettings()
@@ -296,11 +308,15 @@ class TurnDetector:
             self._quiet += 1
         hang = max(1, int(round(s.end_hangover / FRAME_S)))
         forced = len(self._buf) * FRAME_S >= s.max_utterance
+        tail = int(round(self.TAIL / FRAME_S))
         if self._quiet < hang and not forced:
+            if self._quiet == tail and hang > tail and self._voiced * FRAME_S >= s.min_speech:
+                # from here on the end audio is fixed unless speech resumes (it keeps `tail` quiet frames)
+                return SpeechPause(t + FRAME_S - self._quiet * FRAME_S, np.concatenate(self._buf))
             return None
         self.speaking = False
         t_end = t + FRAME_S - self._quiet * FRAME_S
-        keep_tail = min(self._quiet, int(round(0.2 / FRAME_S)))
+        keep_tail = min(self._quiet, tail)
         frames = self._buf[: len(self._buf) - self._quiet + keep_tail]
         self._buf, self._quiet = [], 0
         if self._voiced * FRAME_S < s.min_speech:
@@ -345,6 +361,35 @@ class Turn:
     error: str | None = None
 
 
+class _Speculation:
+    """A transcription started at a pause in the user's speech, on a thread; used when the turn ends right there."""
+
+    def __init__(self, audio: np.ndarray, transcribe: "Transcribe", lock: threading.Lock):
+        self.audio = audio
+        self.text: str | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        threading.Thread(target=self._run, args=(transcribe, lock), daemon=True, name="voice-asr-ahead").start()
+
+    def _run(self, transcribe: "Transcribe", lock: threading.Lock) -> None:
+        try:
+            with lock:
+                self.text = transcribe(self.audio, RATE)
+        except BaseException as e:  # noqa: BLE001 - re-raised on the turn's thread when it is used
+            self.error = e
+        finally:
+            self.done.set()
+
+    def matches(self, audio: np.ndarray) -> bool:
+        return len(audio) == len(self.audio) and np.array_equal(audio, self.audio)
+
+    def result(self) -> str:
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self.text or ""
+
+
 Respond = Callable[[str, CancelToken, Callable[[np.ndarray, int], None]], object]
 Transcribe = Callable[[np.ndarray, int], str]
 
@@ -375,6 +420,9 @@ class VoiceMode:
         self._paused_at: tuple[float, float] | None = None  # (frame time, clock) of a pause awaiting confirmation
         self._t_next = -1e9  # where the microphone stream continues (keeps frame times contiguous)
         self.barge_ins: list[dict] = []
+        self._asr_lock = threading.Lock()  # one transcription at a time (speculative or not)
+        self._spec: _Speculation | None = None
+        self.speculations = {"started": 0, "used": 0}
 
     @property
     def busy(self) -> bool:
@@ -420,7 +468,12 @@ class VoiceMode:
         elif self._paused_at is not None and t - self._paused_at[0] >= s.confirm and not self.detector.speaking:
             self.player.unpause()  # not speech after all (a cough, a knock): the voice goes on
             self._paused_at = None
+        elif isinstance(event, SpeechPause):
+            if s.speculative_asr:
+                self._spec = _Speculation(event.audio, self.transcribe, self._asr_lock)
+                self.speculations["started"] += 1
         elif isinstance(event, SpeechDropped):
+            self._spec = None
             self.on_event("dropped", {"t": event.t, "duration": event.duration})
         elif isinstance(event, SpeechEnd):
             self.on_event("speech_end", {"t": event.t, "duration": len(event.audio) / RATE})
@@ -447,14 +500,22 @@ class VoiceMode:
         turn = Turn()
         turn.timing.vad_end = end.t_decided - end.t
         self.turns.append(turn)
-        self._worker = threading.Thread(target=self._run_turn, args=(turn, end, self._cancel), daemon=True,
+        spec, self._spec = self._spec, None
+        if spec is not None and not spec.matches(end.audio):
+            spec = None  # speech went on after that pause: its transcript is not this turn's
+        self._worker = threading.Thread(target=self._run_turn, args=(turn, end, self._cancel, spec), daemon=True,
                                         name="voice-turn")
         self._worker.start()
 
-    def _run_turn(self, turn: Turn, end: SpeechEnd, cancel: CancelToken) -> None:
+    def _run_turn(self, turn: Turn, end: SpeechEnd, cancel: CancelToken, spec: _Speculation | None = None) -> None:
         since = lambda: self.clock() - end.t  # noqa: E731
         try:
-            text = (self.transcribe(end.audio, RATE) or "").strip()
+            if spec is not None:
+                text = spec.result().strip()
+                self.speculations["used"] += 1
+            else:
+                with self._asr_lock:
+                    text = (self.transcribe(end.audio, RATE) or "").strip()
             turn.timing.asr = since()
             turn.text = text
             if not text:

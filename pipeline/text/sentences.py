@@ -126,6 +126,20 @@ def _soft_cut(buf: str, limit: int) -> int:
     return k if k > 0 else limit
 
 
+_CLAUSE_END_RE = re.compile(r"[,;:]\s+|\s+[—–-]\s+")
+
+
+def leading_clause(text: str, min_words: int = 4) -> str | None:
+    """The first clause of an unfinished sentence once it is certain ("Well, my friend, I know" → "Well, my
+    friend,"): text up to the first comma/semicolon/colon/dash that follows at least ``min_words`` words and has
+    more text after it; None when there is no such break yet. Speaking it early starts a spoken reply sooner."""
+    for m in _CLAUSE_END_RE.finditer(text):
+        head = text[: m.start()].strip()
+        if len(head.split()) >= min_words and m.end() < len(text):
+            return text[: m.end()].rstrip()
+    return None
+
+
 def split_sentences(text: str, max_chars: int = 240) -> list[str]:
     """Split a whole text into sentences (same rules as the streaming splitter)."""
     s = SentenceSplitter(max_chars=max_chars)
