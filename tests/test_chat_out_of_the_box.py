@@ -197,6 +197,40 @@ def test_the_first_clause_is_voiced_before_its_sentence_ends():
         assert spoken == r.sentences
 
 
+def test_a_streaming_voice_is_played_in_pieces_as_it_is_made():
+    """A voice with ``stream`` (Pocket) is handed to the player piece by piece (the first one short), while the
+    sentence callback still gets the sentence's whole audio."""
+    import numpy as np
+
+    rate = 24000
+    made: list[np.ndarray] = []
+
+    class StreamingVoice:
+        def __call__(self, text):
+            raise AssertionError("the streaming path is used")
+
+        def stream(self, text):
+            for i in range(12):  # 80 ms frames, like Pocket's decoder
+                chunk = np.full(int(0.08 * rate), (len(made) + 1) / 100, dtype=np.float32)
+                made.append(chunk)
+                yield chunk, rate
+
+    played: list[np.ndarray] = []
+    whole: list[np.ndarray] = []
+    persona = Persona(name="Rick", system_prompt="You are Rick.", model="tiny", provider="ollama")
+    with OllamaProtocolFake(models=["tiny:latest"]) as fake:
+        fake.reply = "Yes. We sail at dawn."
+        r = Conversation(OllamaProvider(fake.host), persona, tts=StreamingVoice(),
+                         player=lambda a, sr: played.append(a)).send(
+            "hi", on_sentence_audio=lambda i, s, a, sr: whole.append(a))
+    assert r.error is None and len(whole) == 2 and not r.audio_errors
+    assert np.array_equal(np.concatenate(played), np.concatenate(made))  # every frame played, in order
+    assert np.array_equal(np.concatenate(whole), np.concatenate(made))
+    assert len(played) >= 4 and len(played[0]) < len(whole[0])  # pieces, not whole sentences
+    frames = [round(len(p) / (0.08 * rate)) for p in played]
+    assert frames == [3, 5, 4, 5, 5, 2]  # 0.24 s first, then ≥ 0.4 s, each sentence's rest at its end
+
+
 # -- weaver settings ---------------------------------------------------------------------------------------
 def weaver(home: Path, *args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "trayapp", *args], capture_output=True, text=True, timeout=120,

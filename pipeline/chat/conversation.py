@@ -31,6 +31,8 @@ DEFAULT_REPLY_TOKENS = 400  # spoken replies are short; the persona's options ma
 SHAPING_KEYS = ("max_chars",)  # generation controls applied here, not sent to the provider
 MESSAGE_OVERHEAD_TOKENS = 4  # role markers the chat template adds around each message
 CONTEXT_MARGIN_TOKENS = 32
+STREAM_PIECE_S = 0.4  # a streaming voice's audio goes to the player in pieces at least this long …
+FIRST_PIECE_S = 0.24  # … except the reply's first piece (three Pocket frames): the first audio comes sooner
 _TOKEN_CAP_MARGIN = 16  # deltas (≈ tokens) before max_tokens from which only whole sentences are streamed
 
 TTS = Callable[[str], tuple[np.ndarray, int]]
@@ -333,23 +335,50 @@ class _SpeechPipeline:
                     continue
                 idx, sentence, text = item
                 try:
-                    audio, rate = self.tts(text)
-                    audio = np.asarray(audio, dtype=np.float32)
+                    audio, rate = self._synthesise(text)
                 except Exception as e:  # noqa: BLE001 - one failed sentence must not end the chat
                     self.reply.audio_errors.append(f"sentence {idx + 1}: {e}")
                     continue
-                if self.reply.t_first_audio is None:
-                    self.reply.t_first_audio = self.since()
                 if self.callback is not None:
                     try:
                         self.callback(idx, sentence, audio, int(rate))
                     except Exception as e:  # noqa: BLE001
                         self.reply.audio_errors.append(f"sentence {idx + 1} callback: {e}")
-                if self.play_q is not None:
-                    self.play_q.put((audio, int(rate)))
         finally:
             if self.play_q is not None:
                 self.play_q.put(None)
+
+    def _synthesise(self, text: str) -> tuple[np.ndarray, int]:
+        """One sentence's audio; a streaming voice (``tts.stream``) is played as it is made, in pieces of at
+        least STREAM_PIECE_S, the reply's first one FIRST_PIECE_S (the first audio comes a sentence sooner)."""
+        stream = getattr(self.tts, "stream", None)
+        if stream is None:
+            audio, rate = self.tts(text)
+            audio = np.asarray(audio, dtype=np.float32)
+            self._out(audio, int(rate))
+            return audio, int(rate)
+        parts: list[np.ndarray] = []
+        piece: list[np.ndarray] = []
+        rate = 0
+        for chunk, rate in stream(text):
+            piece.append(np.asarray(chunk, dtype=np.float32).reshape(-1))
+            least = FIRST_PIECE_S if self.reply.t_first_audio is None else STREAM_PIECE_S
+            if sum(len(p) for p in piece) >= least * rate:
+                parts.append(np.concatenate(piece))
+                piece = []
+                self._out(parts[-1], int(rate))
+            if self._stopped():
+                break
+        if piece:
+            parts.append(np.concatenate(piece))
+            self._out(parts[-1], int(rate))
+        return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)), int(rate or 24000)
+
+    def _out(self, audio: np.ndarray, rate: int) -> None:
+        if self.reply.t_first_audio is None:
+            self.reply.t_first_audio = self.since()
+        if self.play_q is not None:
+            self.play_q.put((audio, rate))
 
     def _play_loop(self) -> None:
         while True:
@@ -391,11 +420,24 @@ def transcribe_utterance(audio: np.ndarray, rate: int, *, backend: str | None = 
     return " ".join(ln.text.strip() for ln in transcript.lines if ln.text and ln.text.strip())
 
 
+class VoiceTTS:
+    """``tts(text) -> (audio, rate)`` with a voice from pipeline.voices.synth; ``tts.stream(text)`` yields the
+    audio chunk by chunk as the voice makes it (Pocket streams as it decodes)."""
+
+    def __init__(self, voice: str, voices_dir, **synth_options):
+        self.voice, self.voices_dir, self.options = voice, voices_dir, synth_options
+
+    def __call__(self, text: str) -> tuple[np.ndarray, int]:
+        from ..voices import synth
+
+        return synth.synthesize(self.voice, text, voices_dir=self.voices_dir, **self.options)
+
+    def stream(self, text: str):
+        from ..voices import synth
+
+        return synth.synthesize_stream(self.voice, text, voices_dir=self.voices_dir, **self.options)
+
+
 def voice_tts(voice: str, voices_dir, **synth_options) -> TTS:
-    """A ``tts(text) -> (audio, rate)`` callable speaking with a voice from pipeline.voices.synth."""
-    from ..voices import synth
-
-    def tts(text: str) -> tuple[np.ndarray, int]:
-        return synth.synthesize(voice, text, voices_dir=voices_dir, **synth_options)
-
-    return tts
+    """A TTS callable (see :class:`VoiceTTS`) speaking with a voice from pipeline.voices.synth."""
+    return VoiceTTS(voice, voices_dir, **synth_options)
