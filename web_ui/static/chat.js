@@ -121,7 +121,7 @@ async function send(text, regenerate = false) {
 }
 
 function voiceControls() {
-  const ptt = el("button", { id: "chat-ptt", title: "hold to talk, release to send" }, "🎤 Hold to talk");
+  const ptt = el("button", { id: "chat-ptt", title: "hold to talk, release to send" }, "● Hold to talk");
   const showError = (m) => $("#chat-log").append(el("div", { class: "error" }, m));
   holdToTalk(ptt, (text) => send(text), showError);
   const status = el("span", { id: "chat-handsfree-state", class: "muted" }, "");
