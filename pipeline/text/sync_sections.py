@@ -1,0 +1,192 @@
+"""Piecewise subtitle sync: sections of cues whose offset differs from the global fit (a cut scene, an ad break,
+another edit), on top of the global scale.
+
+After the global ``scale * t + offset`` fit, windows of consecutive cues are each cross-correlated with the speech
+mask over the whole media; the offsets they prefer (beyond the global one) become candidates. Every cue gets a score
+per candidate offset (speech covered − silence covered + an onset bonus, the global fit's objective), and a
+segmented fit over cue order (dynamic programming, at least ``MIN_SECTION_CUES`` cues a section, ``SECTION_PENALTY``
+per extra section) picks where the offset jumps. Each section's offset is then refined at 10 ms. A split is kept
+only when every extra section clearly beats the global offset on its own cues.
+
+Pure numpy; the objective is passed in (``pipeline.text.sync`` owns it).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import numpy as np
+
+MIN_SECTION_CUES = 5
+SECTION_PENALTY = 3.0  # per-cue score units (1 = a cue on speech at its onset) an extra section must gain
+SECTION_GAIN = 0.4  # a section's own offset must beat the global one by this much a cue on average,
+SECTION_SHARE = 0.7  # ... on this share of its cues,
+SECTION_T = 3.0  # ... with this t statistic (so one long cue on a missed VAD region cannot make a section)
+_WINDOW = 12  # cues per candidate window
+_STEP = 4
+_PEAKS = 8  # correlation peaks per window checked with the exact objective
+_COARSE = 0.1  # s, resolution of the candidate search
+_MIN_JUMP = 0.4  # s: smaller offset changes are left to the global fit
+
+
+class Objective(Protocol):
+    """What ``pipeline.text.sync`` passes in: its speech objective."""
+
+    def value(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray: ...
+
+    def cum_at(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def per_cue(obj: Objective, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The objective of each cue on its own, per cue length: about 1 on speech with its onset, −0.8 on silence."""
+    v = obj.value(starts[None, :], ends[None, :])
+    return np.clip(v / (ends - starts + 0.5), -1.0, 1.0)
+
+
+def segment(values: np.ndarray, penalty: float, min_len: int) -> list[tuple[int, int]]:
+    """Best split of rows (cues, in order) into runs of ≥ ``min_len`` rows, each run taking one column (offset).
+
+    Maximises Σ values − penalty × (runs − 1); returns (first row, column) per run. Segmented least squares by
+    dynamic programming, O(n² k)."""
+    n, k = values.shape
+    if n < 2 * min_len:
+        return [(0, int(np.argmax(values.sum(axis=0))))]
+    cum = np.vstack([np.zeros((1, k)), np.cumsum(values, axis=0)])
+    best = np.full(n + 1, -np.inf)
+    best[0] = 0.0
+    back = np.zeros(n + 1, dtype=int)
+    col = np.zeros(n + 1, dtype=int)
+    for j in range(min_len, n + 1):
+        i = np.arange(0, j - min_len + 1)
+        ok = np.isfinite(best[i])
+        if not ok.any():
+            continue
+        i = i[ok]
+        gains = cum[j][None, :] - cum[i]  # (len(i), k)
+        kk = np.argmax(gains, axis=1)
+        tot = best[i] + gains[np.arange(len(i)), kk] - penalty * (i > 0)
+        m = int(np.argmax(tot))
+        best[j], back[j], col[j] = tot[m], i[m], kk[m]
+    out: list[tuple[int, int]] = []
+    j = n
+    while j > 0:
+        out.append((int(back[j]), int(col[j])))
+        j = back[j]
+    return out[::-1]
+
+
+def _candidates(obj: Objective, S: np.ndarray, E: np.ndarray, media_end: float) -> list[tuple[float, list[int]]]:
+    """Offsets (relative to the global fit) that windows of cues prefer, with the windows' cue indexes."""
+    n = len(S)
+    rc = _COARSE
+    nv = int(math.ceil(media_end / rc)) + 1
+    edges = np.arange(nv + 1) * (rc / 0.01)
+    vc = np.diff(obj.cum_at(edges)) / (rc / 0.01)  # mean ±1 speech mask per coarse bin
+    spans = [(w0, min(n, w0 + _WINDOW)) for w0 in range(0, max(1, n - _WINDOW + 1), _STEP)]
+    if spans[-1][1] < n:
+        spans.append((max(0, n - _WINDOW), n))
+    mmax = max(int(math.ceil((E[w1 - 1] - S[w0]) / rc)) + 2 for w0, w1 in spans)
+    ext = np.concatenate([np.full(mmax, -1.0), vc, np.full(mmax, -1.0)])
+    nfft = 1 << int(math.ceil(math.log2(len(ext) + mmax)))
+    ext_f = np.fft.rfft(ext, nfft)
+    found: list[tuple[float, int]] = []
+    for wi, (w0, w1) in enumerate(spans):
+        t0 = S[w0]
+        diff = np.zeros(mmax + 1)
+        np.add.at(diff, np.floor((S[w0:w1] - t0) / rc).astype(int), 1.0)
+        np.add.at(diff, np.minimum(np.ceil((E[w0:w1] - t0) / rc).astype(int), mmax), -1.0)
+        mask = np.minimum(np.cumsum(diff)[:mmax], 1.0)
+        corr = np.fft.irfft(ext_f * np.conj(np.fft.rfft(mask, nfft)), nfft)[: len(ext) - mmax + 1]
+        corr /= max(mask.sum(), 1.0)
+        j0 = int(round(t0 / rc)) + mmax
+        base = float(corr[j0]) if 0 <= j0 < len(corr) else -1.0
+        # the coarse mask cannot tell dense dialogue from the right place: the exact objective picks among its peaks
+        peaks = _peaks(corr, _PEAKS, int(round(1.0 / rc)))
+        peaks = [j for j in peaks if corr[j] >= 0.5 and corr[j] - base >= 0.3]
+        if not peaks:
+            continue
+        ds = np.array([(j - mmax) * rc - t0 for j in peaks])
+        grid = ds[:, None] + np.linspace(-0.2, 0.2, 21)[None, :]
+        Sw, Ew = S[w0:w1], E[w0:w1]
+        vals = np.array([obj.value(Sw[:, None] + g[None, :], Ew[:, None] + g[None, :]).max() for g in grid])
+        d = float(ds[int(np.argmax(vals))])
+        if abs(d) >= _MIN_JUMP:
+            found.append((d, wi))
+    found.sort()
+    groups: list[list[tuple[float, int]]] = []
+    for d, wi in found:
+        if groups and d - groups[-1][-1][0] <= 1.0:
+            groups[-1].append((d, wi))
+        else:
+            groups.append([(d, wi)])
+    groups.sort(key=len, reverse=True)
+    out = []
+    for g in groups[:12]:
+        idx = sorted({i for _, wi in g for i in range(*spans[wi])})
+        out.append((float(np.median([d for d, _ in g])), idx))
+    return out
+
+
+def _peaks(x: np.ndarray, k: int, sep: int) -> list[int]:
+    """Indexes of the ``k`` highest values of ``x`` at least ``sep`` apart."""
+    out: list[int] = []
+    for j in np.argsort(x)[::-1]:
+        if all(abs(int(j) - o) >= sep for o in out):
+            out.append(int(j))
+            if len(out) >= k:
+                break
+    return out
+
+
+def refine_offset(obj: Objective, S: np.ndarray, E: np.ndarray, d0: float, radius: float = 0.5) -> float:
+    """Offset near ``d0`` (10 ms grid, then 2 ms) that maximises the objective of these cues."""
+    d = d0
+    for r, num in ((radius, int(round(2 * radius / 0.01)) + 1), (0.02, 21)):
+        dv = d + np.linspace(-r, r, num)
+        vals = obj.value(S[:, None] + dv[None, :], E[:, None] + dv[None, :])
+        top = vals.max()
+        d = float(dv[vals >= top - 1e-3 * max(1.0, abs(top))].mean())
+    return d
+
+
+def clearly_better(gain: np.ndarray) -> bool:
+    """Per-cue score gains of a section's own offset over the global one: consistently and clearly positive."""
+    n = len(gain)
+    if n < MIN_SECTION_CUES or gain.sum() < SECTION_PENALTY:
+        return False
+    mean, sd = float(gain.mean()), float(gain.std(ddof=1))
+    t = mean / max(sd / math.sqrt(n), 1e-9)
+    return mean >= SECTION_GAIN and float(np.mean(gain > 0.05)) >= SECTION_SHARE and t >= SECTION_T
+
+
+def find_sections(obj: Objective, S: np.ndarray, E: np.ndarray, media_end: float) -> list[tuple[int, float]] | None:
+    """Sections of the cues (already mapped by the global fit, sorted by start) as (first cue, extra offset), or
+    None when one offset fits best (the normal case)."""
+    n = len(S)
+    if n < 2 * MIN_SECTION_CUES:
+        return None
+    cands = _candidates(obj, S, E, media_end)
+    if not cands:
+        return None
+    offsets = [0.0]
+    for d, idx in cands:
+        d = refine_offset(obj, S[idx], E[idx], d)
+        if all(abs(d - o) >= _MIN_JUMP for o in offsets):
+            offsets.append(d)
+    if len(offsets) == 1:
+        return None
+    V = np.stack([per_cue(obj, S + d, E + d) for d in offsets], axis=1)
+    runs = segment(V, SECTION_PENALTY, MIN_SECTION_CUES)
+    if len(runs) < 2:
+        return None
+    bounds = [r[0] for r in runs] + [n]
+    out: list[tuple[int, float]] = []
+    for (i0, k), i1 in zip(runs, bounds[1:]):
+        d = refine_offset(obj, S[i0:i1], E[i0:i1], offsets[k], radius=0.3)
+        if abs(d) >= _MIN_JUMP and not clearly_better(per_cue(obj, S[i0:i1] + d, E[i0:i1] + d) - V[i0:i1, 0]):
+            d = 0.0  # not clearly better than the global offset here
+        if out and abs(out[-1][1] - d) < _MIN_JUMP:
+            continue  # same offset as the section before: one section
+        out.append((i0, d))
+    return out if len(out) > 1 else None
