@@ -189,17 +189,39 @@ def _with_sections(cues: list[Line], res: SyncResult, speech: list[Region] | Non
     found = sync_sections.find_sections(obj, S, E, media_end)
     if not found:
         return res
-    sections = [(0.0 if k == 0 else float(s[i0]), float(res.offset + d)) for k, (i0, d) in enumerate(found)]
-    sizes = np.diff([i0 for i0, _ in found] + [len(cues)])
-    split = replace(res, offset=sections[int(np.argmax(sizes))][1], sections=sections)
+    bounds = [i0 for i0, _ in found] + [len(cues)]
+    a, offsets = _refit_scale(obj, s, e, res.scale, [res.offset + d for _, d in found], bounds)
+    sections = [(0.0 if k == 0 else float(s[i0]), float(o)) for k, ((i0, _), o) in enumerate(zip(found, offsets))]
+    split = replace(res, scale=a, offset=sections[int(np.argmax(np.diff(bounds)))][1], sections=sections)
     if res.method == "speech":
-        d = np.array([split.offset_at(t) for t in s]) - res.offset
-        score = _mapped_score(obj, S + d, E + d)
+        b = np.array([split.offset_at(t) for t in s])
+        score = _mapped_score(obj, a * s + b, a * e + b)
         if score < res.score:  # sections that cover speech worse than one offset: keep one
             return res
         return replace(split, score=score)
     score = _asr_score(cues, words or [], split)
     return replace(split, score=score) if score >= res.score else res
+
+
+def _refit_scale(obj: _SpeechObjective, s: np.ndarray, e: np.ndarray, a0: float, offsets: list[float],
+                 bounds: list[int]) -> tuple[float, list[float]]:
+    """The scale refitted with one offset per section (the global fit saw the sections as one): ``a0``, 1.0 or a
+    framerate ratio moving no cue by more than 0.5 s, whichever the sections' cues fit best (a ratio on a tie)."""
+    span = max(float(e.max() - s.min()), 1.0)
+    cands = [a0] + [r for r in [1.0] + [r for r, _ in FRAMERATE_RATIOS] if abs(r - a0) * span < 0.5]
+    fits = []
+    for a in cands:
+        offs, total = [], 0.0
+        for (i0, i1), b in zip(zip(bounds, bounds[1:]), offsets):
+            tc = float(np.median(s[i0:i1]))
+            d = sync_sections.refine_offset(obj, a * (s[i0:i1] - tc), a * (e[i0:i1] - tc), b + a0 * tc, radius=0.6)
+            total += float(obj.value(a * (s[i0:i1] - tc) + d, a * (e[i0:i1] - tc) + d))
+            offs.append(d - a * tc)
+        fits.append((total, a, offs))
+    top = max(f[0] for f in fits)
+    snapped = [f for f in fits[1:] if f[0] >= top - 0.01 * abs(top)]
+    _, a, offs = snapped[0] if snapped else max(fits, key=lambda f: f[0])
+    return float(a), offs
 
 
 def _word_regions(words: list[Word], gap: float = 0.3) -> list[Region]:

@@ -181,12 +181,48 @@ def find_sections(obj: Objective, S: np.ndarray, E: np.ndarray, media_end: float
     if len(runs) < 2:
         return None
     bounds = [r[0] for r in runs] + [n]
-    out: list[tuple[int, float]] = []
-    for (i0, k), i1 in zip(runs, bounds[1:]):
-        d = refine_offset(obj, S[i0:i1], E[i0:i1], offsets[k], radius=0.3)
-        if abs(d) >= _MIN_JUMP and not clearly_better(per_cue(obj, S[i0:i1] + d, E[i0:i1] + d) - V[i0:i1, 0]):
-            d = 0.0  # not clearly better than the global offset here
-        if out and abs(out[-1][1] - d) < _MIN_JUMP:
-            continue  # same offset as the section before: one section
-        out.append((i0, d))
-    return out if len(out) > 1 else None
+    secs = [[i0, i1, refine_offset(obj, S[i0:i1], E[i0:i1], offsets[k], radius=0.3)]
+            for (i0, k), i1 in zip(runs, bounds[1:])]
+    for _ in range(2 * len(secs)):  # a section not clearly better than its neighbours' offsets joins the best one
+        secs = _merge(secs)
+        weak = [k for k in range(len(secs)) if not _holds(obj, S, E, secs, k)]
+        if not weak:
+            break
+        k = weak[0]
+        i0, i1, _ = secs[k]
+        alts = {0.0} | {secs[j][2] for j in (k - 1, k + 1) if 0 <= j < len(secs)}
+        alts = {a for a in alts if abs(a - secs[k][2]) >= _MIN_JUMP}
+        secs[k][2] = max(alts, key=lambda d: float(per_cue(obj, S[i0:i1] + d, E[i0:i1] + d).sum()))
+    secs = _merge(secs)
+    return [(i0, d) for i0, _, d in secs] if len(secs) > 1 else None
+
+
+def _merge(secs: list[list]) -> list[list]:
+    """Adjacent sections with the same offset as one."""
+    out: list[list] = []
+    for i0, i1, d in secs:
+        if out and abs(out[-1][2] - d) < _MIN_JUMP:
+            out[-1][1] = i1
+        else:
+            out.append([i0, i1, d])
+    return out
+
+
+def _holds(obj: Objective, S: np.ndarray, E: np.ndarray, secs: list[list], k: int) -> bool:
+    """Section ``k`` keeps its own offset: clearly better on its cues than the global offset and its neighbours',
+    and not laid over speech that another section's cues hold (an island inside another part of the media)."""
+    i0, i1, d = secs[k]
+    if abs(d) < _MIN_JUMP:  # the global offset needs no proof
+        return True
+    alts = {0.0} | {secs[j][2] for j in (k - 1, k + 1) if 0 <= j < len(secs)}
+    alts = {a for a in alts if abs(a - d) >= _MIN_JUMP}
+    own = per_cue(obj, S[i0:i1] + d, E[i0:i1] + d)
+    if not all(clearly_better(own - per_cue(obj, S[i0:i1] + a, E[i0:i1] + a)) for a in alts):
+        return False
+    lo, hi = S[i0] + d, E[i0:i1].max() + d
+    for j, (j0, j1, dj) in enumerate(secs):
+        if j != k:
+            olap = min(hi, E[j0:j1].max() + dj) - max(lo, S[j0] + dj)
+            if olap > 0.5 * (hi - lo):
+                return False
+    return True
