@@ -93,3 +93,62 @@ def test_segment_dp():
     v2[10:13] = [0.0, 1.0]  # three rows prefer another column: shorter than the minimum section
     assert segment(v2, 3.0, 5) == [(0, 0)]
     assert segment(v[:6], 3.0, 5) == [(0, 0)]
+
+
+# ------------------------------------------------------------------------------------------------ fixture movie
+
+
+@pytest.mark.parametrize("at,jump", [(None, 6.0), (None, 20.0), (9, -2.0)])
+def test_fixture_movie_cut(at, jump):
+    """The generated movie's shifted + drifting subtitles with the cues from ``at`` on (default: the later half)
+    moved by ``jump`` seconds (a scene cut from or added to the subtitles' edit), against the VAD of the movie's
+    centre channel."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    import json
+    from pathlib import Path
+
+    from pipeline.media import load_audio
+    from tests.test_sync import _movie, _read_srt, _speech
+
+    fx = _movie()
+    audio = np.asarray(load_audio(fx.movie, 16000, audio_track=0, channels="centre"), dtype=np.float32).reshape(-1)
+    regions = _speech(audio, 16000)
+    lines = [ln for ln in _read_srt(fx.shifted_srt) if ln.text.strip()]
+    truth = np.array([t["start"] for t in json.loads(Path(fx.truth_json).read_text())])
+    half = at or len(lines) // 2
+    gap = lines[half].start - lines[half - 1].end
+    cut = [ln if i < half else Line(ln.start + jump, ln.end + jump, ln.text, index=ln.index) for i, ln in enumerate(lines)]
+    assert gap + jump > 0  # the cues stay in order
+    res = estimate_sync(cut, speech=regions, duration=fx.duration)
+    err = np.abs(np.array([ln.start for ln in apply_sync(cut, res)]) - truth)
+    print(f"cut {jump:+.0f} s after cue {half}: {res.describe()} | within 100 ms {np.mean(err < 0.1):.0%}, "
+          f"median {np.median(err) * 1000:.0f} ms")
+    assert res.reliable and len(res.sections) == 2 and res.framerate_label() == "23.976→25 fps"
+    assert np.mean(err < 0.1) >= 0.95
+
+
+def _segment_reference(values: np.ndarray, penalty: float, min_len: int) -> float:
+    """Best total by the O(n² k) segmented least squares recursion."""
+    n, _ = values.shape
+    cum = np.vstack([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0)])
+    best = np.full(n + 1, -np.inf)
+    best[0] = 0.0
+    for j in range(min_len, n + 1):
+        for i in range(0, j - min_len + 1):
+            if np.isfinite(best[i]):
+                best[j] = max(best[j], best[i] + float((cum[j] - cum[i]).max()) - (penalty if i else 0.0))
+    return float(best[n])
+
+
+def test_segment_matches_reference():
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        n, k = int(rng.integers(10, 40)), int(rng.integers(2, 5))
+        v = rng.normal(0, 1, (n, k))
+        v[int(rng.integers(0, n)):, int(rng.integers(0, k))] += 1.5
+        runs = segment(v, 2.0, 5)
+        bounds = [r[0] for r in runs] + [n]
+        assert runs[0][0] == 0 and all(b - a >= 5 for a, b in zip(bounds, bounds[1:])), runs
+        total = sum(v[a:b, c].sum() for (a, c), b in zip(runs, bounds[1:])) - 2.0 * (len(runs) - 1)
+        assert total == pytest.approx(_segment_reference(v, 2.0, 5)), (trial, runs)

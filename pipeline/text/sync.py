@@ -173,8 +173,11 @@ def estimate_sync(
 
 
 def _with_sections(cues: list[Line], res: SyncResult, speech: list[Region] | None, words: list[Word] | None,
-                   duration: float | None) -> SyncResult:
-    """The global fit with its sections (:mod:`sync_sections`) when several offsets fit clearly better than one."""
+                   duration: float | None, scale_range: float = 0.05) -> SyncResult:
+    """The global fit with its sections (:mod:`sync_sections`) when several offsets fit clearly better than one.
+
+    A speech fit over sections sees a mix: its scale may be a compromise. When sections turn up, or the fit is
+    mediocre, the search is repeated at 1.0, each framerate ratio and the scale the longest section fits alone."""
     if res.method == "none" or res.score < SECTIONS_MIN_SCORE:
         return res
     regions = sorted((r for r in speech or [] if r.end > r.start), key=lambda r: r.start) or _word_regions(words or [])
@@ -185,13 +188,26 @@ def _with_sections(cues: list[Line], res: SyncResult, speech: list[Region] | Non
     e = np.array([c.end for c in cues])
     media_end = max(duration or 0.0, regions[-1].end)
     obj = _SpeechObjective(regions, media_end)
-    S, E = res.scale * s + res.offset, res.scale * e + res.offset
-    found = sync_sections.find_sections(obj, S, E, media_end)
-    if not found:
+    fits = [_sections_at(obj, s, e, res.scale, res.offset, media_end)]
+    if res.method == "speech" and (len(fits[0][2]) > 1 or res.score < 0.6):
+        span = max(float(e.max() - s.min()), 1.0)
+        scales = [a for a in [1.0] + [r for r, _ in FRAMERATE_RATIOS]
+                  if abs(a - 1.0) <= scale_range + 0.05 and abs(a - res.scale) * span >= 0.04]
+        if len(fits[0][2]) > 1:  # the longest section on its own
+            bounds = fits[0][3]
+            k = int(np.argmax(np.diff(bounds)))
+            alone = _speech_sync(cues[bounds[k]:bounds[k + 1]], regions, duration, scale_range)
+            if alone.method != "none":
+                fits.append(_sections_at(obj, s, e, alone.scale, alone.offset, media_end))
+        rc = float(np.clip(max(media_end, span) / 15000, 0.04, 0.25))
+        tc = float(np.median(s))
+        for _, a, b in _coarse_fits(obj, s, e, scales, media_end, rc) if scales else []:
+            _, m, _ = _refine(obj, s, e, tc, a, a * tc + b, 0.0, rc, offsets_only=True)
+            fits.append(_sections_at(obj, s, e, a, m - a * tc, media_end))
+    total, a, offsets, bounds = max(fits, key=lambda f: f[0])
+    if len(offsets) < 2:
         return res
-    bounds = [i0 for i0, _ in found] + [len(cues)]
-    a, offsets = _refit_scale(obj, s, e, res.scale, [res.offset + d for _, d in found], bounds)
-    sections = [(0.0 if k == 0 else float(s[i0]), float(o)) for k, ((i0, _), o) in enumerate(zip(found, offsets))]
+    sections = [(0.0 if k == 0 else float(s[i0]), float(o)) for k, (i0, o) in enumerate(zip(bounds, offsets))]
     split = replace(res, scale=a, offset=sections[int(np.argmax(np.diff(bounds)))][1], sections=sections)
     if res.method == "speech":
         b = np.array([split.offset_at(t) for t in s])
@@ -201,6 +217,19 @@ def _with_sections(cues: list[Line], res: SyncResult, speech: list[Region] | Non
         return replace(split, score=score)
     score = _asr_score(cues, words or [], split)
     return replace(split, score=score) if score >= res.score else res
+
+
+def _sections_at(obj: _SpeechObjective, s: np.ndarray, e: np.ndarray, a: float, b: float, media_end: float):
+    """(per-cue score total less the section penalties, scale, offsets, section bounds) at scale ``a``."""
+    found = sync_sections.find_sections(obj, a * s + b, a * e + b, media_end)
+    if not found:
+        total = float(sync_sections.per_cue(obj, a * s + b, a * e + b).sum())
+        return total, a, [b], [0, len(s)]
+    bounds = [i0 for i0, _ in found] + [len(s)]
+    a, offsets = _refit_scale(obj, s, e, a, [b + d for _, d in found], bounds)
+    off = np.repeat(offsets, np.diff(bounds))
+    total = float(sync_sections.per_cue(obj, a * s + off, a * e + off).sum()) - sync_sections.SECTION_PENALTY * (len(found) - 1)
+    return total, a, offsets, bounds[:-1] + [len(s)]
 
 
 def _refit_scale(obj: _SpeechObjective, s: np.ndarray, e: np.ndarray, a0: float, offsets: list[float],
@@ -309,27 +338,7 @@ def _speech_sync(cues: list[Line], regions: list[Region], duration: float | None
     step = float(np.clip(0.5 / span, 2.5e-4, 2e-3))
     grid = list(np.arange(1.0 - scale_range, 1.0 + scale_range + 1e-12, step))
     scales = sorted({round(x, 9) for x in grid} | {round(r, 9) for r, _ in FRAMERATE_RATIOS if abs(r - 1) <= scale_range + 0.05} | {1.0})
-    nv = int(math.ceil(media_end / rc)) + 1
-    # coarse speech signal: mean of the 10 ms mask per coarse bin, padded with silence on both sides
-    edges = np.arange(nv + 1) * (rc / _RES)
-    vc = np.diff(obj.cum_at(edges)) / (rc / _RES)
-    t0 = float(s.min())
-    mmax = int(math.ceil(max(scales) * (e.max() - t0) / rc)) + 2
-    ext = np.concatenate([np.full(mmax, -1.0), vc, np.full(mmax, -1.0)])
-    nfft = 1 << int(math.ceil(math.log2(len(ext) + mmax)))
-    ext_f = np.fft.rfft(ext, nfft)
-    hyps: list[tuple[float, float, float]] = []
-    for a in scales:
-        ss, ee = a * (s - t0), a * (e - t0)
-        diff = np.zeros(mmax + 1)
-        np.add.at(diff, np.floor(ss / rc).astype(int), 1.0)
-        np.add.at(diff, np.ceil(ee / rc).astype(int), -1.0)
-        mask = np.minimum(np.cumsum(diff)[:mmax], 1.0)
-        corr = np.fft.irfft(ext_f * np.conj(np.fft.rfft(mask, nfft)), nfft)[: len(ext) - mmax + 1]
-        corr /= max(mask.sum(), 1.0)
-        j = int(np.argmax(corr))
-        b = (j - mmax) * rc - a * t0  # corrected = a * t + b
-        hyps.append((float(corr[j]), a, b))
+    hyps = _coarse_fits(obj, s, e, scales, media_end, rc)
     hyps.sort(reverse=True)
     chosen: list[tuple[float, float, float]] = []
     for h in hyps:
@@ -351,6 +360,33 @@ def _speech_sync(cues: list[Line], regions: list[Region], duration: float | None
         _, m, _ = _refine(obj, s, e, tc, a, m, 0.0, rc, offsets_only=True)
     b = m - a * tc
     return SyncResult(scale=float(a), offset=float(b), score=_speech_score(obj, s, e, a, b), method="speech", n_anchors=len(cues))
+
+
+def _coarse_fits(obj: _SpeechObjective, s, e, scales, media_end: float, rc: float) -> list[tuple[float, float, float]]:
+    """(correlation, scale, offset) per scale: the offset where an FFT cross-correlation of the cue mask (at ``rc``
+    seconds a bin) with the ±1 speech mask peaks."""
+    nv = int(math.ceil(media_end / rc)) + 1
+    # coarse speech signal: mean of the 10 ms mask per coarse bin, padded with silence on both sides
+    edges = np.arange(nv + 1) * (rc / _RES)
+    vc = np.diff(obj.cum_at(edges)) / (rc / _RES)
+    t0 = float(s.min())
+    mmax = int(math.ceil(max(scales) * (e.max() - t0) / rc)) + 2
+    ext = np.concatenate([np.full(mmax, -1.0), vc, np.full(mmax, -1.0)])
+    nfft = 1 << int(math.ceil(math.log2(len(ext) + mmax)))
+    ext_f = np.fft.rfft(ext, nfft)
+    hyps: list[tuple[float, float, float]] = []
+    for a in scales:
+        ss, ee = a * (s - t0), a * (e - t0)
+        diff = np.zeros(mmax + 1)
+        np.add.at(diff, np.floor(ss / rc).astype(int), 1.0)
+        np.add.at(diff, np.ceil(ee / rc).astype(int), -1.0)
+        mask = np.minimum(np.cumsum(diff)[:mmax], 1.0)
+        corr = np.fft.irfft(ext_f * np.conj(np.fft.rfft(mask, nfft)), nfft)[: len(ext) - mmax + 1]
+        corr /= max(mask.sum(), 1.0)
+        j = int(np.argmax(corr))
+        b = (j - mmax) * rc - a * t0  # corrected = a * t + b
+        hyps.append((float(corr[j]), a, b))
+    return hyps
 
 
 def _speech_polish(cues: list[Line], regions: list[Region], duration: float | None, res: SyncResult) -> SyncResult:

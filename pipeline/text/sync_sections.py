@@ -6,7 +6,8 @@ mask over the whole media; the offsets they prefer (beyond the global one) becom
 per candidate offset (speech covered − silence covered + an onset bonus, the global fit's objective), and a
 segmented fit over cue order (dynamic programming, at least ``MIN_SECTION_CUES`` cues a section, ``SECTION_PENALTY``
 per extra section) picks where the offset jumps. Each section's offset is then refined at 10 ms. A split is kept
-only when every extra section clearly beats the global offset on its own cues.
+only when every extra section clearly beats the global offset and its neighbours' offsets on its own cues, and does
+not lie over speech that another section's cues already hold.
 
 Pure numpy; the objective is passed in (``pipeline.text.sync`` owns it).
 """
@@ -25,6 +26,7 @@ SECTION_SHARE = 0.7  # ... on this share of its cues,
 SECTION_T = 3.0  # ... with this t statistic (so one long cue on a missed VAD region cannot make a section)
 _WINDOW = 12  # cues per candidate window
 _STEP = 4
+_MAX_WINDOWS = 400  # more cues than 400 × _STEP: windows spread further apart
 _PEAKS = 8  # correlation peaks per window checked with the exact objective
 _COARSE = 0.1  # s, resolution of the candidate search
 _MIN_JUMP = 0.4  # s: smaller offset changes are left to the global fit
@@ -44,36 +46,53 @@ def per_cue(obj: Objective, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return np.clip(v / (ends - starts + 0.5), -1.0, 1.0)
 
 
+def totals(obj: Objective, S: np.ndarray, E: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Σ per-cue scores of these cues moved by each offset."""
+    v = obj.value((S[:, None] + offsets[None, :])[None], (E[:, None] + offsets[None, :])[None])
+    return np.clip(v / (E - S + 0.5)[:, None], -1.0, 1.0).sum(axis=0)
+
+
 def segment(values: np.ndarray, penalty: float, min_len: int) -> list[tuple[int, int]]:
     """Best split of rows (cues, in order) into runs of ≥ ``min_len`` rows, each run taking one column (offset).
 
-    Maximises Σ values − penalty × (runs − 1); returns (first row, column) per run. Segmented least squares by
-    dynamic programming, O(n² k)."""
+    Maximises Σ values − penalty × (runs − 1); returns (first row, column) per run. Segmented least squares as a
+    Viterbi pass over states (column, run length capped at ``min_len``): O(n k min_len)."""
     n, k = values.shape
-    if n < 2 * min_len:
+    if n < 2 * min_len or k == 1 or min_len < 2:
         return [(0, int(np.argmax(values.sum(axis=0))))]
-    cum = np.vstack([np.zeros((1, k)), np.cumsum(values, axis=0)])
-    best = np.full(n + 1, -np.inf)
-    best[0] = 0.0
-    back = np.zeros(n + 1, dtype=int)
-    col = np.zeros(n + 1, dtype=int)
-    for j in range(min_len, n + 1):
-        i = np.arange(0, j - min_len + 1)
-        ok = np.isfinite(best[i])
-        if not ok.any():
-            continue
-        i = i[ok]
-        gains = cum[j][None, :] - cum[i]  # (len(i), k)
-        kk = np.argmax(gains, axis=1)
-        tot = best[i] + gains[np.arange(len(i)), kk] - penalty * (i > 0)
-        m = int(np.argmax(tot))
-        best[j], back[j], col[j] = tot[m], i[m], kk[m]
-    out: list[tuple[int, int]] = []
-    j = n
-    while j > 0:
-        out.append((int(back[j]), int(col[j])))
-        j = back[j]
-    return out[::-1]
+    return _viterbi(values, penalty, min_len)
+
+
+def _viterbi(values: np.ndarray, penalty: float, L: int) -> list[tuple[int, int]]:
+    """State (column c, run length r + 1 capped at L); a new run starts from the best other column's full run."""
+    n, k = values.shape
+    score = np.full((k, L), -np.inf)
+    score[:, 0] = values[0]
+    ptr = np.zeros((n, k, L, 2), dtype=np.int32)  # (previous column, previous run state)
+    ar = np.arange(k)
+    for i in range(1, n):
+        done = score[:, L - 1]
+        order = np.argsort(done)[::-1]
+        from_col = np.where(ar == order[0], order[1], order[0])
+        new = np.empty_like(score)
+        new[:, 0] = done[from_col] - penalty
+        ptr[i, :, 0, 0], ptr[i, :, 0, 1] = from_col, L - 1
+        for r in range(1, L - 1):
+            new[:, r] = score[:, r - 1]
+            ptr[i, :, r, 0], ptr[i, :, r, 1] = ar, r - 1
+        stay = score[:, L - 1] >= score[:, L - 2]
+        new[:, L - 1] = np.where(stay, score[:, L - 1], score[:, L - 2])
+        ptr[i, :, L - 1, 0], ptr[i, :, L - 1, 1] = ar, np.where(stay, L - 1, L - 2)
+        new += values[i][:, None]
+        score = new
+    runs: list[tuple[int, int]] = []
+    c, r = int(np.argmax(score[:, L - 1])), L - 1
+    for i in range(n - 1, -1, -1):
+        if r == 0:
+            runs.append((i, c))
+        if i:
+            c, r = int(ptr[i, c, r, 0]), int(ptr[i, c, r, 1])
+    return runs[::-1]
 
 
 def _candidates(obj: Objective, S: np.ndarray, E: np.ndarray, media_end: float) -> list[tuple[float, list[int]]]:
@@ -83,7 +102,8 @@ def _candidates(obj: Objective, S: np.ndarray, E: np.ndarray, media_end: float) 
     nv = int(math.ceil(media_end / rc)) + 1
     edges = np.arange(nv + 1) * (rc / 0.01)
     vc = np.diff(obj.cum_at(edges)) / (rc / 0.01)  # mean ±1 speech mask per coarse bin
-    spans = [(w0, min(n, w0 + _WINDOW)) for w0 in range(0, max(1, n - _WINDOW + 1), _STEP)]
+    step = max(_STEP, math.ceil(n / _MAX_WINDOWS))
+    spans = [(w0, min(n, w0 + _WINDOW)) for w0 in range(0, max(1, n - _WINDOW + 1), step)]
     if spans[-1][1] < n:
         spans.append((max(0, n - _WINDOW), n))
     mmax = max(int(math.ceil((E[w1 - 1] - S[w0]) / rc)) + 2 for w0, w1 in spans)
@@ -99,19 +119,17 @@ def _candidates(obj: Objective, S: np.ndarray, E: np.ndarray, media_end: float) 
         mask = np.minimum(np.cumsum(diff)[:mmax], 1.0)
         corr = np.fft.irfft(ext_f * np.conj(np.fft.rfft(mask, nfft)), nfft)[: len(ext) - mmax + 1]
         corr /= max(mask.sum(), 1.0)
-        j0 = int(round(t0 / rc)) + mmax
-        base = float(corr[j0]) if 0 <= j0 < len(corr) else -1.0
-        # the coarse mask cannot tell dense dialogue from the right place: the exact objective picks among its peaks
-        peaks = _peaks(corr, _PEAKS, int(round(1.0 / rc)))
-        peaks = [j for j in peaks if corr[j] >= 0.5 and corr[j] - base >= 0.3]
+        # the coarse mask cannot tell dense dialogue from the right place: the per-cue score picks among its peaks
+        peaks = [j for j in _peaks(corr, _PEAKS, int(round(1.0 / rc))) if corr[j] >= 0.3]
         if not peaks:
             continue
         ds = np.array([(j - mmax) * rc - t0 for j in peaks])
-        grid = ds[:, None] + np.linspace(-0.2, 0.2, 21)[None, :]
         Sw, Ew = S[w0:w1], E[w0:w1]
-        vals = np.array([obj.value(Sw[:, None] + g[None, :], Ew[:, None] + g[None, :]).max() for g in grid])
-        d = float(ds[int(np.argmax(vals))])
-        if abs(d) >= _MIN_JUMP:
+        grid = (ds[:, None] + np.linspace(-0.2, 0.2, 21)[None, :]).ravel()
+        vals = totals(obj, Sw, Ew, grid)
+        best, d = float(vals.max()), float(grid[int(np.argmax(vals))])
+        base = float(per_cue(obj, Sw, Ew).sum())
+        if abs(d) >= _MIN_JUMP and best - base >= 0.25 * (w1 - w0):
             found.append((d, wi))
     found.sort()
     groups: list[list[tuple[float, int]]] = []
@@ -185,7 +203,10 @@ def find_sections(obj: Objective, S: np.ndarray, E: np.ndarray, media_end: float
             for (i0, k), i1 in zip(runs, bounds[1:])]
     for _ in range(2 * len(secs)):  # a section not clearly better than its neighbours' offsets joins the best one
         secs = _merge(secs)
-        weak = [k for k in range(len(secs)) if not _holds(obj, S, E, secs, k)]
+        # islands over another section's speech first (they would spoil their neighbours' checks), small ones first
+        size = lambda k: secs[k][1] - secs[k][0]  # noqa: E731
+        weak = sorted((k for k in range(len(secs)) if _overlaps(S, E, secs, k)), key=size) or \
+            sorted((k for k in range(len(secs)) if not _clear(obj, S, E, secs, k)), key=size)
         if not weak:
             break
         k = weak[0]
@@ -208,21 +229,24 @@ def _merge(secs: list[list]) -> list[list]:
     return out
 
 
-def _holds(obj: Objective, S: np.ndarray, E: np.ndarray, secs: list[list], k: int) -> bool:
-    """Section ``k`` keeps its own offset: clearly better on its cues than the global offset and its neighbours',
-    and not laid over speech that another section's cues hold (an island inside another part of the media)."""
+def _clear(obj: Objective, S: np.ndarray, E: np.ndarray, secs: list[list], k: int) -> bool:
+    """Section ``k`` fits its cues clearly better than the global offset and its neighbours' offsets would."""
     i0, i1, d = secs[k]
     if abs(d) < _MIN_JUMP:  # the global offset needs no proof
         return True
     alts = {0.0} | {secs[j][2] for j in (k - 1, k + 1) if 0 <= j < len(secs)}
-    alts = {a for a in alts if abs(a - d) >= _MIN_JUMP}
     own = per_cue(obj, S[i0:i1] + d, E[i0:i1] + d)
-    if not all(clearly_better(own - per_cue(obj, S[i0:i1] + a, E[i0:i1] + a)) for a in alts):
+    return all(clearly_better(own - per_cue(obj, S[i0:i1] + a, E[i0:i1] + a)) for a in alts if abs(a - d) >= _MIN_JUMP)
+
+
+def _overlaps(S: np.ndarray, E: np.ndarray, secs: list[list], k: int) -> bool:
+    """Section ``k`` lies over speech that another section's cues hold (more than half of its span: an island
+    inside another part of the media)."""
+    i0, i1, d = secs[k]
+    if abs(d) < _MIN_JUMP:
         return False
     lo, hi = S[i0] + d, E[i0:i1].max() + d
     for j, (j0, j1, dj) in enumerate(secs):
-        if j != k:
-            olap = min(hi, E[j0:j1].max() + dj) - max(lo, S[j0] + dj)
-            if olap > 0.5 * (hi - lo):
-                return False
-    return True
+        if j != k and min(hi, E[j0:j1].max() + dj) - max(lo, S[j0] + dj) > 0.5 * (hi - lo):
+            return True
+    return False
