@@ -298,6 +298,7 @@ class _SpeechObjective:
             lo, hi = max(0, i0 - w), min(n, i0 + w + 1)
             np.maximum(onset[lo:hi], kernel[lo - (i0 - w) : hi - (i0 - w)], out=onset[lo:hi])
         self.n = n
+        self.grid = np.arange(n + 1, dtype=float)  # sample positions, built once (np.interp's xp)
         self.v = v
         self.cum = np.concatenate([[0.0], np.cumsum(v)])
         self.onset = onset
@@ -306,21 +307,21 @@ class _SpeechObjective:
     def cum_at(self, x: np.ndarray) -> np.ndarray:
         """Cumulative sum of the mask at fractional sample positions, extended with −1 outside the media."""
         xi = np.clip(x, 0, self.n)
-        val = np.interp(xi, np.arange(self.n + 1), self.cum)
+        val = np.interp(xi, self.grid, self.cum)
         return val - (x - xi)  # outside the media every sample counts as silence (−1)
 
     def value(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Objective for cue positions (seconds); arrays of the same shape, summed over the first axis."""
         xs, xe = starts / _RES, ends / _RES
         overlap = (self.cum_at(xe) - self.cum_at(xs)) * _RES
-        ons = np.interp(xs, np.arange(self.n), self.onset, left=0.0, right=0.0)
+        ons = np.interp(xs, self.grid[:-1], self.onset, left=0.0, right=0.0)
         return (overlap + _ONSET_WEIGHT * ons).sum(axis=0)
 
     def speech_fraction(self, a: float, b: float) -> float:
         lo, hi = max(0.0, a), min(float(self.n), b)
         if hi <= lo:
             return 0.0
-        return float(np.interp(hi, np.arange(self.n + 1), self.speech_cum) - np.interp(lo, np.arange(self.n + 1), self.speech_cum)) / (b - a)
+        return float(np.interp(hi, self.grid, self.speech_cum) - np.interp(lo, self.grid, self.speech_cum)) / (b - a)
 
 
 def _speech_sync(cues: list[Line], regions: list[Region], duration: float | None, scale_range: float) -> SyncResult:
@@ -439,8 +440,8 @@ def _speech_score(obj: _SpeechObjective, s, e, a, b) -> float:
 def _mapped_score(obj: _SpeechObjective, starts, ends) -> float:
     """How much better than chance cues at these media times sit on speech (0..1)."""
     xs, xe = np.asarray(starts) / _RES, np.asarray(ends) / _RES
-    covered = float(((np.interp(np.clip(xe, 0, obj.n), np.arange(obj.n + 1), obj.speech_cum)
-                      - np.interp(np.clip(xs, 0, obj.n), np.arange(obj.n + 1), obj.speech_cum))).sum())
+    covered = float(((np.interp(np.clip(xe, 0, obj.n), obj.grid, obj.speech_cum)
+                      - np.interp(np.clip(xs, 0, obj.n), obj.grid, obj.speech_cum))).sum())
     total = float((xe - xs).sum())
     p = covered / max(total, 1e-9)
     p0 = obj.speech_fraction(float(xs.min()), float(xe.max()))

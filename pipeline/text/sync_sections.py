@@ -149,7 +149,8 @@ def _candidates(obj: Objective, S: np.ndarray, E: np.ndarray, media_end: float) 
 def _peaks(x: np.ndarray, k: int, sep: int) -> list[int]:
     """Indexes of the ``k`` highest values of ``x`` at least ``sep`` apart."""
     out: list[int] = []
-    for j in np.argsort(x)[::-1]:
+    top = np.argpartition(x, -min(len(x), 64 * k))[-64 * k:] if len(x) > 64 * k else np.arange(len(x))
+    for j in top[np.argsort(x[top])[::-1]]:
         if all(abs(int(j) - o) >= sep for o in out):
             out.append(int(j))
             if len(out) >= k:
