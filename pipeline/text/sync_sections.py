@@ -28,8 +28,10 @@ _WINDOW = 12  # cues per candidate window
 _STEP = 4
 _MAX_WINDOWS = 400  # more cues than 400 × _STEP: windows spread further apart
 _PEAKS = 8  # correlation peaks per window checked with the exact objective
+_KEEP = 3  # ... of which the best few become candidates
 _COARSE = 0.1  # s, resolution of the candidate search
 _MIN_JUMP = 0.4  # s: smaller offset changes are left to the global fit
+MAX_JUMP = 300.0  # s: a section's offset differs from the global one by at most this (an ad break, a cut scene)
 
 
 class Objective(Protocol):
@@ -119,18 +121,25 @@ def _candidates(obj: Objective, S: np.ndarray, E: np.ndarray, media_end: float) 
         mask = np.minimum(np.cumsum(diff)[:mmax], 1.0)
         corr = np.fft.irfft(ext_f * np.conj(np.fft.rfft(mask, nfft)), nfft)[: len(ext) - mmax + 1]
         corr /= max(mask.sum(), 1.0)
+        lo = max(0, int((t0 - MAX_JUMP) / rc) + mmax)
+        hi = min(len(corr), int((t0 + MAX_JUMP) / rc) + mmax + 1)
+        if hi <= lo:
+            continue
         # the coarse mask cannot tell dense dialogue from the right place: the per-cue score picks among its peaks
-        peaks = [j for j in _peaks(corr, _PEAKS, int(round(1.0 / rc))) if corr[j] >= 0.3]
+        peaks = [lo + j for j in _peaks(corr[lo:hi], _PEAKS, int(round(1.0 / rc))) if corr[lo + j] >= 0.3]
         if not peaks:
             continue
         ds = np.array([(j - mmax) * rc - t0 for j in peaks])
         Sw, Ew = S[w0:w1], E[w0:w1]
-        grid = (ds[:, None] + np.linspace(-0.2, 0.2, 21)[None, :]).ravel()
-        vals = totals(obj, Sw, Ew, grid)
-        best, d = float(vals.max()), float(grid[int(np.argmax(vals))])
+        grid = ds[:, None] + np.linspace(-0.2, 0.2, 21)[None, :]
+        vals = totals(obj, Sw, Ew, grid.ravel()).reshape(grid.shape)
         base = float(per_cue(obj, Sw, Ew).sum())
-        if abs(d) >= _MIN_JUMP and best - base >= 0.25 * (w1 - w0):
-            found.append((d, wi))
+        # the best few peaks, not only the first: where the VAD missed lines a chance place can beat the right one,
+        # but the right one comes back in window after window
+        for p in np.argsort(vals.max(axis=1))[::-1][:_KEEP]:
+            d = float(grid[p, int(np.argmax(vals[p]))])
+            if abs(d) >= _MIN_JUMP and vals[p].max() - base >= 0.25 * (w1 - w0):
+                found.append((d, wi))
     found.sort()
     groups: list[list[tuple[float, int]]] = []
     for d, wi in found:
@@ -138,7 +147,7 @@ def _candidates(obj: Objective, S: np.ndarray, E: np.ndarray, media_end: float) 
             groups[-1].append((d, wi))
         else:
             groups.append([(d, wi)])
-    groups.sort(key=len, reverse=True)
+    groups.sort(key=lambda g: len({wi for _, wi in g}), reverse=True)  # offsets that many windows agree on first
     out = []
     for g in groups[:12]:
         idx = sorted({i for _, wi in g for i in range(*spans[wi])})
