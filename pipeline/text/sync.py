@@ -27,7 +27,7 @@ import math
 import re
 import unicodedata
 from bisect import bisect_right
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -85,6 +85,11 @@ class SyncResult:
         """'25→23.976 fps' when the scale is a known framerate ratio."""
         best = min(FRAMERATE_RATIOS, key=lambda r: abs(r[0] - self.scale))
         return best[1] if abs(best[0] - self.scale) <= tol * best[0] else None
+
+    def record(self, applied: bool) -> dict:
+        """What is stored with the subtitle track: the fields, ``description``, ``summary`` and ``applied``."""
+        return {**asdict(self), "sections": [list(x) for x in self.sections], "description": self.describe(),
+                "summary": self.summary(), "applied": applied}
 
     def summary(self) -> str:
         """What was found, short: 'shifted −2.4 s, 25→23.976 fps, 2 sections' (or 'in sync', 'not checked')."""

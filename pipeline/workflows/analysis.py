@@ -237,8 +237,7 @@ def stage_sync(opts: AnalysisOptions) -> Stage:
         # the import kept cues a sync could still move inside the media; what is still outside now is dropped
         new_lines, dropped = drop_bad_cues(new_lines, duration)
         warning = describe_dropped(dropped, duration)
-        return {"applied": applied, "sync": {**asdict(res), "description": res.describe(), "summary": res.summary(),
-                                             "applied": applied},
+        return {"applied": applied, "sync": res.record(applied),
                 "lines": [ln.to_dict() for ln in new_lines], "dropped_cues": sum(dropped.values()),
                 "warnings": [f"after sync: {warning}"] if warning else []}
 
