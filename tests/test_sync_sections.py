@@ -152,3 +152,9 @@ def test_segment_matches_reference():
         assert runs[0][0] == 0 and all(b - a >= 5 for a, b in zip(bounds, bounds[1:])), runs
         total = sum(v[a:b, c].sum() for (a, c), b in zip(runs, bounds[1:])) - 2.0 * (len(runs) - 1)
         assert total == pytest.approx(_segment_reference(v, 2.0, 5)), (trial, runs)
+
+
+def test_a_later_section_alone_is_not_identity():
+    """In sync up to an ad break and 90 s late after it: still a correction to apply."""
+    res = SyncResult(1.0, 0.01, 0.7, "asr", 60, [(0.0, 0.01), (450.0, 90.0)])
+    assert not res.is_identity() and SyncResult(1.0, 0.01, 0.7, "asr", 60).is_identity()

@@ -79,7 +79,8 @@ class SyncResult:
         return self.method != "none" and self.score >= RELIABLE_SCORE
 
     def is_identity(self, offset_tol: float = 0.05, scale_tol: float = 1e-4) -> bool:
-        return abs(self.offset) < offset_tol and abs(self.scale - 1.0) < scale_tol
+        offsets = [self.offset] + [o for _, o in self.sections]
+        return all(abs(o) < offset_tol for o in offsets) and abs(self.scale - 1.0) < scale_tol
 
     def framerate_label(self, tol: float = 2e-4) -> str | None:
         """'25→23.976 fps' when the scale is a known framerate ratio."""
@@ -217,7 +218,8 @@ def _with_sections(cues: list[Line], res: SyncResult, speech: list[Region] | Non
     if res.method == "speech":
         b = np.array([split.offset_at(t) for t in s])
         score = _mapped_score(obj, a * s + b, a * e + b)
-        if score < res.score:  # sections that cover speech worse than one offset: keep one
+        each = [_mapped_score(obj, a * s[i0:i1] + b[i0:i1], a * e[i0:i1] + b[i0:i1]) for i0, i1 in zip(bounds, bounds[1:])]
+        if score < res.score or min(each) < RELIABLE_SCORE:  # no better than one offset, or a section on chance
             return res
         return replace(split, score=score)
     score = _asr_score(cues, words or [], split)
