@@ -51,7 +51,7 @@ def _removed_scene(seed: int, t0: float, length: float) -> list[tuple[float, flo
 
 
 def make(name: str, seed: int = 1) -> Variant:
-    """One named variant: shift, fps, cut, ad, combined or other-film."""
+    """One named variant: shift, fps, cut, ad, combined, cut+ad or other-film."""
     utts = dialogue(seed, DURATION)
     duration = DURATION
     regions = speech_regions(utts, seed, duration)
@@ -79,6 +79,16 @@ def make(name: str, seed: int = 1) -> Variant:
         a, b, cut = 25 / NTSC, 2.3, 600.0
         subs = [((s - b) / a + (20.0 if s >= cut else 0.0), (e - b) / a + (20.0 if s >= cut else 0.0)) for s, e, _ in utts]
         extra, k = _removed_scene(seed + 50, (cut - b) / a, 20.0), 2
+    elif name == "cut+ad":  # a 20 s cut at 4:00 and a 90 s ad break at 10:00: three sections
+        cut, brk = 240.0, 600.0
+        media = [(s, e, w) if s < brk else (s + 90.0, e + 90.0, w) for s, e, w in utts]
+        subs = [(s, e) if s < cut else (s + 20.0, e + 20.0) for s, e, _ in utts]
+        extra, k = _removed_scene(seed + 50, cut, 20.0), 3
+        duration = DURATION + 90.0
+        ad_talk = [(s + brk, e + brk, w) for s, e, w in dialogue(seed + 60, 90.0)]
+        regions = speech_regions(media + ad_talk, seed, duration)
+        words = asr_words(media, seed) + asr_words(ad_talk, seed + 1)
+        utts = media
     elif name == "other-film":
         other = dialogue(seed + 6, DURATION)
         lines, _ = _cues(other, [(s - 3.0, e - 3.0) for s, e, _ in other], seed)
@@ -89,4 +99,4 @@ def make(name: str, seed: int = 1) -> Variant:
     return Variant(name, lines, truth, regions, words, duration, sections=k)
 
 
-VARIANTS = ["shift", "fps", "cut", "ad", "combined", "other-film"]
+VARIANTS = ["shift", "fps", "cut", "ad", "combined", "cut+ad", "other-film"]
