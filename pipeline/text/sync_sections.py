@@ -225,6 +225,8 @@ def find_sections(obj: Objective, S: np.ndarray, E: np.ndarray, media_end: float
         alts = {a for a in alts if abs(a - secs[k][2]) >= _MIN_JUMP}
         secs[k][2] = max(alts, key=lambda d: float(per_cue(obj, S[i0:i1] + d, E[i0:i1] + d).sum()))
     secs = _merge(secs)
+    if any(_overlaps(S, E, secs, k) or not _clear(obj, S, E, secs, k) for k in range(len(secs))):
+        return None  # still unsettled: one offset
     return [(i0, d) for i0, _, d in secs] if len(secs) > 1 else None
 
 
