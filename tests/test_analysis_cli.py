@@ -72,3 +72,11 @@ def test_voiceprint_enroll_from_a_window(movie, tmp_path):
     assert vid.isdigit()
     r = weaver(tmp_path, "voiceprint", "enroll", "X", movie.dialogue_wav, "--start", 0, "--end", 0.2, check=False)
     assert r.returncode != 0 and "at least 1 s" in r.stderr
+
+
+def test_analyze_says_what_the_subtitle_sync_found(movie, tmp_path):
+    """`weaver analyze` prints the sync summary of shifted, drifting subtitles; `weaver show` prints it stored."""
+    item = last_line(weaver(tmp_path, "ingest", movie.movie, "--subtitles", movie.shifted_srt, "--no-analysis"))
+    r = weaver(tmp_path, "analyze", item, "--asr", "never")
+    assert "subtitle sync: shifted −2.3 s, 23.976→25 fps" in r.stderr, r.stderr
+    assert "subtitle sync: shifted −2.3 s, 23.976→25 fps" in weaver(tmp_path, "show", item).stdout

@@ -50,6 +50,8 @@ def test_shifted_drifting_subtitles_are_synced_then_attributed(movie, tmp_path):
     track = svc.show_media(mid)["subtitle_tracks"][0]
     assert track["sync"] is not None, "the sync correction is recorded"
     assert abs(track["sync"]["scale"] - 1 / movie.shift_drift) < 1e-3
+    assert track["sync"]["applied"] and track["sync"]["summary"].startswith("shifted −2.3 s, 23.976→25 fps"), track["sync"]
+    assert out.result["analysis"]["sync"]["summary"] == track["sync"]["summary"]  # what `weaver ingest` prints
     starts = sorted(s["start"] for s in svc.segments(mid))
     errors = [min(abs(s - t.start) for s in starts) for t in movie.lines]
     print(f"max start error after sync + alignment: {max(errors) * 1000:.0f} ms")

@@ -105,3 +105,35 @@ def test_unsure_encoding_shows_readings_and_the_pick_rereads_the_file(server, pa
     page.wait_for_function("() => [...document.querySelectorAll('#transcript .line-text')].map(e => e.textContent)"
                            f".join('|') === {'|'.join(LITHUANIAN)!r}", timeout=10000)
     assert not page.errors, page.errors
+
+
+def test_transcript_says_what_the_subtitle_sync_found(server, page, movie, tmp_path, artifacts_dir):
+    """The primary track's stored sync (here: the estimate for the shifted subtitles with a 6 s cut after the
+    middle) shows as one line above the transcript."""
+    import numpy as np
+
+    from pipeline.library.lines import set_track_sync
+    from pipeline.media import load_audio
+    from pipeline.text.sync import estimate_sync
+    from pipeline.types import Line
+    from tests.test_sync import _read_srt, _speech
+
+    lines = [ln for ln in _read_srt(movie.shifted_srt) if ln.text.strip()]
+    half = len(lines) // 2
+    lines = [ln if i < half else Line(ln.start + 6.0, ln.end + 6.0, ln.text) for i, ln in enumerate(lines)]
+    audio = np.asarray(load_audio(movie.dialogue_wav, 16000), dtype=np.float32).reshape(-1)
+    res = estimate_sync(lines, speech=_speech(audio, 16000), duration=movie.duration)
+    assert res.reliable and len(res.sections) == 2
+    svc = Service(home=tmp_path / "lib")
+    mid = svc.ingest(str(movie.dialogue_wav), subtitles=str(movie.srt), analyze=False).result["media_id"]
+    track = svc.show_media(mid)["subtitle_tracks"][0]
+    with svc.lib.atomic() as db:
+        set_track_sync(db, track["id"], res.record(True))
+    _open_transcript(page, server, mid)
+    note = page.locator("#tr-sync")
+    note.wait_for(state="visible", timeout=10000)
+    text = " ".join(note.inner_text().split())
+    assert text == f"Subtitle sync: {res.summary()}"
+    assert "23.976→25 fps, 2 sections" in text
+    shot(page, artifacts_dir, "03-sync-note")
+    assert not page.errors, page.errors

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .commands import command, err, fmt_time, out, out_json, progress_bar, service
+from .commands import command, err, fmt_time, out, out_json, progress_bar, service, sync_line
 
 
 def add_parsers(sub) -> None:
@@ -69,6 +69,8 @@ def cmd_analyze(a) -> int:
         outcome = prepared.run(svc, listener, None)
     for w in outcome.result.get("warnings") or []:
         err(f"warning: {w}")
+    if line := sync_line(outcome.result.get("sync")):
+        err(line)
     err(f"characters: {', '.join(outcome.result['characters']) or '(none)'}")
     out(str(outcome.job_id))
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .commands import command, err, fmt_time, out, out_json, progress_bar, raise_usage, service
+from .commands import command, err, fmt_time, out, out_json, progress_bar, raise_usage, service, sync_line
 
 
 def add_parsers(sub) -> None:
@@ -70,6 +70,8 @@ def cmd_ingest(a) -> int:
     analysis = outcome.result.get("analysis") or {}
     for w in analysis.get("warnings") or []:
         err(f"warning: {w}")
+    if line := sync_line(analysis.get("sync")):
+        err(line)
     if analysis:
         err(f"characters: {', '.join(analysis.get('characters') or []) or '(none found)'}")
     out(str(outcome.result["media_id"]))
@@ -106,6 +108,8 @@ def cmd_show(a) -> int:
     out(f"   dialogue taken from: {m['channel_mode']}")
     for t in m["subtitle_tracks"]:
         out(f"   subtitles ({t['source']}{', primary' if t['is_primary'] else ''}): {t['lines']} lines, {t['format']}, {t['encoding']}")
+        if line := sync_line(t.get("sync")):
+            out(f"     {line}")
     out(f"segments: {m['segments']}")
     for w in (m.get("meta") or {}).get("import_warnings") or []:
         out(f"warning: {w}")

@@ -77,6 +77,13 @@ def fmt_time(t: float | None) -> str:
     return f"{h:d}:{m:02d}:{s:06.3f}" if h else f"{m:02d}:{s:06.3f}"
 
 
+def sync_line(sync: dict | None) -> str:
+    """'subtitle sync: shifted −2.3 s, 25→23.976 fps, 2 sections' from an analysis result ('' when not checked)."""
+    if not sync or not sync.get("summary"):
+        return ""
+    return f"subtitle sync: {sync['summary']}"
+
+
 class UsageError(Exception):
     pass
 

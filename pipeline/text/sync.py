@@ -15,6 +15,10 @@ Official subtitles are often off by a constant offset (another release, an added
 The ASR estimate is used when it finds enough consistent anchors; otherwise speech regions. ``score`` is 0..1:
 for ASR the share of subtitle lines confirmed by the transcript, for speech how much better than chance the cues
 sit on speech.
+
+On top of the global fit, :mod:`pipeline.text.sync_sections` looks for sections with their own offset (a cut
+scene, an ad break, another edit) against the speech regions (or, without them, regions made of the ASR words);
+``sections`` lists (subtitle time the section starts, offset), one entry in the normal case.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from dataclasses import dataclass, replace
+from bisect import bisect_right
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from pipeline.text import sync_sections
 from pipeline.types import Line, Region, Word
 
 _NTSC24 = 24000 / 1001
@@ -37,6 +43,7 @@ FRAMERATE_RATIOS: list[tuple[float, str]] = [
 ]
 
 RELIABLE_SCORE = 0.3
+SECTIONS_MIN_SCORE = 0.15  # a global fit scoring lower (another film) is not searched for sections
 _RES = 0.01  # fine time resolution (s)
 _ONSET_WEIGHT = 0.5  # seconds of overlap a perfect onset hit is worth
 _ONSET_WIDTH = 0.25  # half width of the triangular onset kernel (s)
@@ -44,16 +51,27 @@ _ONSET_WIDTH = 0.25  # half width of the triangular onset kernel (s)
 
 @dataclass
 class SyncResult:
-    """A linear timing correction: ``corrected = scale * t + offset``."""
+    """A timing correction: ``corrected = scale * t + offset``, the offset taken per section when there are several.
+
+    ``sections``: (subtitle time the section starts, its offset), sorted; the first starts at 0. Empty or one entry:
+    ``offset`` everywhere. ``offset`` is then the offset of the longest section."""
 
     scale: float = 1.0
     offset: float = 0.0
     score: float = 0.0
     method: str = "none"  # "asr", "asr+speech" (transcript fit, offset fine-tuned on speech), "speech" or "none"
     n_anchors: int = 0
+    sections: list[tuple[float, float]] = field(default_factory=list)
+
+    def offset_at(self, t: float) -> float:
+        """The offset of the section holding subtitle time ``t``."""
+        if len(self.sections) < 2:
+            return self.offset
+        k = bisect_right([s for s, _ in self.sections], t) - 1
+        return self.sections[max(k, 0)][1]
 
     def apply(self, t: float) -> float:
-        return self.scale * t + self.offset
+        return self.scale * t + self.offset_at(t)
 
     @property
     def reliable(self) -> bool:
@@ -61,18 +79,45 @@ class SyncResult:
         return self.method != "none" and self.score >= RELIABLE_SCORE
 
     def is_identity(self, offset_tol: float = 0.05, scale_tol: float = 1e-4) -> bool:
-        return abs(self.offset) < offset_tol and abs(self.scale - 1.0) < scale_tol
+        offsets = [self.offset] + [o for _, o in self.sections]
+        return all(abs(o) < offset_tol for o in offsets) and abs(self.scale - 1.0) < scale_tol
 
     def framerate_label(self, tol: float = 2e-4) -> str | None:
         """'25→23.976 fps' when the scale is a known framerate ratio."""
         best = min(FRAMERATE_RATIOS, key=lambda r: abs(r[0] - self.scale))
         return best[1] if abs(best[0] - self.scale) <= tol * best[0] else None
 
+    def record(self, applied: bool) -> dict:
+        """What is stored with the subtitle track: the fields, ``description``, ``summary`` and ``applied``."""
+        return {**asdict(self), "sections": [list(x) for x in self.sections], "description": self.describe(),
+                "summary": self.summary(), "applied": applied}
+
+    def summary(self) -> str:
+        """What was found, short: 'shifted −2.4 s, 25→23.976 fps, 2 sections' (or 'in sync', 'not checked')."""
+        if self.method == "none":
+            return "not checked"
+        parts = []
+        if abs(self.offset) >= 0.05:
+            parts.append(f"shifted {'−' if self.offset < 0 else '+'}{abs(self.offset):.1f} s")
+        if abs(self.scale - 1.0) >= 1e-4:
+            parts.append(self.framerate_label() or f"drift ×{self.scale:.4f}")
+        if len(self.sections) > 1:
+            parts.append(f"{len(self.sections)} sections")
+        text = ", ".join(parts) or "in sync"
+        return text if self.reliable else f"{text} (low confidence {self.score:.2f}, not applied)"
+
+    def sections_text(self) -> str:
+        """'from 12:04 +90.0 s; from 20:10 −20.0 s' for the sections after the first ('' for one section)."""
+        def clock(t: float) -> str:
+            m, sec = divmod(int(round(t)), 60)
+            return f"{m // 60}:{m % 60:02d}:{sec:02d}" if m >= 60 else f"{m}:{sec:02d}"
+        return "; ".join(f"from {clock(t)} {'−' if o < 0 else '+'}{abs(o):.2f} s" for t, o in self.sections[1:])
+
     def describe(self) -> str:
         """One human sentence, e.g. 'shifted −2.40 s, drift ×1.0427 (25→23.976 fps); confidence 0.83 (speech)'."""
         if self.method == "none":
             return "subtitle timing not checked (no speech regions or transcript to compare with)"
-        if self.is_identity():
+        if self.is_identity() and len(self.sections) < 2:
             head = "already in sync"
         else:
             sign = "−" if self.offset < 0 else "+"
@@ -82,6 +127,8 @@ class SyncResult:
                 head += f", drift ×{self.scale:.4f}" + (f" ({label})" if label else "")
             else:
                 head += ", no drift"
+            if len(self.sections) > 1:
+                head += f", {len(self.sections)} sections ({self.sections_text()})"
         how = {"asr": "transcript", "speech": "speech regions", "asr+speech": "transcript + speech regions"}.get(self.method, self.method)
         tail = f"; confidence {self.score:.2f} ({how}, {self.n_anchors} anchors)"
         if self.score < 0.2:
@@ -90,14 +137,16 @@ class SyncResult:
 
 
 def apply_sync(lines: list[Line], result: SyncResult) -> list[Line]:
-    """New lines (and their word times) mapped through ``result``; times are clamped at 0."""
-    a, b = result.scale, result.offset
-
-    def f(t: float) -> float:
-        return max(0.0, a * t + b)
-
+    """New lines (and their word times) mapped through ``result``, a line wholly by the section its start is in;
+    times are clamped at 0."""
+    a = result.scale
     out = []
     for ln in lines:
+        b = result.offset_at(ln.start)
+
+        def f(t: float, b: float = b) -> float:
+            return max(0.0, a * t + b)
+
         words = [replace(w, start=f(w.start), end=max(f(w.start), f(w.end))) for w in ln.words]
         s = f(ln.start)
         out.append(replace(ln, start=s, end=max(s, f(ln.end)), words=words, tags=list(ln.tags)))
@@ -119,13 +168,107 @@ def estimate_sync(
     cues = [ln for ln in lines if ln.end > ln.start and _is_speech_text(ln.text)]
     if len(cues) < 2:
         return SyncResult()
+    res = SyncResult()
     if asr_words:
-        res = _asr_sync(cues, asr_words)
-        if res is not None:
-            return _speech_polish(cues, speech, duration, res) if speech else res
-    if speech:
-        return _speech_sync(cues, speech, duration, scale_range)
-    return SyncResult()
+        found = _asr_sync(cues, asr_words)
+        if found is not None:
+            res = _speech_polish(cues, speech, duration, found) if speech else found
+    if res.method == "none" and speech:
+        res = _speech_sync(cues, speech, duration, scale_range)
+    return _with_sections(cues, res, speech, asr_words, duration)
+
+
+def _with_sections(cues: list[Line], res: SyncResult, speech: list[Region] | None, words: list[Word] | None,
+                   duration: float | None, scale_range: float = 0.05) -> SyncResult:
+    """The global fit with its sections (:mod:`sync_sections`) when several offsets fit clearly better than one.
+
+    A speech fit over sections sees a mix: its scale may be a compromise. When sections turn up, or the fit is
+    mediocre, the search is repeated at 1.0, each framerate ratio and the scale the longest section fits alone."""
+    if res.method == "none" or res.score < SECTIONS_MIN_SCORE:
+        return res
+    regions = sorted((r for r in speech or [] if r.end > r.start), key=lambda r: r.start) or _word_regions(words or [])
+    if not regions:
+        return res
+    cues = sorted(cues, key=lambda c: c.start)
+    s = np.array([c.start for c in cues])
+    e = np.array([c.end for c in cues])
+    media_end = max(duration or 0.0, regions[-1].end)
+    obj = _SpeechObjective(regions, media_end)
+    fits = [_sections_at(obj, s, e, res.scale, res.offset, media_end)]
+    if res.method == "speech" and (len(fits[0][2]) > 1 or res.score < 0.6):
+        span = max(float(e.max() - s.min()), 1.0)
+        scales = [a for a in [1.0] + [r for r, _ in FRAMERATE_RATIOS]
+                  if abs(a - 1.0) <= scale_range + 0.05 and abs(a - res.scale) * span >= 0.04]
+        if len(fits[0][2]) > 1:  # the longest section on its own
+            bounds = fits[0][3]
+            k = int(np.argmax(np.diff(bounds)))
+            alone = _speech_sync(cues[bounds[k]:bounds[k + 1]], regions, duration, scale_range)
+            if alone.method != "none":
+                fits.append(_sections_at(obj, s, e, alone.scale, alone.offset, media_end))
+        rc = float(np.clip(max(media_end, span) / 15000, 0.04, 0.25))
+        tc = float(np.median(s))
+        for _, a, b in _coarse_fits(obj, s, e, scales, media_end, rc) if scales else []:
+            _, m, _ = _refine(obj, s, e, tc, a, a * tc + b, 0.0, rc, offsets_only=True)
+            fits.append(_sections_at(obj, s, e, a, m - a * tc, media_end))
+    total, a, offsets, bounds = max(fits, key=lambda f: f[0])
+    if len(offsets) < 2:
+        return res
+    sections = [(0.0 if k == 0 else float(s[i0]), float(o)) for k, (i0, o) in enumerate(zip(bounds, offsets))]
+    split = replace(res, scale=a, offset=sections[int(np.argmax(np.diff(bounds)))][1], sections=sections)
+    if res.method == "speech":
+        b = np.array([split.offset_at(t) for t in s])
+        score = _mapped_score(obj, a * s + b, a * e + b)
+        each = [_mapped_score(obj, a * s[i0:i1] + b[i0:i1], a * e[i0:i1] + b[i0:i1]) for i0, i1 in zip(bounds, bounds[1:])]
+        if score < res.score or min(each) < RELIABLE_SCORE:  # no better than one offset, or a section on chance
+            return res
+        return replace(split, score=score)
+    score = _asr_score(cues, words or [], split)
+    return replace(split, score=score) if score >= res.score else res
+
+
+def _sections_at(obj: _SpeechObjective, s: np.ndarray, e: np.ndarray, a: float, b: float, media_end: float):
+    """(per-cue score total less the section penalties, scale, offsets, section bounds) at scale ``a``."""
+    found = sync_sections.find_sections(obj, a * s + b, a * e + b, media_end)
+    if not found:
+        total = float(sync_sections.per_cue(obj, a * s + b, a * e + b).sum())
+        return total, a, [b], [0, len(s)]
+    bounds = [i0 for i0, _ in found] + [len(s)]
+    a, offsets = _refit_scale(obj, s, e, a, [b + d for _, d in found], bounds)
+    off = np.repeat(offsets, np.diff(bounds))
+    total = float(sync_sections.per_cue(obj, a * s + off, a * e + off).sum()) - sync_sections.SECTION_PENALTY * (len(found) - 1)
+    return total, a, offsets, bounds[:-1] + [len(s)]
+
+
+def _refit_scale(obj: _SpeechObjective, s: np.ndarray, e: np.ndarray, a0: float, offsets: list[float],
+                 bounds: list[int]) -> tuple[float, list[float]]:
+    """The scale refitted with one offset per section (the global fit saw the sections as one): ``a0``, 1.0 or a
+    framerate ratio moving no cue by more than 0.5 s, whichever the sections' cues fit best (a ratio on a tie)."""
+    span = max(float(e.max() - s.min()), 1.0)
+    cands = [a0] + [r for r in [1.0] + [r for r, _ in FRAMERATE_RATIOS] if abs(r - a0) * span < 0.5]
+    fits = []
+    for a in cands:
+        offs, total = [], 0.0
+        for (i0, i1), b in zip(zip(bounds, bounds[1:]), offsets):
+            tc = float(np.median(s[i0:i1]))
+            d = sync_sections.refine_offset(obj, a * (s[i0:i1] - tc), a * (e[i0:i1] - tc), b + a0 * tc, radius=0.6)
+            total += float(obj.value(a * (s[i0:i1] - tc) + d, a * (e[i0:i1] - tc) + d))
+            offs.append(d - a * tc)
+        fits.append((total, a, offs))
+    top = max(f[0] for f in fits)
+    snapped = [f for f in fits[1:] if f[0] >= top - 0.01 * abs(top)]
+    _, a, offs = snapped[0] if snapped else max(fits, key=lambda f: f[0])
+    return float(a), offs
+
+
+def _word_regions(words: list[Word], gap: float = 0.3) -> list[Region]:
+    """Speech regions made of ASR word times (words closer than ``gap`` merged)."""
+    out: list[Region] = []
+    for w in sorted(words, key=lambda w: w.start):
+        if out and w.start <= out[-1].end + gap:
+            out[-1] = Region(out[-1].start, max(out[-1].end, w.end))
+        else:
+            out.append(Region(w.start, max(w.end, w.start + 0.05)))
+    return out
 
 
 def _is_speech_text(text: str) -> bool:
@@ -162,6 +305,7 @@ class _SpeechObjective:
             lo, hi = max(0, i0 - w), min(n, i0 + w + 1)
             np.maximum(onset[lo:hi], kernel[lo - (i0 - w) : hi - (i0 - w)], out=onset[lo:hi])
         self.n = n
+        self.grid = np.arange(n + 1, dtype=float)  # sample positions, built once (np.interp's xp)
         self.v = v
         self.cum = np.concatenate([[0.0], np.cumsum(v)])
         self.onset = onset
@@ -170,21 +314,21 @@ class _SpeechObjective:
     def cum_at(self, x: np.ndarray) -> np.ndarray:
         """Cumulative sum of the mask at fractional sample positions, extended with −1 outside the media."""
         xi = np.clip(x, 0, self.n)
-        val = np.interp(xi, np.arange(self.n + 1), self.cum)
+        val = np.interp(xi, self.grid, self.cum)
         return val - (x - xi)  # outside the media every sample counts as silence (−1)
 
     def value(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Objective for cue positions (seconds); arrays of the same shape, summed over the first axis."""
         xs, xe = starts / _RES, ends / _RES
         overlap = (self.cum_at(xe) - self.cum_at(xs)) * _RES
-        ons = np.interp(xs, np.arange(self.n), self.onset, left=0.0, right=0.0)
+        ons = np.interp(xs, self.grid[:-1], self.onset, left=0.0, right=0.0)
         return (overlap + _ONSET_WEIGHT * ons).sum(axis=0)
 
     def speech_fraction(self, a: float, b: float) -> float:
         lo, hi = max(0.0, a), min(float(self.n), b)
         if hi <= lo:
             return 0.0
-        return float(np.interp(hi, np.arange(self.n + 1), self.speech_cum) - np.interp(lo, np.arange(self.n + 1), self.speech_cum)) / (b - a)
+        return float(np.interp(hi, self.grid, self.speech_cum) - np.interp(lo, self.grid, self.speech_cum)) / (b - a)
 
 
 def _speech_sync(cues: list[Line], regions: list[Region], duration: float | None, scale_range: float) -> SyncResult:
@@ -202,27 +346,7 @@ def _speech_sync(cues: list[Line], regions: list[Region], duration: float | None
     step = float(np.clip(0.5 / span, 2.5e-4, 2e-3))
     grid = list(np.arange(1.0 - scale_range, 1.0 + scale_range + 1e-12, step))
     scales = sorted({round(x, 9) for x in grid} | {round(r, 9) for r, _ in FRAMERATE_RATIOS if abs(r - 1) <= scale_range + 0.05} | {1.0})
-    nv = int(math.ceil(media_end / rc)) + 1
-    # coarse speech signal: mean of the 10 ms mask per coarse bin, padded with silence on both sides
-    edges = np.arange(nv + 1) * (rc / _RES)
-    vc = np.diff(obj.cum_at(edges)) / (rc / _RES)
-    t0 = float(s.min())
-    mmax = int(math.ceil(max(scales) * (e.max() - t0) / rc)) + 2
-    ext = np.concatenate([np.full(mmax, -1.0), vc, np.full(mmax, -1.0)])
-    nfft = 1 << int(math.ceil(math.log2(len(ext) + mmax)))
-    ext_f = np.fft.rfft(ext, nfft)
-    hyps: list[tuple[float, float, float]] = []
-    for a in scales:
-        ss, ee = a * (s - t0), a * (e - t0)
-        diff = np.zeros(mmax + 1)
-        np.add.at(diff, np.floor(ss / rc).astype(int), 1.0)
-        np.add.at(diff, np.ceil(ee / rc).astype(int), -1.0)
-        mask = np.minimum(np.cumsum(diff)[:mmax], 1.0)
-        corr = np.fft.irfft(ext_f * np.conj(np.fft.rfft(mask, nfft)), nfft)[: len(ext) - mmax + 1]
-        corr /= max(mask.sum(), 1.0)
-        j = int(np.argmax(corr))
-        b = (j - mmax) * rc - a * t0  # corrected = a * t + b
-        hyps.append((float(corr[j]), a, b))
+    hyps = _coarse_fits(obj, s, e, scales, media_end, rc)
     hyps.sort(reverse=True)
     chosen: list[tuple[float, float, float]] = []
     for h in hyps:
@@ -244,6 +368,33 @@ def _speech_sync(cues: list[Line], regions: list[Region], duration: float | None
         _, m, _ = _refine(obj, s, e, tc, a, m, 0.0, rc, offsets_only=True)
     b = m - a * tc
     return SyncResult(scale=float(a), offset=float(b), score=_speech_score(obj, s, e, a, b), method="speech", n_anchors=len(cues))
+
+
+def _coarse_fits(obj: _SpeechObjective, s, e, scales, media_end: float, rc: float) -> list[tuple[float, float, float]]:
+    """(correlation, scale, offset) per scale: the offset where an FFT cross-correlation of the cue mask (at ``rc``
+    seconds a bin) with the ±1 speech mask peaks."""
+    nv = int(math.ceil(media_end / rc)) + 1
+    # coarse speech signal: mean of the 10 ms mask per coarse bin, padded with silence on both sides
+    edges = np.arange(nv + 1) * (rc / _RES)
+    vc = np.diff(obj.cum_at(edges)) / (rc / _RES)
+    t0 = float(s.min())
+    mmax = int(math.ceil(max(scales) * (e.max() - t0) / rc)) + 2
+    ext = np.concatenate([np.full(mmax, -1.0), vc, np.full(mmax, -1.0)])
+    nfft = 1 << int(math.ceil(math.log2(len(ext) + mmax)))
+    ext_f = np.fft.rfft(ext, nfft)
+    hyps: list[tuple[float, float, float]] = []
+    for a in scales:
+        ss, ee = a * (s - t0), a * (e - t0)
+        diff = np.zeros(mmax + 1)
+        np.add.at(diff, np.floor(ss / rc).astype(int), 1.0)
+        np.add.at(diff, np.ceil(ee / rc).astype(int), -1.0)
+        mask = np.minimum(np.cumsum(diff)[:mmax], 1.0)
+        corr = np.fft.irfft(ext_f * np.conj(np.fft.rfft(mask, nfft)), nfft)[: len(ext) - mmax + 1]
+        corr /= max(mask.sum(), 1.0)
+        j = int(np.argmax(corr))
+        b = (j - mmax) * rc - a * t0  # corrected = a * t + b
+        hyps.append((float(corr[j]), a, b))
+    return hyps
 
 
 def _speech_polish(cues: list[Line], regions: list[Region], duration: float | None, res: SyncResult) -> SyncResult:
@@ -290,9 +441,14 @@ def _refine(obj: _SpeechObjective, s, e, tc, a0, m0, step, rc, offsets_only: boo
 
 
 def _speech_score(obj: _SpeechObjective, s, e, a, b) -> float:
-    xs, xe = (a * s + b) / _RES, (a * e + b) / _RES
-    covered = float(((np.interp(np.clip(xe, 0, obj.n), np.arange(obj.n + 1), obj.speech_cum)
-                      - np.interp(np.clip(xs, 0, obj.n), np.arange(obj.n + 1), obj.speech_cum))).sum())
+    return _mapped_score(obj, a * s + b, a * e + b)
+
+
+def _mapped_score(obj: _SpeechObjective, starts, ends) -> float:
+    """How much better than chance cues at these media times sit on speech (0..1)."""
+    xs, xe = np.asarray(starts) / _RES, np.asarray(ends) / _RES
+    covered = float(((np.interp(np.clip(xe, 0, obj.n), obj.grid, obj.speech_cum)
+                      - np.interp(np.clip(xs, 0, obj.n), obj.grid, obj.speech_cum))).sum())
     total = float((xe - xs).sum())
     p = covered / max(total, 1e-9)
     p0 = obj.speech_fraction(float(xs.min()), float(xe.max()))
@@ -342,19 +498,62 @@ def _gram_index(toks: list[str], n: int) -> dict[tuple[str, ...], list[int]]:
     return idx
 
 
-def _asr_sync(cues: list[Line], words: list[Word]) -> SyncResult | None:
+def _asr_tokens(words: list[Word]) -> tuple[list[str], np.ndarray]:
+    """Transcript tokens, in time order, each with its word's start."""
+    toks: list[str] = []
+    times: list[float] = []
+    for w in sorted(words, key=lambda w: w.start):
+        for t in _tokens(w.text):
+            toks.append(t)
+            times.append(w.start)
+    return toks, np.array(times, dtype=float)
+
+
+def _head_anchors(cues: list[Line], a_toks: list[str], at: np.ndarray, predict, radius: float):
+    """(subtitle start, transcript time) of each cue whose first words the transcript has within ``radius`` of the
+    predicted media time."""
     from rapidfuzz import fuzz
 
-    words = sorted((w for w in words if _tokens(w.text)), key=lambda w: w.start)
-    if len(words) < 10:
+    lx: list[float] = []
+    ly: list[float] = []
+    for c in cues:
+        tk = _tokens(c.text)
+        if not tk:
+            continue
+        kk = min(3, len(tk))
+        if kk == 1 and len(tk[0]) < 4:
+            continue
+        head = " ".join(tk[:kk])
+        p = predict(c.start)
+        lo, hi = np.searchsorted(at, p - radius), np.searchsorted(at, p + radius)
+        best, bj = 0.0, -1
+        for jj in range(lo, min(hi, len(a_toks))):
+            if a_toks[jj][:1] != tk[0][:1]:
+                continue
+            sc = fuzz.ratio(head, " ".join(a_toks[jj : jj + kk]))
+            if sc > best:
+                best, bj = sc, jj
+        if bj >= 0 and best >= 80:
+            lx.append(c.start)
+            ly.append(float(at[bj]))
+    return lx, ly
+
+
+def _asr_score(cues: list[Line], words: list[Word], res: SyncResult) -> float:
+    """Share of subtitle lines whose first words the transcript has within 0.5 s of where ``res`` puts them."""
+    a_toks, at = _asr_tokens(words)
+    n_lines = sum(1 for c in cues if _tokens(c.text))
+    if not a_toks or not n_lines:
+        return 0.0
+    lx, ly = _head_anchors(cues, a_toks, at, res.apply, 1.5)
+    n_in = sum(abs(y - res.apply(x)) < 0.5 for x, y in zip(lx, ly))
+    return float(min(1.0, n_in / n_lines))
+
+
+def _asr_sync(cues: list[Line], words: list[Word]) -> SyncResult | None:
+    if sum(1 for w in words if _tokens(w.text)) < 10:
         return None
-    a_toks: list[str] = []
-    a_times: list[float] = []
-    for w in words:
-        for t in _tokens(w.text):
-            a_toks.append(t)
-            a_times.append(w.start)
-    at = np.array(a_times)
+    a_toks, at = _asr_tokens(words)
     s_toks, st, _ = _sub_token_times(cues)
     if len(s_toks) < 10:
         return None
@@ -413,27 +612,7 @@ def _asr_sync(cues: list[Line], words: list[Word]) -> SyncResult | None:
     lx: list[float] = []
     ly: list[float] = []
     for _ in range(2):
-        lx, ly = [], []
-        for c in cues:
-            tk = _tokens(c.text)
-            if not tk:
-                continue
-            kk = min(3, len(tk))
-            if kk == 1 and len(tk[0]) < 4:
-                continue
-            head = " ".join(tk[:kk])
-            p = a * c.start + b
-            lo, hi = np.searchsorted(at, p - 1.5), np.searchsorted(at, p + 1.5)
-            best, bj = 0.0, -1
-            for jj in range(lo, min(hi, len(a_toks))):
-                if a_toks[jj][:1] != tk[0][:1]:
-                    continue
-                sc = fuzz.ratio(head, " ".join(a_toks[jj : jj + kk]))
-                if sc > best:
-                    best, bj = sc, jj
-            if bj >= 0 and best >= 80:
-                lx.append(c.start)
-                ly.append(float(at[bj]))
+        lx, ly = _head_anchors(cues, a_toks, at, lambda t, a=a, b=b: a * t + b, 1.5)
         if len(lx) < 3:
             return None
         a, b = _robust_line(np.array(lx), np.array(ly), a, b)

@@ -237,7 +237,7 @@ def stage_sync(opts: AnalysisOptions) -> Stage:
         # the import kept cues a sync could still move inside the media; what is still outside now is dropped
         new_lines, dropped = drop_bad_cues(new_lines, duration)
         warning = describe_dropped(dropped, duration)
-        return {"applied": applied, "sync": {**asdict(res), "description": res.describe()},
+        return {"applied": applied, "sync": res.record(applied),
                 "lines": [ln.to_dict() for ln in new_lines], "dropped_cues": sum(dropped.values()),
                 "warnings": [f"after sync: {warning}"] if warning else []}
 
@@ -475,8 +475,8 @@ def stage_save() -> Stage:
         lines = [line_from_dict(d) for d in att["lines"]]
         sync = ctx.results.get("sync") or {}
         dia = ctx.results.get("diarize") or {}
-        save_analysis(lib, mid, lines, att, sync=sync.get("sync") if sync.get("applied") else None,
-                      embeddings=dia.get("embeddings") or {})
+        checked = sync.get("sync") if (sync.get("sync") or {}).get("method", "none") != "none" else None
+        save_analysis(lib, mid, lines, att, sync=checked, embeddings=dia.get("embeddings") or {})
         names = sorted(label_rows.character_names(lib.db, mid))
         from pipeline.workflows.voiceprints import enrol_auto
 
@@ -486,6 +486,7 @@ def stage_save() -> Stage:
             ctx.progress(1.0, f"no automatic voiceprints ({e})")
             auto = []
         return {"media_id": mid, "lines": len(lines), "characters": names, "auto_voiceprints": len(auto),
+                "sync": {k: checked.get(k) for k in ("summary", "description", "applied", "sections")} if checked else None,
                 "warnings": list(sync.get("warnings") or []) + list(att["warnings"])}
 
     return Stage("save", run, weight=0.3, label="saving analysis")

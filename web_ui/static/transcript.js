@@ -1,5 +1,6 @@
 // Transcript view: lines with speaker colours and character names; label speakers (rename, merge, split, reassign),
-// edit a line's text and join two lines, with undo; pick a subtitle file's encoding when its detection was unsure.
+// edit a line's text and join two lines, with undo; pick a subtitle file's encoding when its detection was unsure;
+// say what the subtitle sync found.
 import { $, api, colorFor, el, fmt, play, registerView } from "./app.js";
 
 async function render() {
@@ -100,6 +101,7 @@ async function encodingBanner(id) {
   let box = $("#tr-encoding");
   if (!box) { box = el("div", { id: "tr-encoding", class: "row" }); $("#transcript").before(box); }
   const item = await api(`/api/media/${id}`);
+  syncNote(item);
   const track = (item.subtitle_tracks || []).find((t) => t.is_primary && t.encoding_unsure);
   if (!track) { box.hidden = true; box.replaceChildren(); return; }
   const cands = track.encoding_info.candidates || [];
@@ -113,6 +115,16 @@ async function encodingBanner(id) {
   } }, "Use this encoding");
   box.hidden = false;
   box.replaceChildren(el("strong", {}, `Subtitle encoding unsure (read as ${track.encoding}).`), " Which reading is right? ", pick, " ", use, " ", error, sample);
+}
+
+// What the subtitle sync found for the primary track: "Subtitle sync: shifted −2.3 s, 25→23.976 fps, 2 sections".
+function syncNote(item) {
+  let box = $("#tr-sync");
+  if (!box) { box = el("div", { id: "tr-sync", class: "row muted" }); $("#transcript").before(box); }
+  const track = (item.subtitle_tracks || []).find((t) => t.is_primary && t.sync && t.sync.summary);
+  box.hidden = !track;
+  box.replaceChildren(...(track ? [el("strong", {}, "Subtitle sync: "), track.sync.summary] : []));
+  box.title = track ? track.sync.description || "" : "";
 }
 
 $("#tr-item").addEventListener("change", render);
