@@ -210,26 +210,28 @@ class Conversation:
         parts: list[str] = []
         sent = ""  # what on_delta has been given
         stopped_by_provider = False
-        ahead: list[str] = []  # the first sentence's clause already handed to the voice
+        ahead = ""  # the first sentence's clause already handed to the voice
 
         def take(sentences: list[str]) -> None:
+            nonlocal ahead
             for s in sentences:
                 if reply.t_first_sentence is None:
                     reply.t_first_sentence = since()
                 reply.sentences.append(s)
                 if speech is not None:
-                    if ahead and s.startswith(ahead[0]):
-                        s = s[len(ahead[0]):].strip()  # the rest of the sentence whose clause is being spoken
-                    ahead.clear()
+                    if ahead and s.startswith(ahead):
+                        s = s[len(ahead):].strip()  # the rest of the sentence whose clause is being spoken
+                    ahead = ""
                     speech.put(s)
 
         def speak_ahead() -> None:
             """Before the first sentence ends, voice its first clause (the first audio comes a clause sooner)."""
+            nonlocal ahead
             if speech is None or not self.speak_first_clause or reply.t_first_sentence is not None or ahead:
                 return
             clause = leading_clause(shaper.pending)
             if clause:
-                ahead.append(clause)
+                ahead = clause
                 speech.put(clause)
 
         stream = None
@@ -359,13 +361,15 @@ class _SpeechPipeline:
             return audio, int(rate)
         parts: list[np.ndarray] = []
         piece: list[np.ndarray] = []
+        held = 0  # samples in `piece`
         rate = 0
         for chunk, rate in stream(text):
             piece.append(np.asarray(chunk, dtype=np.float32).reshape(-1))
+            held += len(piece[-1])
             least = FIRST_PIECE_S if self.reply.t_first_audio is None else STREAM_PIECE_S
-            if sum(len(p) for p in piece) >= least * rate:
+            if held >= least * rate:
                 parts.append(np.concatenate(piece))
-                piece = []
+                piece, held = [], 0
                 self._out(parts[-1], int(rate))
             if self._stopped():
                 break

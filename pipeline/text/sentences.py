@@ -130,8 +130,8 @@ _CLAUSE_END_RE = re.compile(r"[,;:]\s+|\s+[—–-]\s+")
 
 
 def leading_clause(text: str, min_words: int = 4) -> str | None:
-    """The first clause of an unfinished sentence once it is certain ("Well, my friend, I know" → "Well, my
-    friend,"): text up to the first comma/semicolon/colon/dash that follows at least ``min_words`` words and has
+    """The first clause of an unfinished sentence once it is certain ("Well, my old friend, I know" → "Well, my
+    old friend,"): text up to the first comma/semicolon/colon/dash that follows at least ``min_words`` words and has
     more text after it; None when there is no such break yet. Speaking it early starts a spoken reply sooner."""
     for m in _CLAUSE_END_RE.finditer(text):
         head = text[: m.start()].strip()
