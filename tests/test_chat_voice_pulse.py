@@ -195,6 +195,7 @@ def test_barge_in_stops_the_reply_within_150_ms_and_the_words_are_heard(tmp_path
             assert heard and word_error_rate([FIRST_TEXT], [heard[0]]) <= 0.2, heard
             time.sleep(1.5)  # the reply plays, its echo is in the microphone
             assert not vm.barge_ins, f"the reply's own echo triggered a barge-in: {events}"
+            echo_holds = dict(vm.holds)
 
             pa.play(barge_wav, device="vw_mic")
             assert wait_for(lambda: vm.barge_ins, 10), events
@@ -229,6 +230,8 @@ def test_barge_in_stops_the_reply_within_150_ms_and_the_words_are_heard(tmp_path
               f"{b['t_onset']:.3f}, silenced {1000 * (b['t_stopped'] - b['t_onset']):.0f} ms later; the deciding frame was "
               f"handled {1000 * b['lag']:.0f} ms after it was complete)")
         assert gap <= BOUND, f"speakers quiet {1000 * gap:.0f} ms after the onset{starved}: {events}"
+        print(f"tentative pauses while only the reply's echo was heard: {echo_holds['paused']}")
+        assert echo_holds["paused"] <= 1, f"the reply's own echo kept pausing it: {echo_holds}"
         wer = word_error_rate([BARGE_TEXT], [heard[1]])
         print(f"heard {heard[1]!r} (WER {wer:.2f})")
         assert wer <= 0.25

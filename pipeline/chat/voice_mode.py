@@ -175,6 +175,7 @@ class EchoResult:
     residual: np.ndarray  # the frame minus the playback it contains
     echo_share: float  # 0..1: how much of the microphone's recent energy the playback explains
     lag: float | None  # seconds the microphone hears the playback late (None: nothing played)
+    frame_share: float = 0.0  # 0..1: the same for this frame alone (reacts a frame sooner when the user cuts in)
 
 
 class EchoGate:
@@ -217,7 +218,9 @@ class EchoGate:
         seg = ref[k: k + win]
         share = float(min(1.0, max(0.0, score[k] / mic_e)))  # 1 - |m - g r|^2 / |m|^2
         residual = (m[-len(frame):] - g * seg[-len(frame):]).astype(np.float32)
-        return EchoResult(residual, share, (self.max_lag - k) / RATE)
+        f = m[-len(frame):]
+        frame_share = float(min(1.0, max(0.0, 1.0 - np.dot(residual, residual) / (np.dot(f, f) + 1e-12))))
+        return EchoResult(residual, share, (self.max_lag - k) / RATE, frame_share)
 
 
 # -- turns -------------------------------------------------------------------------------------------
@@ -233,6 +236,8 @@ class VadSettings:
     min_level_db: float = -50.0  # quieter frames are never speech
     max_echo_share: float = 0.6  # frames mostly explained by the playback never start speech
     pause_threshold: float = 0.4  # during playback one such frame pauses the voice at once …
+    pause_frame_echo_share: float = 0.6  # … when the playback explains little of it: of the frame alone, while
+    pause_echo_share: float = 0.9  # … the recent window is not all echo (or the window itself is ≤ max_echo_share)
     confirm: float = 0.25  # … and unless speech starts within this many seconds, the voice goes on
     speculative_asr: bool = True  # transcribe at the first pause, while the hangover runs (used if speech ends there)
 
@@ -423,6 +428,7 @@ class VoiceMode:
         self._asr_lock = threading.Lock()  # one transcription at a time (speculative or not)
         self._spec: _Speculation | None = None
         self.speculations = {"started": 0, "used": 0}
+        self.holds = {"paused": 0, "resumed": 0}  # tentative barge-in pauses, and those that were not the user
 
     @property
     def busy(self) -> bool:
@@ -456,10 +462,12 @@ class VoiceMode:
         s = self.detector.s
         pause = getattr(self.player, "pause", None)
         if (pause is not None and self._paused_at is None and not self.detector.speaking and self.player.playing
-                and prob >= s.pause_threshold and echo.echo_share <= s.max_echo_share
-                and level_db(echo.residual) >= s.min_level_db):
+                and prob >= s.pause_threshold and level_db(echo.residual) >= s.min_level_db
+                and (echo.echo_share <= s.max_echo_share
+                     or (echo.frame_share <= s.pause_frame_echo_share and echo.echo_share <= s.pause_echo_share))):
             pause()  # maybe the user: silence the voice now, decide on the next frames
             self._paused_at = (t, self.clock())
+            self.holds["paused"] += 1
         if isinstance(event, SpeechStart):
             self.on_event("speech_start", {"t": event.t, "t_decided": event.t_decided})
             if self.busy:
@@ -468,6 +476,7 @@ class VoiceMode:
         elif self._paused_at is not None and t - self._paused_at[0] >= s.confirm and not self.detector.speaking:
             self.player.unpause()  # not speech after all (a cough, a knock): the voice goes on
             self._paused_at = None
+            self.holds["resumed"] += 1
         elif isinstance(event, SpeechPause):
             if s.speculative_asr:
                 self._spec = _Speculation(event.audio, self.transcribe, self._asr_lock)
