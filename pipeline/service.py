@@ -14,7 +14,7 @@ import numpy as np
 from pipeline.workflows import ingest as ingest_mod
 from . import media as media_io
 from .config import Settings
-from .errors import BadInputError, NotFoundError, WeaverError
+from .errors import BackendUnavailableError, BadInputError, NotFoundError, WeaverError
 from .files import safe_child, slug  # noqa: F401 - part of the facade's API
 from .jobs import JobOutcome, JobRunner, PreparedJob, ProgressListener  # noqa: F401 - facade API
 from .progress import CancelToken, stage_callback
@@ -860,31 +860,48 @@ class Service:
         return self.lib.home / "voices"
 
     def build_voice_dataset(self, media_id: int, character: str, *, min_s: float = 2.0, max_s: float = 15.0,
+                            for_backend: str = "orpheus", isolate: bool | None = None, include_check_text: bool = False,
                             listener: ProgressListener | None = None, cancel: CancelToken | None = None) -> dict:
-        """Build a training dataset from a character's kept and pending clips; returns the dataset row + summary."""
-        from .voices.dataset import ClipSample, build_dataset
+        """Build a training dataset from a character's kept and pending clips; returns the dataset row + summary.
 
-        m = self.lib.media(media_id)
-        segs = [s for s in self.segments(media_id, character=character) if s["status"] != "rejected"]
-        if not segs:
-            raise BadInputError(f"character '{character}' has no clips in item {media_id} to build a dataset from")
-        dialogue = self.lib.abspath(m["dialogue_path"])
-        samples = [ClipSample(audio_path=dialogue, text=s["text"], start=s["start"] + (s["trim_start"] or 0),
-                              end=s["end"] + (s["trim_end"] or 0), confidence=s["confidence"] if s["confidence"] is not None else 1.0,
-                              overlap=bool(s["overlap"]), clip_id=s["clip_id"]) for s in segs]
+        ``for_backend`` sets the sample rate (BACKEND_RATES); ``isolate`` None isolates the dialogue whenever a
+        separation backend can run (the settings' choice, else the best available), True requires one."""
+        from .voices.dataset import BACKEND_RATES, build_dataset
+        from .workflows.instant_voice import clip_samples
+
+        if for_backend not in BACKEND_RATES:
+            raise BadInputError(f"unknown TTS backend {for_backend!r} (known: {', '.join(BACKEND_RATES)})")
+        samples = clip_samples(self, media_id, character, "build a dataset from")
+        separator = self.separator(required=isolate is True) if isolate is not False else None
         char_id = labels.character_in(self.lib.db, media_id, character)[0]
         out = self.lib.home / "datasets" / f"item{media_id}-{voice_slug(character)}-{int(time.time())}"
-        summary = build_dataset(samples, out, min_s=min_s, max_s=max_s, progress=stage_callback(listener),
-                                cancel=cancel)
+        summary = build_dataset(samples, out, min_s=min_s, max_s=max_s, target_rate=BACKEND_RATES[for_backend],
+                                isolate=separator.isolate if separator else None,
+                                isolation_name=separator.name if separator else None,
+                                include_check_text=include_check_text, progress=stage_callback(listener), cancel=cancel)
         with self.lib.atomic() as db:
             ds_id = voice_rows.add_dataset(db, char_id, self.lib.relpath(out), summary.to_dict())
         return {"id": ds_id, "path": str(out), "character": character, "summary": summary.to_dict()}
+
+    def separator(self, *, required: bool = False):
+        """The dialogue separation backend (settings' choice, else the best available); None when none can run
+        (or BackendUnavailableError when ``required``)."""
+        from .stages import get_backend
+
+        try:
+            return get_backend("separation", self.settings.backends.get("separation") or None)
+        except BackendUnavailableError:
+            if required:
+                raise
+            return None
 
     def datasets(self) -> list[dict]:
         rows = voice_rows.datasets(self.lib.db)
         for r in rows:
             s = json.loads(r.pop("summary_json") or "{}")
-            r["summary"] = {k: s.get(k) for k in ("kept", "rejected", "minutes_kept", "train", "val", "warning", "loudness")}
+            r["summary"] = {k: s.get(k) for k in ("kept", "rejected", "minutes_kept", "train", "val", "warning", "loudness",
+                                                  "rate", "isolation", "dnsmos", "dnsmos_mean", "speaker_check")}
+            r["summary"]["rejected_clips"] = s.get("rejected_clips", [])
         return rows
 
     def prepare_training(self, name: str, dataset_id: int, *, backend: str = "auto", steps: int = 60,

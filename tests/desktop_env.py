@@ -40,6 +40,35 @@ def need_binaries(*names: str) -> None:
         skip_or_fail(f"missing binaries: {', '.join(missing)} (Debian: xvfb trayer chromium pulseaudio pulseaudio-utils)")
 
 
+@contextmanager
+def panel_page(home) -> Iterator[tuple[object, list[str]]]:
+    """(page, page errors) of the panel served from library ``home`` in headless Chromium (Playwright), ready."""
+    chromium = os.environ.get("WEAVER_CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        skip_or_fail(f"Chromium not found at {chromium}")
+    need_modules("playwright")
+    from playwright.sync_api import sync_playwright
+
+    from web_ui.server import PanelServer
+
+    server = PanelServer(home=home).start()
+    try:
+        with sync_playwright() as pw:
+            b = pw.chromium.launch(executable_path=chromium, headless=True,
+                                   args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+            try:
+                page = b.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(server.url)
+                page.wait_for_function("window.weaverReady === true", timeout=20000)
+                yield page, errors
+            finally:
+                b.close()
+    finally:
+        server.stop()
+
+
 def need_modules(*names: str) -> None:
     """Skip when a Python module is missing, unless CI is set."""
     import importlib.util

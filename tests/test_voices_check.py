@@ -106,38 +106,15 @@ def test_service_stores_numbers_and_marks_noise_failed(noisy_home):
 def test_panel_voices_view_shows_the_numbers(noisy_home):
     """The panel's Voices view (real server, real Chromium): the failed voice, its three numbers beside the
     default voice's, and why it failed."""
-    import os
-    from pathlib import Path
-
-    from tests.desktop_env import need_modules, skip_or_fail
-
-    chromium = os.environ.get("WEAVER_CHROMIUM", "/usr/bin/chromium")
-    if not Path(chromium).exists():
-        skip_or_fail(f"Chromium not found at {chromium}")
-    need_modules("playwright")
-    from playwright.sync_api import sync_playwright
-
-    from web_ui.server import PanelServer
+    from tests.desktop_env import panel_page
 
     svc, _, res = noisy_home
-    server = PanelServer(home=svc.lib.home).start()
-    try:
-        with sync_playwright() as pw:
-            b = pw.chromium.launch(executable_path=chromium, headless=True,
-                                   args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
-            page = b.new_page()
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.url)
-            page.wait_for_function("window.weaverReady === true", timeout=20000)
-            page.click("#tabs button[data-view=voices]")
-            page.wait_for_selector("tr[data-voice=hissy] td.check-dnsmos")
-            row = page.inner_text("tr[data-voice=hissy]")
-            wer = page.inner_text("tr[data-voice=hissy] td.check-wer")
-            failed = page.inner_text("[data-failed=hissy]")
-            b.close()
-    finally:
-        server.stop()
+    with panel_page(svc.lib.home) as (page, errors):
+        page.click("#tabs button[data-view=voices]")
+        page.wait_for_selector("tr[data-voice=hissy] td.check-dnsmos")
+        row = page.inner_text("tr[data-voice=hissy]")
+        wer = page.inner_text("tr[data-voice=hissy] td.check-wer")
+        failed = page.inner_text("[data-failed=hissy]")
     assert not errors, errors
     assert "failed" in row and f"{res['dnsmos']:.2f}" in row and f"(default {res['default']['dnsmos']:.2f})" in row
     assert wer.startswith(f"{round(res['wer'] * 100)}%") and "(default" in wer

@@ -44,6 +44,9 @@ def trained(movie, tmp_path_factory):
 def test_dataset_summary_then_training_reports_adapter_vs_base(trained, movie):
     home, mid, ds, tr = trained
     assert "clips kept" in ds.stderr and "rejected" in ds.stderr
+    # isolated by default (the offline denoise here), every clip scored, the speaker check run (issue #12)
+    assert "24000 Hz" in ds.stderr and "isolated with: denoise" in ds.stderr, ds.stderr
+    assert "DNSMOS: mean" in ds.stderr and "speaker check: centroid of" in ds.stderr, ds.stderr
     assert tr.stdout.strip().splitlines()[-1] == "boris"
     assert "adapter" in tr.stderr and "base model" in tr.stderr
     # the tiny random base "trains" into noise: the voice check after training says so (issue #13)
@@ -104,3 +107,22 @@ def test_empty_dataset_and_unknown_gpu_backend_errors(trained, movie, tmp_path):
     ds_id = weaver(home, "dataset", trained[1], "--character", "CLARA", "--min", "1.0").stdout.strip().splitlines()[-1]
     gpu = weaver(home, "train", "clara", "--dataset", ds_id, "--backend", "unsloth", "--steps", "1", check=False)
     assert gpu.returncode != 0 and "use --backend cpu" in gpu.stderr and "Traceback" not in gpu.stderr
+
+
+def test_panel_shows_dataset_quality_and_why_clips_were_left_out(trained):
+    """The Voices view (real server, real Chromium) shows each dataset's isolation, DNSMOS and speaker check, and
+    lists every rejected clip with its reason, as the API reports them."""
+    from tests.desktop_env import panel_page
+
+    home = trained[0]
+    ds = Service(home=home).datasets()[0]
+    with panel_page(home) as (page, errors):
+        page.click("#tabs button[data-view=voices]")
+        row = f"tr[data-dataset='{ds['id']}']"
+        page.wait_for_selector(f"{row} .ds-quality")
+        quality = page.inner_text(f"{row} .ds-quality")
+        listed = page.locator(f"{row} .ds-rejected li").all_text_contents()
+    assert not errors, errors
+    s = ds["summary"]
+    assert "isolated: denoise" in quality and f"DNSMOS {s['dnsmos_mean']:.2f}" in quality and "speaker check: centroid" in quality
+    assert len(listed) == len(s["rejected_clips"]) and all(c["reason"] in t for c, t in zip(s["rejected_clips"], listed))

@@ -117,11 +117,11 @@ def sox(*args: str) -> None:
     subprocess.run(["sox", *args], check=True, capture_output=True)
 
 
-def speech_clips(folder: Path, n: int = 6) -> list[tuple[Path, str]]:
-    """n clean espeak-ng clips (2.5-4.5 s each) with their texts."""
+def speech_clips(folder: Path, n: int = 6, voice: str = "en+m3") -> list[tuple[Path, str]]:
+    """n clean espeak-ng clips (2.5-4.5 s each) of one voice (a character's lines) with their texts."""
     out = []
     for i, text in enumerate(SENTENCES[:n]):
-        out.append((espeak_clip(Path(folder) / f"clean{i}.wav", text, "en+m3" if i % 2 == 0 else "en+f3"), text))
+        out.append((espeak_clip(Path(folder) / f"clean{i}.wav", text, voice), text))
     return out
 
 

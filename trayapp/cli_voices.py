@@ -3,6 +3,8 @@ purge | storage]` (voice management), `weaver say`."""
 
 from __future__ import annotations
 
+import argparse
+
 from .commands import command, err, out, out_json, progress_bar, service
 
 
@@ -12,6 +14,13 @@ def add_parsers(sub) -> None:
     s.add_argument("--character", required=True)
     s.add_argument("--min", type=float, default=2.0, help="shortest clip kept, seconds")
     s.add_argument("--max", type=float, default=15.0, help="longest clip kept, seconds")
+    s.add_argument("--for", dest="for_backend", choices=["orpheus", "pocket-lora", "piper"], default="orpheus",
+                   help="the TTS backend it is for (sets the sample rate: 24 kHz, or 22.05 kHz for piper)")
+    s.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                   help="isolate the dialogue first (default: when a separation backend can run)")
+    s.add_argument("--include-check-text", action="store_true",
+                   help="keep lines marked 'check text' (no text source matched their audio)")
+    s.add_argument("--show-rejected", action="store_true", help="list every rejected clip with its reason")
     s.add_argument("--json", action="store_true")
     s = sub.add_parser("train", help="fine-tune a voice (LoRA adapter) on a dataset (prints the voice name)")
     s.add_argument("name")
@@ -41,13 +50,19 @@ def add_parsers(sub) -> None:
 @command("dataset")
 def cmd_dataset(a) -> int:
     with progress_bar("building dataset") as listener:
-        res = service().build_voice_dataset(a.item, a.character, min_s=a.min, max_s=a.max, listener=listener)
+        res = service().build_voice_dataset(a.item, a.character, min_s=a.min, max_s=a.max, for_backend=a.for_backend,
+                                            isolate=a.isolate, include_check_text=a.include_check_text, listener=listener)
     s = res["summary"]
     if a.json:
         out_json(res)
     else:
-        err(f"{s['kept']} clips kept ({s['minutes_kept']:.2f} min), rejected: "
+        err(f"{s['kept']} clips kept ({s['minutes_kept']:.2f} min, {s['rate']} Hz), rejected: "
             + (", ".join(f"{k} {v}" for k, v in s["rejected"].items()) or "none") + f"; train {s['train']} / val {s['val']}")
+        mos = f"mean {s['dnsmos_mean']:.2f}" if s.get("dnsmos_mean") is not None else s.get("dnsmos")
+        err(f"isolated with: {s.get('isolation') or 'none'}; DNSMOS: {mos}; speaker check: {s.get('speaker_check')}")
+        for c in s.get("rejected_clips", []) if a.show_rejected else []:
+            where = f"clip {c['clip_id']}" if c.get("clip_id") is not None else f"{c['start']:.2f}s"
+            err(f"  {where}: {c['reason']}" + (f" ({c['detail']})" if c.get("detail") else "") + f" — {c['text'][:60]}")
         if s.get("warning"):
             err(f"warning: {s['warning']}")
     out(str(res["id"]))

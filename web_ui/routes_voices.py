@@ -62,7 +62,11 @@ def register(app, svc, jobs) -> None:
 
     @app.post("/api/voices/datasets")
     def build_dataset(body: dict = Body(...)):
-        return svc().build_voice_dataset(int(body["media_id"]), str(body["character"]))
+        isolate = body.get("isolate")
+        return svc().build_voice_dataset(int(body["media_id"]), str(body["character"]),
+                                         for_backend=str(body.get("for_backend") or "orpheus"),
+                                         isolate=None if isolate is None else bool(isolate),
+                                         include_check_text=bool(body.get("include_check_text")))
 
     @app.post("/api/voices/train")
     def train(body: dict = Body(...)):

@@ -159,6 +159,15 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (na * nb))
 
 
+def consistent_centroid(embeddings: list[np.ndarray]) -> tuple[np.ndarray, list[float]]:
+    """(centroid, each embedding's cosine to it) of one speaker's clips: the centroid of the more consistent half,
+    so a few clips of another voice (mis-attributed lines) cannot pull it towards themselves."""
+    first = unit(np.mean(embeddings, axis=0))
+    order = sorted(range(len(embeddings)), key=lambda j: -cosine(embeddings[j], first))
+    centroid = unit(np.mean([embeddings[j] for j in order[: max(1, (len(order) + 1) // 2)]], axis=0))
+    return centroid, [cosine(e, centroid) for e in embeddings]
+
+
 def match(embedding: np.ndarray, known: dict[str, np.ndarray], threshold: float = DEFAULT_THRESHOLD) -> tuple[str | None, float]:
     """Best-scoring known voice by cosine similarity: (name, score), or (None, score) below the threshold."""
     best_name, best = None, -1.0

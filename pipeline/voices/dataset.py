@@ -1,5 +1,11 @@
 """Build a TTS training set from attributed clips: quality filter, loudness normalisation, resampling, split.
 
+Each clip is (optionally) isolated first (the caller passes the separation backend's ``isolate``), then checked:
+its text (none, unverified "check text" lines are left out unless asked), attribution (confidence, overlapped
+speech), length, the signal filter (clipping, music bed, SNR), duplicates; then scored: DNSMOS (speechmos, the
+same helper as the voice check) and speaker consistency (Resemblyzer embedding against the centroid of the
+character's more consistent half of clips, pipeline.stages.voiceprint). Every rejected clip keeps its reason.
+
 Output (in ``out_dir``):
   wavs/<id>.wav + metadata.csv ("id|text|text")               LJSpeech layout
   audiofolder/{train,validation}/<id>.wav + metadata.csv        Hugging Face audiofolder (file_name,transcription)
@@ -17,13 +23,14 @@ import shutil
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
 from ..errors import BadInputError, Cancelled, StorageError, WeaverError
-from ..progress import CancelToken, ProgressCallback, no_progress
 from ..files import replace_folder
+from ..progress import CancelToken, ProgressCallback, no_progress
+from ..stages.voiceprint import DEFAULT_THRESHOLD as SPEAKER_THRESHOLD, consistent_centroid
 
 # Thresholds of the quality filter (tuned on espeak-ng speech vs the same speech with sox noise/music/clipping).
 CLIP_LEVEL = 0.985  # |sample| at or above this counts as "at full scale"
@@ -37,8 +44,13 @@ TARGET_LUFS = -23.0
 TARGET_RMS_DBFS = -23.0
 PEAK_LIMIT = 10 ** (-1.0 / 20)  # -1 dBFS
 USEFUL_MINUTES = 10.0
+DNSMOS_FLOOR = 1.25  # below: unusable (heavy reverb ≈1.3); espeak-ng under music scores 1.2–1.7, clean dialogue ≥ 2.5
+DNSMOS_BELOW_MEDIAN = 0.6  # ... and a clip this far below the character's median is worse than their other lines
+SPEAKER_CHECK_MIN_CLIPS = 5  # fewer clips give no reliable centroid: the speaker check is skipped (and says so)
+BACKEND_RATES = {"orpheus": 24000, "pocket-lora": 24000, "pocket": 24000, "piper": 22050}  # what each TTS trains at
 
-REASONS = ("no_text", "low_confidence", "overlap", "unreadable", "too_short", "too_long", "clipping", "music", "low_snr", "duplicate_text")
+REASONS = ("no_text", "check_text", "low_confidence", "overlap", "unreadable", "too_short", "too_long", "clipping",
+           "music", "low_snr", "duplicate_text", "other_voice", "low_dnsmos")
 
 
 @dataclass
@@ -52,6 +64,7 @@ class ClipSample:
     confidence: float = 1.0
     overlap: bool = False
     clip_id: int | None = None
+    check_text: bool = False  # no text source matched the audio well: the words are unverified
 
 
 @dataclass
@@ -78,7 +91,13 @@ class DatasetSummary:
     loudness: str = "ebu_r128"  # or "rms" when pyloudnorm is missing
     rate: int = 24000
     out_dir: str = ""
-    items: list[dict] = field(default_factory=list)  # id, text, split, duration, source
+    items: list[dict] = field(default_factory=list)  # id, clip_id, text, split, duration, source, dnsmos, similarity
+    rejected_clips: list[dict] = field(default_factory=list)  # clip_id, start, end, text, reason, detail
+    isolation: str | None = None  # the separation backend tried on every clip (kept where it raised DNSMOS)
+    isolated: int = 0  # clips kept in their isolated version
+    dnsmos: str = "scored"  # or why it was not ("off", "unavailable: …")
+    dnsmos_mean: float | None = None
+    speaker_check: str = ""  # what the speaker-consistency check did
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -189,10 +208,14 @@ def build_dataset(
     max_s: float = 15.0,
     val_fraction: float = 0.1,
     seed: int = 0,
+    isolate: Callable[[np.ndarray, int], np.ndarray] | None = None,
+    isolation_name: str | None = None,
+    score: bool = True,
+    include_check_text: bool = False,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken | None = None,
 ) -> DatasetSummary:
-    """Filter, normalise and write clips as an LJSpeech + audiofolder dataset; see the module docstring.
+    """Filter, score, normalise and write clips as an LJSpeech + audiofolder dataset; see the module docstring.
 
     Built in a temporary sibling folder and moved into place at the end, so a cancelled or failed build
     leaves any previous dataset in ``out_dir`` untouched. Raises BadInputError when nothing is usable.
@@ -208,36 +231,45 @@ def build_dataset(
     loudness_name, normalise = _loudness_normalizer()
     rejected: dict[str, int] = {}
     rejected_items: list[tuple[str, str]] = []
+    rejected_clips: list[dict] = []
     kept: list[dict] = []
+    embeddings: list[np.ndarray | None] = []
     seen_text: set[str] = set()
+    scorer = _ClipScorer(score)
 
-    def reject(s: ClipSample, reason: str) -> None:
+    def reject(s: ClipSample, reason: str, detail: str = "") -> None:
         rejected[reason] = rejected.get(reason, 0) + 1
         label = str(s.audio_path) + (f"@{s.start:.2f}-{s.end:.2f}" if s.end is not None else "")
         rejected_items.append((label, reason))
+        rejected_clips.append({"clip_id": s.clip_id, "start": round(float(s.start or 0), 3),
+                               "end": None if s.end is None else round(float(s.end), 3), "text": s.text,
+                               "reason": reason, "detail": detail})
 
     try:
         (tmp / "wavs").mkdir(parents=True)
         for i, s in enumerate(samples):
             if cancel is not None:
                 cancel.check()
-            progress(i / len(samples), f"checking clip {i + 1}/{len(samples)}")
+            progress(0.95 * i / len(samples), f"checking clip {i + 1}/{len(samples)}")
             text = " ".join(str(s.text or "").replace("|", " ").split())
             key = normalize_text(text)
             if not key:
                 reject(s, "no_text")
                 continue
+            if s.check_text and not include_check_text:
+                reject(s, "check_text", "no text source matched the audio well")
+                continue
             if s.confidence < MIN_CONFIDENCE:
-                reject(s, "low_confidence")
+                reject(s, "low_confidence", f"attribution confidence {s.confidence:.2f}")
                 continue
             if s.overlap:
-                reject(s, "overlap")
+                reject(s, "overlap", "two voices at once")
                 continue
             if s.end is not None and s.end - s.start < min_s:
-                reject(s, "too_short")
+                reject(s, "too_short", f"{s.end - s.start:.1f} s")
                 continue
             if s.end is not None and s.end - s.start > max_s:
-                reject(s, "too_long")
+                reject(s, "too_long", f"{s.end - s.start:.1f} s")
                 continue
             try:
                 native = _native_rate(s.audio_path, probe)
@@ -245,19 +277,51 @@ def build_dataset(
             except WeaverError:
                 reject(s, "unreadable")
                 continue
-            reason = judge(measure(audio, native), min_s=min_s, max_s=max_s)
-            if reason is None and key in seen_text:
-                reason = "duplicate_text"
-            if reason:
-                reject(s, reason)
+            versions = [("raw", np.asarray(audio, dtype=np.float32).reshape(-1))]
+            if isolate is not None:
+                versions.append(("isolated", np.asarray(isolate(versions[0][1], native), dtype=np.float32).reshape(-1)))
+            verdicts = [judge(measure(a, native), min_s=min_s, max_s=max_s) for _, a in versions]
+            passing = [v for v, r in zip(versions, verdicts) if r is None]
+            if not passing:
+                reject(s, verdicts[-1], "after isolation" if len(versions) > 1 else "")
+                continue
+            if key in seen_text:
+                reject(s, "duplicate_text")
                 continue
             seen_text.add(key)
+            # the version that sounds better: isolation that does not raise DNSMOS is not applied to this clip
+            scored = [(scorer.dnsmos(a, native), name, a) for name, a in passing]
+            mos, version, audio = max(scored, key=lambda t: (-1.0 if t[0] is None else t[0], t[1] == "isolated"))
+            emb = scorer.embed(versions[-1][1], native)  # every clip's voiceprint from the same processing
             audio = normalise(resample(audio, native, target_rate), target_rate)
             cid = f"clip{s.clip_id:06d}" if s.clip_id is not None else f"item{i:06d}"
             if any(k["id"] == cid for k in kept):
                 cid = f"{cid}_{i}"
             write_audio(tmp / "wavs" / f"{cid}.wav", audio, target_rate)
-            kept.append({"id": cid, "text": text, "duration": round(len(audio) / target_rate, 3), "source": str(s.audio_path)})
+            kept.append({"id": cid, "clip_id": s.clip_id, "text": text, "duration": round(len(audio) / target_rate, 3),
+                         "source": str(s.audio_path), "dnsmos": None if mos is None else round(mos, 3),
+                         "isolated": version == "isolated",
+                         "similarity": None, "_sample": s})
+            embeddings.append(emb)
+
+        progress(0.95, "scoring clips")
+        median = float(np.median([k["dnsmos"] for k in kept if k["dnsmos"] is not None])) if scorer.dnsmos_on and kept else None
+
+        def drop(k: dict, reason: str, detail: str) -> None:
+            reject(k["_sample"], reason, detail)
+            (tmp / "wavs" / f"{k['id']}.wav").unlink()
+            embeddings.pop(kept.index(k))
+            kept.remove(k)
+
+        for k in list(kept):  # the clip's own quality first: a distorted line of the right voice is "low_dnsmos"
+            if k["dnsmos"] is not None and (k["dnsmos"] < DNSMOS_FLOOR or k["dnsmos"] < median - DNSMOS_BELOW_MEDIAN):
+                drop(k, "low_dnsmos", f"DNSMOS {k['dnsmos']:.2f} (character median {median:.2f})")
+        speaker_check = _check_speaker(kept, embeddings, scorer)
+        for k in list(kept):
+            if k["similarity"] is not None and k["similarity"] < SPEAKER_THRESHOLD:
+                drop(k, "other_voice", f"similarity {k['similarity']:.2f} to the character's voice")
+        for k in kept:
+            k.pop("_sample")
 
         if not kept:
             detail = ", ".join(f"{k}: {v}" for k, v in sorted(rejected.items()))
@@ -291,6 +355,7 @@ def build_dataset(
         warning = None
         if minutes < USEFUL_MINUTES:
             warning = f"only {minutes:.1f} min of clean speech; Orpheus LoRA usually needs ≥ {USEFUL_MINUTES:.0f} min"
+        moses = [k["dnsmos"] for k in kept if k["dnsmos"] is not None]
         summary = DatasetSummary(
             kept=len(kept),
             rejected=rejected,
@@ -303,6 +368,12 @@ def build_dataset(
             rate=target_rate,
             out_dir=str(out),
             items=kept,
+            rejected_clips=rejected_clips,
+            isolation=isolation_name if isolate is not None else None,
+            isolated=sum(1 for k in kept if k["isolated"]),
+            dnsmos=scorer.state["dnsmos"],
+            dnsmos_mean=round(float(np.mean(moses)), 3) if moses else None,
+            speaker_check=speaker_check,
         )
         (tmp / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
         replace_folder(tmp, out)
@@ -314,6 +385,51 @@ def build_dataset(
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise StorageError(f"could not write the dataset to {out}: {e.strerror or e}") from None
+
+
+class _ClipScorer:
+    """DNSMOS and a speaker embedding per clip; a scorer whose model is missing says so once and is skipped."""
+
+    def __init__(self, on: bool):
+        self.state = {"dnsmos": "scored" if on else "off", "voiceprint": "" if on else "off"}
+
+    @property
+    def dnsmos_on(self) -> bool:
+        return self.state["dnsmos"] == "scored"
+
+    def _run(self, kind: str, fn, audio: np.ndarray, rate: int):
+        from ..errors import BackendUnavailableError
+
+        if self.state[kind] not in ("scored", ""):
+            return None
+        try:
+            return fn(audio, rate)
+        except BackendUnavailableError as e:
+            self.state[kind] = f"unavailable: {e}"
+            return None
+
+    def dnsmos(self, audio: np.ndarray, rate: int) -> float | None:
+        from .check import dnsmos
+
+        return self._run("dnsmos", dnsmos, audio, rate)
+
+    def embed(self, audio: np.ndarray, rate: int) -> np.ndarray | None:
+        from ..stages.voiceprint import embed
+
+        return self._run("voiceprint", embed, audio, rate)
+
+
+def _check_speaker(kept: list[dict], embeddings: list[np.ndarray | None], scorer: _ClipScorer) -> str:
+    """Set each kept clip's similarity to the character's centroid; returns what the check did."""
+    if scorer.state["voiceprint"]:
+        return scorer.state["voiceprint"]
+    pairs = [(k, e) for k, e in zip(kept, embeddings) if e is not None]
+    if len(pairs) < SPEAKER_CHECK_MIN_CLIPS:
+        return f"skipped: {len(pairs)} clip(s), need {SPEAKER_CHECK_MIN_CLIPS} for a reliable centroid"
+    _, sims = consistent_centroid([e for _, e in pairs])
+    for (k, _), sim in zip(pairs, sims):
+        k["similarity"] = round(float(sim), 4)
+    return f"centroid of {len(pairs)} clips, threshold {SPEAKER_THRESHOLD:.2f}"
 
 
 def _native_rate(path, probe) -> int:

@@ -79,7 +79,7 @@ def pick_reference(
 ) -> Reference:
     """The best 5–30 s of the character's speech (see the module docstring) as one array at ``rate``."""
     from ..media import load_audio
-    from ..stages.voiceprint import DEFAULT_THRESHOLD, cosine, embed, unit
+    from ..stages.voiceprint import DEFAULT_THRESHOLD, consistent_centroid, embed
     from .check import dnsmos
     from .dataset import _loudness_normalizer
 
@@ -127,10 +127,7 @@ def pick_reference(
             cancel.check()
         progress(0.4 + 0.3 * i / len(clean), f"reference: voiceprint {i + 1}/{len(clean)}")
         embs.append(embed(audio, rate))
-    first = unit(np.mean(embs, axis=0))
-    order = sorted(range(len(embs)), key=lambda j: -cosine(embs[j], first))
-    centroid = unit(np.mean([embs[j] for j in order[: max(1, (len(order) + 1) // 2)]], axis=0))
-    sims = [cosine(e, centroid) for e in embs]
+    _, sims = consistent_centroid(embs)
 
     scored: list[tuple[float, ReferenceClip, np.ndarray]] = []
     for i, ((s, audio, snr), sim) in enumerate(zip(clean, sims)):

@@ -37,11 +37,7 @@ def export_clips(svc, media_id: int, out_dir: str | os.PathLike, *, character: s
     except OSError as e:
         raise BadInputError(f"cannot create {out}: {e.strerror}") from None
     dialogue = svc.lib.abspath(m["dialogue_path"])
-    separator = None
-    if isolate:
-        from ..stages import get_backend
-
-        separator = get_backend("separation", svc.settings.backends.get("separation") or None)
+    separator = svc.separator(required=True) if isolate else None
     rows = []
     report = stage_callback(listener)
     for i, s in enumerate(segs):

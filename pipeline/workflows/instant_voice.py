@@ -32,18 +32,18 @@ def default_name(character: str) -> str:
     return (re.sub(r"[^A-Za-z0-9]+", "-", character).strip("-").lower() or "voice")[:50] + "-instant"
 
 
-def clip_samples(svc, media_id: int, character: str) -> list:
+def clip_samples(svc, media_id: int, character: str, purpose: str = "clone a voice from") -> list:
     """The character's kept and pending clips as dataset ClipSamples (their trimmed windows of the dialogue track)."""
     from ..voices.dataset import ClipSample
 
     m = svc.lib.media(media_id)
     segs = [s for s in svc.segments(media_id, character=character) if s["status"] != "rejected"]
     if not segs:
-        raise BadInputError(f"character '{character}' has no clips in item {media_id} to clone a voice from")
+        raise BadInputError(f"character '{character}' has no clips in item {media_id} to {purpose}")
     dialogue = svc.lib.abspath(m["dialogue_path"])
     return [ClipSample(audio_path=dialogue, text=s["text"], start=s["start"] + (s["trim_start"] or 0), end=s["end"] + (s["trim_end"] or 0),
                        confidence=s["confidence"] if s["confidence"] is not None else 1.0, overlap=bool(s["overlap"]),
-                       clip_id=s["clip_id"]) for s in segs]
+                       clip_id=s["clip_id"], check_text=bool(s.get("check_text"))) for s in segs]
 
 
 def prepare_instant_voice(svc, media_id: int, character: str, *, name: str | None = None,

@@ -79,7 +79,8 @@ async function render() {
       el("button", { id: "instant-voice", title: "clone the character's voice now with Pocket TTS (reference picked from their clips)", onclick: () => instantVoice(itemSel.value, charSel.value) }, "Instant voice"),
       el("span", { id: "instant-progress", class: "muted" }, instantLine)),
     el("table", {}, el("tbody", {}, ...datasets.map((d) => el("tr", { "data-dataset": d.id },
-      el("td", {}, `#${d.id}`), el("td", {}, d.character || ""), el("td", {}, `${d.summary.kept} clips, ${(d.summary.minutes_kept || 0).toFixed(2)} min; rejected ${Object.entries(d.summary.rejected || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "none"}`),
+      el("td", {}, `#${d.id}`), el("td", {}, d.character || ""), el("td", {}, `${d.summary.kept} clips, ${(d.summary.minutes_kept || 0).toFixed(2)} min; rejected ${Object.entries(d.summary.rejected || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "none"}`,
+        el("div", { class: "muted ds-quality" }, datasetQuality(d.summary)), rejectedList(d.summary.rejected_clips || [])),
       el("td", { class: "muted" }, d.summary.warning || ""),
       el("td", {}, el("input", { placeholder: "voice name", size: 12, class: "voice-name" }),
         el("select", { class: "train-backend", title: "pocket-lora: a small LoRA on Pocket TTS, trains on a CPU; auto: Orpheus on an NVIDIA GPU" },
@@ -93,6 +94,17 @@ async function render() {
       r.state === "running" ? el("button", { onclick: () => api(`/api/jobs/${r.job_id}/cancel`, { method: "POST" }) }, "Cancel") : "")),
   );
   loadChars();
+}
+
+function datasetQuality(s) {
+  const mos = s.dnsmos_mean != null ? `DNSMOS ${s.dnsmos_mean.toFixed(2)}` : `DNSMOS ${s.dnsmos || "not scored"}`;
+  return `${s.rate ? `${s.rate / 1000} kHz · ` : ""}isolated: ${s.isolation || "no"} · ${mos} · speaker check: ${s.speaker_check || "not run"}`;
+}
+
+function rejectedList(clips) {
+  if (!clips.length) return "";
+  return el("details", { class: "ds-rejected" }, el("summary", {}, `why ${clips.length} clip(s) were left out`),
+    el("ul", {}, ...clips.map((c) => el("li", {}, `${c.clip_id != null ? `clip ${c.clip_id}` : `${c.start}s`}: ${c.reason}${c.detail ? ` (${c.detail})` : ""} — ${(c.text || "").slice(0, 60)}`))));
 }
 
 registerView("voices", {
