@@ -149,6 +149,35 @@ class Service:
         """(Re)run the analysis chain on an item already in the library."""
         return self.prepare_analyze(media_id, options=options).run(self, listener, cancel)
 
+    # -- re-import: subtitle tracks and the screenplay of an item already in the library ---------------------
+    def subtitle_tracks(self, media_id: int) -> list[dict]:
+        from .workflows import reimport
+
+        return reimport.tracks(self, media_id)
+
+    def add_subtitles(self, media_id: int, path: str, *, encoding: str | None = None, primary: bool = True) -> dict:
+        """Add a subtitle file to an item (the item, its labels and voices stay); as primary, its lines are the
+        ones the next analysis uses (``prepare_analyze``), carrying every user edit over."""
+        from .workflows import reimport
+
+        return reimport.add_subtitles(self, media_id, path, encoding=encoding, primary=primary)
+
+    def set_primary_subtitles(self, track_id: int) -> dict:
+        from .workflows import reimport
+
+        return reimport.set_primary(self, track_id)
+
+    def remove_subtitle_track(self, track_id: int) -> dict:
+        from .workflows import reimport
+
+        return reimport.remove_track(self, track_id)
+
+    def attach_script(self, media_id: int, script: "str | int | None") -> dict:
+        """Attach a screenplay (file path or script id) to an item, or detach it (None); analyse again to apply."""
+        from .workflows import reimport
+
+        return reimport.attach_script(self, media_id, script)
+
     # -- library -------------------------------------------------------------------------------
     def list_media(self) -> list[dict]:
         return items.list_media(self.lib.db)

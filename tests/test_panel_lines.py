@@ -137,3 +137,49 @@ def test_transcript_says_what_the_subtitle_sync_found(server, page, movie, tmp_p
     assert "23.976→25 fps, 2 sections" in text
     shot(page, artifacts_dir, "03-sync-note")
     assert not page.errors, page.errors
+
+
+def test_subtitles_and_screenplay_are_swapped_in_from_the_transcript_view(server, page, movie, tmp_path, artifacts_dir):
+    """Re-import (issue #12) in the panel: add SDH subtitles as the primary track of an item imported with the
+    wrong release, and attach its screenplay; each is applied by analysing again, the item and its edits stay."""
+    svc = Service(home=tmp_path / "lib")
+    mid = svc.ingest(str(movie.dialogue_wav), subtitles=str(movie.shifted_srt), analyze=False).result["media_id"]
+    first = svc.segments(mid)[0]
+    svc.edit_line_text(first["id"], "You left the back door wide open again.")
+    _open_transcript(page, server, mid)
+    page.click("#tr-sources summary")
+    page.fill("#tr-sources .subs-path", str(movie.sdh_srt))
+    page.click("#tr-sources .subs-add")
+    note = page.locator("#tr-sources .sources-note")
+    note.wait_for(state="visible", timeout=10000)
+    page.wait_for_function("() => /analysing again \\(job \\d+\\)/.test(document.querySelector('#tr-sources .sources-note').textContent)",
+                           timeout=10000)
+    job = int(note.text_content().split("job ")[1].split(")")[0])
+    from tests.desktop_env import wait_until
+
+    wait_until(lambda: api(server, "GET", f"/api/jobs/{job}")["state"] in ("done", "failed"), 240, "the analysis job", interval=0.5)
+    assert api(server, "GET", f"/api/jobs/{job}")["state"] == "done"
+    # the view shows the new lines once the job is done: two tracks, the SDH one primary, the edit kept
+    page.wait_for_function("() => document.querySelectorAll('#tr-sources li[data-track]').length === 2", timeout=15000)
+    page.wait_for_function("() => /analysed again/.test(document.querySelector('#tr-sources .sources-note').textContent)",
+                           timeout=15000)
+    assert "movie.sdh.srt" in page.inner_text("#tr-sources li:has(strong)")
+    assert "(sdh)" in page.inner_text("#transcript tbody")
+    tracks = api(server, "GET", f"/api/media/{mid}/subtitle-tracks")
+    assert len(tracks) == 2 and tracks[1]["is_primary"] and tracks[1]["path"].endswith("movie.sdh.srt")
+    segs = svc.segments(mid)
+    assert "sdh" in {s["attribution_source"] for s in segs}
+    assert [s["text"] for s in segs if s["user_text"]] == ["You left the back door wide open again."]
+
+    page.fill("#tr-sources .script-path", str(movie.screenplay_txt))
+    page.click("#tr-sources .script-attach")
+    page.wait_for_function("() => /screenplay attached: analysing again/.test(document.querySelector('#tr-sources .sources-note').textContent)",
+                           timeout=10000)
+    assert svc.lib.media(mid)["script_id"]
+    page.fill("#tr-sources .subs-path", str(tmp_path / "missing.srt"))
+    page.click("#tr-sources .subs-add")
+    page.wait_for_function("() => /no subtitle file/.test(document.querySelector('#tr-sources .inline-error').textContent)", timeout=10000)
+    shot(page, artifacts_dir, "subtitles-and-screenplay")
+    page.errors[:] = [e for e in page.errors if "http 400" not in e and "status of 400" not in e]  # the refused file
+    assert not page.errors, page.errors
+    assert len(api(server, "GET", f"/api/media/{mid}/subtitle-tracks")) == 2

@@ -14,13 +14,14 @@ import warnings
 from pipeline import __version__
 
 from . import (cli_analysis, cli_capture, cli_chat, cli_labels, cli_library, cli_lines, cli_panel, cli_scripts,
-               cli_voices)
+               cli_tracks, cli_voices)
 from .commands import (COMMANDS, EXTRA_PARSERS, UsageError, command, err, fmt_time, out, out_json,  # noqa: F401
                        progress_bar, raise_usage, service)
 
 # The command modules, in the order their subcommands appear in `weaver --help`. A new area: write
 # trayapp/cli_<area>.py (add_parsers(sub) + @command handlers, importing from trayapp.commands) and list it here.
-AREAS = (cli_library, cli_capture, cli_chat, cli_lines, cli_analysis, cli_scripts, cli_labels, cli_panel, cli_voices)
+AREAS = (cli_library, cli_capture, cli_chat, cli_lines, cli_tracks, cli_analysis, cli_scripts, cli_labels, cli_panel,
+         cli_voices)
 
 
 # Environment switches read when the libraries load: no tqdm bars (model loading, downloads), no Hugging Face or

@@ -61,10 +61,14 @@ def cmd_analyze(a) -> int:
     from pipeline.workflows.analysis import AnalysisOptions
 
     svc = service()
-    opts = AnalysisOptions(asr=a.asr)
-    if a.script:
-        opts.script_id = int(a.script) if a.script.isdigit() else svc.add_script(a.script)["id"]
-    prepared = svc.prepare_analyze(a.item, options=opts)
+    if a.script:  # the script given becomes the item's screenplay (later analyses use it too)
+        svc.attach_script(a.item, a.script)
+    return run_analysis(svc, a.item, AnalysisOptions(asr=a.asr, script_id=svc.lib.media(a.item).get("script_id")))
+
+
+def run_analysis(svc, media_id: int, options=None) -> int:
+    """Analyse an item in this process with a progress bar; print warnings, the sync and the characters."""
+    prepared = svc.prepare_analyze(media_id, options=options)
     with progress_bar("analysing") as listener:
         outcome = prepared.run(svc, listener, None)
     for w in outcome.result.get("warnings") or []:

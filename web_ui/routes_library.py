@@ -116,6 +116,43 @@ def register(app, svc, jobs) -> None:
             raise BadInputError("next (the id of the line to join with) is required")
         return svc().join_lines(segment_id, int(body["next"]), force=bool(body.get("force")))
 
+    def _reanalyse(media_id: int, res: dict, analyze: bool = True) -> dict:
+        """Apply a change of what the lines come from: the item's analysis as a background job."""
+        if analyze:
+            prepared = svc().prepare_analyze(media_id)
+            jobs.submit(f"job-{prepared.job_id}", lambda s, cancel: prepared.run(s, None, cancel))
+            res["job_id"] = prepared.job_id
+        return res
+
+    @app.get("/api/media/{media_id}/subtitle-tracks")
+    def subtitle_tracks(media_id: int):
+        return svc().subtitle_tracks(media_id)
+
+    @app.post("/api/media/{media_id}/subtitle-tracks")
+    def add_subtitles(media_id: int, body: dict = Body(...)):
+        """Add (or swap in, as primary) a subtitle file by path; a primary track is applied by analysing again."""
+        if not body.get("path"):
+            raise BadInputError("path is required")
+        primary = bool(body.get("primary", True))
+        res = svc().add_subtitles(media_id, str(body["path"]), encoding=body.get("encoding") or None, primary=primary)
+        return _reanalyse(media_id, res, primary and body.get("analyze", True))
+
+    @app.post("/api/subtitle-tracks/{track_id}/primary")
+    def set_primary_subtitles(track_id: int):
+        res = svc().set_primary_subtitles(track_id)
+        return _reanalyse(res["media_id"], res)
+
+    @app.delete("/api/subtitle-tracks/{track_id}")
+    def remove_subtitle_track(track_id: int):
+        return svc().remove_subtitle_track(track_id)
+
+    @app.post("/api/media/{media_id}/script")
+    def attach_script(media_id: int, body: dict = Body(...)):
+        """Attach a screenplay (``script``: a file path or a script id; null detaches) and analyse again."""
+        script = body.get("script")
+        res = svc().attach_script(media_id, None if script in (None, "") else str(script))
+        return _reanalyse(media_id, res, body.get("analyze", True))
+
     @app.get("/api/subtitle-tracks/{track_id}/encoding")
     def subtitle_encoding(track_id: int):
         return svc().subtitle_encoding(track_id)

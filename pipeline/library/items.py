@@ -17,17 +17,23 @@ def list_media(db) -> list[dict]:
         " FROM media m ORDER BY m.id"))
 
 
+def subtitle_tracks(db, media_id: int) -> list[dict]:
+    """The item's subtitle tracks (sync and encoding decoded, line count), oldest first."""
+    out = list(db.query("SELECT * FROM subtitle_tracks WHERE media_id = ? ORDER BY id", [media_id]))
+    for t in out:
+        t["sync"] = json.loads(t["sync"]) if t["sync"] else None
+        t["encoding_info"] = json.loads(t["encoding_info"]) if t.get("encoding_info") else None
+        t["encoding_unsure"] = bool(t["encoding_info"] and t["encoding_info"].get("unsure"))
+        t["lines"] = db.execute("SELECT count(*) FROM lines WHERE track_id = ?", [t["id"]]).fetchone()[0]
+    return out
+
+
 def add_details(db, m: dict) -> dict:
     """The media row ``m`` with its audio and subtitle tracks (line counts), segment count and jobs."""
     media_id = m["id"]
     m["meta"] = json.loads(m["meta"] or "{}")
     m["audio_tracks"] = list(db.query("SELECT * FROM audio_tracks WHERE media_id = ? ORDER BY idx", [media_id]))
-    m["subtitle_tracks"] = list(db.query("SELECT * FROM subtitle_tracks WHERE media_id = ? ORDER BY id", [media_id]))
-    for t in m["subtitle_tracks"]:
-        t["sync"] = json.loads(t["sync"]) if t["sync"] else None
-        t["encoding_info"] = json.loads(t["encoding_info"]) if t.get("encoding_info") else None
-        t["encoding_unsure"] = bool(t["encoding_info"] and t["encoding_info"].get("unsure"))
-        t["lines"] = db.execute("SELECT count(*) FROM lines WHERE track_id = ?", [t["id"]]).fetchone()[0]
+    m["subtitle_tracks"] = subtitle_tracks(db, media_id)
     m["segments"] = db.execute("SELECT count(*) FROM segments WHERE media_id = ?", [media_id]).fetchone()[0]
     m["jobs"] = list(db.query(
         "SELECT id, kind, state, progress, stage, error FROM jobs WHERE media_id = ? ORDER BY id", [media_id]))
@@ -70,8 +76,10 @@ def set_capture_files(db, media_id: int, frames_path: str | None) -> None:
         db.execute("UPDATE media SET source_path = NULL WHERE id = ?", [media_id])
 
 
-def insert_subtitle_track(db, media_id: int, track: dict, lines: list[Line], *, primary: bool) -> int:
-    """Insert a subtitle track with its lines and (for the primary track) segments + clips per dialogue line."""
+def insert_subtitle_track(db, media_id: int, track: dict, lines: list[Line], *, primary: bool,
+                          segments: bool = True) -> int:
+    """Insert a subtitle track with its lines and (for the primary track, unless ``segments`` is False: the
+    analysis that follows makes them) segments + clips per dialogue line."""
     if primary:
         db.execute("UPDATE subtitle_tracks SET is_primary = 0 WHERE media_id = ?", [media_id])
     db["subtitle_tracks"].insert({"media_id": media_id, "source": track["source"], "stream_index": track.get("stream_index"),
@@ -80,14 +88,27 @@ def insert_subtitle_track(db, media_id: int, track: dict, lines: list[Line], *, 
                                   **({"encoding_info": dumps(track["encoding_info"])} if track.get("encoding_info") else {})})
     track_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
     # one max(idx) lookup for the whole track, not one per line (a per-line scan made 50k cues quadratic)
-    next_idx = db.execute("SELECT coalesce(max(idx) + 1, 0) FROM segments WHERE media_id = ?", [media_id]).fetchone()[0] if primary else 0
+    segments = primary and segments
+    next_idx = db.execute("SELECT coalesce(max(idx) + 1, 0) FROM segments WHERE media_id = ?", [media_id]).fetchone()[0] if segments else 0
     for i, ln in enumerate(lines):
         line_id = db.execute("INSERT INTO lines (media_id, track_id, idx, start, end, text, speaker_cue, tags) VALUES (?,?,?,?,?,?,?,?)",
                              [media_id, track_id, i, ln.start, ln.end, ln.text, ln.speaker_cue, _tags_json(ln.tags)]).lastrowid
-        if primary and ln.text.strip():
+        if segments and ln.text.strip():
             insert_segment(db, media_id, ln, line_id=line_id, origin="subtitle", idx=next_idx)
             next_idx += 1
     return track_id
+
+
+def set_primary_track(db, media_id: int, track_id: int) -> None:
+    """Make ``track_id`` the item's primary subtitle track (the others stay, not primary)."""
+    db.execute("UPDATE subtitle_tracks SET is_primary = (id = ?) WHERE media_id = ?", [track_id, media_id])
+
+
+def delete_subtitle_track(db, track_id: int) -> None:
+    """A subtitle track and its lines go; segments made from its lines keep their text, no longer linked."""
+    db.execute("UPDATE segments SET line_id = NULL WHERE line_id IN (SELECT id FROM lines WHERE track_id = ?)", [track_id])
+    db.execute("DELETE FROM lines WHERE track_id = ?", [track_id])
+    db.execute("DELETE FROM subtitle_tracks WHERE id = ?", [track_id])
 
 
 def _tags_json(tags: list[str]) -> str:

@@ -476,7 +476,7 @@ def stage_save() -> Stage:
         sync = ctx.results.get("sync") or {}
         dia = ctx.results.get("diarize") or {}
         checked = sync.get("sync") if (sync.get("sync") or {}).get("method", "none") != "none" else None
-        save_analysis(lib, mid, lines, att, sync=checked, embeddings=dia.get("embeddings") or {})
+        lost = save_analysis(lib, mid, lines, att, sync=checked, embeddings=dia.get("embeddings") or {})
         names = sorted(label_rows.character_names(lib.db, mid))
         from pipeline.workflows.voiceprints import enrol_auto
 
@@ -487,7 +487,9 @@ def stage_save() -> Stage:
             auto = []
         return {"media_id": mid, "lines": len(lines), "characters": names, "auto_voiceprints": len(auto),
                 "sync": {k: checked.get(k) for k in ("summary", "description", "applied", "sections")} if checked else None,
-                "warnings": list(sync.get("warnings") or []) + list(att["warnings"])}
+                "warnings": list(sync.get("warnings") or []) + list(att["warnings"])
+                + ([f"{lost} edited line(s) have no counterpart in the new lines: their edits were not carried over"]
+                   if lost else [])}
 
     return Stage("save", run, weight=0.3, label="saving analysis")
 
@@ -496,8 +498,9 @@ USER_SOURCES = ("user", "user-line")  # attribution sources the user owns; no au
 _MIN_PIECE = 0.02  # seconds: a split point this close to a line edge does not cut it
 
 
-def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, sync: dict | None, embeddings: dict) -> None:
-    """Replace the item's speakers/characters/segments with the analysis result, keeping every user edit.
+def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, sync: dict | None, embeddings: dict) -> int:
+    """Replace the item's speakers/characters/segments with the analysis result, keeping every user edit; returns
+    how many of the user's segments found no new line to go to (their edits are gone: said as a warning).
 
     The pass recreates the segments; each new line is paired with the old segment it continues
     (:func:`match_segments`) and keeps that segment's user-owned values: a character the user gave it (attribution
@@ -522,6 +525,8 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
         rows = _join_again(_split_again(rows, old), old)
         pairs = match_segments(old, [{"start": r["line"].start, "end": r["line"].end, "text": r["line"].text,
                                       "line_id": r["line_id"]} for r in rows])
+        paired = set(pairs.values())
+        lost = sum(1 for k, o in enumerate(old) if k not in paired and user_owned(o))
         user_names = _carry_speaker_names(named, old, rows, pairs, set(embeddings))
         line_rows.clear_analysis(db, media_id)
         if sync and track_id:
@@ -558,6 +563,7 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
             if o is not None and o["status"] is not None:
                 line_rows.restore_clip(db, seg_id, o["trim_start"], o["trim_end"], o["status"])
         edit_rows.close_open(db, media_id, "the item was analysed again")
+    return lost
 
 
 def _split_again(rows: list[dict], old: list[dict]) -> list[dict]:
@@ -651,7 +657,38 @@ def match_segments(old: list[dict], new: list[dict], *, min_score: float = 0.5) 
         if j not in pairs and k not in used:
             pairs[j] = k
             used.add(k)
+    _pair_owned_by_text(old, new, pairs, used, old_text)
     return pairs
+
+
+def user_owned(o: dict) -> bool:
+    """Whether an old segment holds something the user gave it (typed text, a character, a keep/reject mark)."""
+    return bool(o.get("user_text") or o.get("attribution_source") in USER_SOURCES or o.get("status") in ("kept", "rejected"))
+
+
+def _pair_owned_by_text(old: list[dict], new: list[dict], pairs: dict[int, int], used: set[int], old_text: list[str],
+                        *, min_ratio: float = 80.0, window: float = 600.0) -> None:
+    """Second pass for the user's segments that no new line overlaps (other subtitles swapped in: another release
+    is shifted or cut differently): the unpaired new line with the most similar text (rapidfuzz ratio ≥ min_ratio),
+    the nearest in time within ``window`` seconds among equals."""
+    from rapidfuzz import fuzz
+
+    from pipeline.text.attribution import normalise_text
+
+    free = [j for j in range(len(new)) if j not in pairs]
+    texts = {j: normalise_text(new[j]["text"]) for j in free}
+    for k in sorted((k for k in range(len(old)) if k not in used and user_owned(old[k])), key=lambda k: old[k]["start"]):
+        best = None
+        for j in free:
+            if j in pairs or abs(new[j]["start"] - old[k]["start"]) > window:
+                continue
+            ratio = fuzz.ratio(texts[j], old_text[k])
+            key = (ratio, -abs(new[j]["start"] - old[k]["start"]))
+            if ratio >= min_ratio and (best is None or key > best[0]):
+                best = (key, j)
+        if best is not None:
+            pairs[best[1]] = k
+            used.add(k)
 
 
 def _carry_speaker_names(named: dict[str, str], old: list[dict], rows: list[dict], pairs: dict[int, int],

@@ -83,6 +83,28 @@ def _read_sidecar(req: IngestRequest):
     return read_subtitle_file(req.subtitles, encoding=req.subtitle_encoding, language=req.subtitle_language)
 
 
+def sidecar_track(path: str, doc, duration: float | None, *, resync: bool) -> tuple[dict, list[Line], list[str], int]:
+    """(track row, usable lines, warnings, dropped cue count) of a parsed sidecar subtitle file: cues that cannot be
+    cut from the decoded audio are left out and counted; an unsure encoding is said."""
+    track = {"source": "sidecar", "path": str(Path(path).resolve()), "stream_index": None}
+    return (track, *_usable_lines(track, doc, duration, resync=resync))
+
+
+def _usable_lines(track: dict, doc, duration: float | None, *, resync: bool) -> tuple[list[Line], list[str], int]:
+    from pipeline.text.subtitles import describe_dropped, drop_bad_cues, sync_slack
+
+    track.update({"format": doc.format, "encoding": doc.encoding, "encoding_info": doc.encoding_info})
+    lines, dropped = drop_bad_cues(doc.lines, duration, slack=sync_slack(duration) if resync else 0.0)
+    for reason, n in doc.dropped.items():
+        dropped[reason] = dropped.get(reason, 0) + n
+    warnings = [w for w in [describe_dropped(dropped, duration)] if w]
+    if doc.encoding_unsure:
+        others = [c["encoding"] for c in doc.encoding_info["candidates"][1:4]]
+        warnings.append(f"subtitle encoding unsure: read as {doc.encoding}" + (f" (or {', '.join(others)})" if others else "")
+                        + "; pick another with `weaver encoding TRACK ENCODING` or in the Transcript view")
+    return lines, warnings, sum(dropped.values())
+
+
 def _line_dict(ln: Line) -> dict:
     """Line.to_dict() without dataclasses.asdict's deep copy (a tenth of the time on 50k cues)."""
     return {"start": ln.start, "end": ln.end, "text": ln.text,
@@ -163,11 +185,11 @@ def stage_decode(req: IngestRequest, info: media_io.MediaInfo):
 
 def stage_subtitles(req: IngestRequest, info: media_io.MediaInfo):
     def run(ctx: StageContext) -> dict:
-        from pipeline.text.subtitles import describe_dropped, drop_bad_cues, extract_embedded_subtitles, sync_slack
+        from pipeline.text.subtitles import extract_embedded_subtitles
 
+        duration = (ctx.results.get("decode") or {}).get("duration")
         if req.subtitles:
-            doc = _sidecar_subtitles(req)
-            track = {"source": "sidecar", "path": str(Path(req.subtitles).resolve()), "stream_index": None}
+            track, lines, warnings, dropped = sidecar_track(req.subtitles, _sidecar_subtitles(req), duration, resync=req.resync)
         else:
             text_streams = [s for s in info.subtitles if s.text_based]
             if not text_streams:
@@ -178,20 +200,9 @@ def stage_subtitles(req: IngestRequest, info: media_io.MediaInfo):
             except WeaverError as e:
                 return {"track": None, "lines": [], "warnings": [f"embedded subtitles unreadable: {e}"]}
             track = {"source": "embedded", "path": None, "stream_index": pick.stream_index, "language": pick.language}
-        track.update({"format": doc.format, "encoding": doc.encoding, "encoding_info": doc.encoding_info})
-        # cues that cannot be cut from what decoded (past its end, end <= start, NaN/negative) are left out, counted
-        duration = (ctx.results.get("decode") or {}).get("duration")
-        lines, dropped = drop_bad_cues(doc.lines, duration, slack=sync_slack(duration) if req.resync else 0.0)
-        for reason, n in doc.dropped.items():
-            dropped[reason] = dropped.get(reason, 0) + n
-        warnings = [w for w in [describe_dropped(dropped, duration)] if w]
-        if doc.encoding_unsure:
-            others = [c["encoding"] for c in doc.encoding_info["candidates"][1:4]]
-            warnings.append(f"subtitle encoding unsure: read as {doc.encoding}" + (f" (or {', '.join(others)})" if others else "")
-                            + "; pick another with `weaver encoding TRACK ENCODING` or in the Transcript view")
-        ctx.progress(1.0, f"{len(lines)} subtitle lines" + (f", {sum(dropped.values())} bad cues dropped" if dropped else ""))
-        return {"track": track, "lines": [_line_dict(ln) for ln in lines], "warnings": warnings,
-                "dropped_cues": sum(dropped.values())}
+            lines, warnings, dropped = _usable_lines(track, doc, duration, resync=req.resync)
+        ctx.progress(1.0, f"{len(lines)} subtitle lines" + (f", {dropped} bad cues dropped" if dropped else ""))
+        return {"track": track, "lines": [_line_dict(ln) for ln in lines], "warnings": warnings, "dropped_cues": dropped}
 
     return Stage("subtitles", run, weight=0.5, label="reading subtitles")
 

@@ -18,6 +18,7 @@ async function render() {
       " ", merge, el("span", { class: "muted" }, ` ${s.segments.length} lines${s.match_score != null ? ` · voiceprint ${s.match_score.toFixed(2)}` : ""}`));
   }));
   encodingBanner(id);
+  sourcesPanel(id);
   $("#transcript tbody").replaceChildren(...segments.map((s, i) => {
     const next = segments[i + 1];
     const row = el("tr", { class: "playable", "data-segment": s.id, "data-clip": s.clip_id, onclick: (e) => { if (!e.target.closest("button,input")) play(`/api/clips/${s.clip_id}/audio`); } },
@@ -94,6 +95,57 @@ function joinEditor(cell, s, next) {
   cell.replaceChildren(el("span", { class: "muted" }, `join with “${next.text.slice(0, 40)}”`), " ",
     other ? el("label", {}, force, " join anyway (other character)") : "", " ",
     el("button", { class: "ok", onclick: ok }, "OK"), " ", el("button", { class: "cancel", onclick: () => render() }, "Cancel"), " ", error);
+}
+
+let sourcesMessage = { id: null, text: "" };  // what the last change of an item did (kept across the re-render)
+
+// Call back once a job has finished (done, failed or cancelled), checking every second.
+function whenDone(jobId, then) {
+  const check = async () => {
+    const job = await api(`/api/jobs/${jobId}`).catch(() => null);
+    if (job && ["done", "failed", "cancelled"].includes(job.state)) then(job); else setTimeout(check, 1000);
+  };
+  setTimeout(check, 1000);
+}
+
+// Subtitles & screenplay of the item: the tracks (which one the lines come from), add or swap in a subtitle file,
+// attach or detach a screenplay. A change is applied by analysing the item again (edits are carried over).
+async function sourcesPanel(id) {
+  let box = $("#tr-sources");
+  if (!box) { box = el("details", { id: "tr-sources", class: "row" }); $("#transcript").before(box); }
+  const open = box.open;
+  const [tracks, item] = await Promise.all([api(`/api/media/${id}/subtitle-tracks`), api(`/api/media/${id}`)]);
+  const note = el("span", { class: "muted sources-note" }, sourcesMessage.id === id ? sourcesMessage.text : "");
+  const error = el("span", { class: "inline-error" });
+  const act = async (fn, what) => {
+    error.textContent = ""; sourcesMessage = { id: null, text: "" };
+    try {
+      const r = await fn();
+      note.textContent = r.job_id ? `${what}: analysing again (job ${r.job_id}); your edits are kept` : what;
+      if (r.job_id) whenDone(r.job_id, (job) => {
+        sourcesMessage = { id, text: job.state === "done" ? `${what}: analysed again (job ${r.job_id})` : `job ${r.job_id} ${job.state}: ${job.error || ""}` };
+        render();
+      });
+      else sourcesPanel(id);
+    } catch (e) { error.textContent = e.message; }
+  };
+  const rows = tracks.map((t) => el("li", { "data-track": t.id },
+    t.is_primary ? el("strong", {}, "● ") : "", `${t.path ? t.path.split("/").pop() : `embedded stream ${t.stream_index}`} · ${t.format || ""} ${t.encoding || ""} · ${t.lines} lines `,
+    t.is_primary ? el("span", { class: "muted" }, "(the lines come from this track)") : el("span", {},
+      el("button", { class: "track-primary", onclick: () => act(() => api(`/api/subtitle-tracks/${t.id}/primary`, { method: "POST" }), "primary track changed") }, "Use"), " ",
+      el("button", { class: "track-rm", onclick: () => act(async () => { const r = await api(`/api/subtitle-tracks/${t.id}`, { method: "DELETE" }); sourcesPanel(id); return r; }, "track removed") }, "Remove"))));
+  const subPath = el("input", { class: "subs-path", placeholder: "subtitle file (.srt, .ass, .vtt…)", size: 40 });
+  const asExtra = el("input", { type: "checkbox", class: "subs-extra" });
+  const scriptPath = el("input", { class: "script-path", placeholder: "screenplay file, or a script id", size: 40, value: item.script_id || "" });
+  box.replaceChildren(el("summary", {}, `Subtitles & screenplay (${tracks.length} track${tracks.length === 1 ? "" : "s"}${item.script_id ? ", screenplay attached" : ""})`),
+    el("ul", { class: "tracks" }, ...rows),
+    el("div", { class: "row" }, subPath, " ", el("label", {}, asExtra, " keep the current track primary"), " ",
+      el("button", { class: "subs-add", onclick: () => act(() => api(`/api/media/${id}/subtitle-tracks`, { method: "POST", body: { path: subPath.value.trim(), primary: !asExtra.checked } }), "subtitles added") }, "Add subtitles")),
+    el("div", { class: "row" }, scriptPath, " ",
+      el("button", { class: "script-attach", onclick: () => act(() => api(`/api/media/${id}/script`, { method: "POST", body: { script: scriptPath.value.trim() } }), "screenplay attached") }, "Attach screenplay"), " ",
+      item.script_id ? el("button", { class: "script-detach", onclick: () => act(() => api(`/api/media/${id}/script`, { method: "POST", body: { script: null } }), "screenplay detached") }, "Detach") : ""),
+    note, " ", error);
+  box.open = open;
 }
 
 // Where the subtitle file's encoding was a close call, show how it reads and let the user pick another reading.
