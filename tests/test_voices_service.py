@@ -126,3 +126,16 @@ def test_panel_shows_dataset_quality_and_why_clips_were_left_out(trained):
     s = ds["summary"]
     assert "isolated: denoise" in quality and f"DNSMOS {s['dnsmos_mean']:.2f}" in quality and "speaker check: centroid" in quality
     assert len(listed) == len(s["rejected_clips"]) and all(c["reason"] in t for c, t in zip(s["rejected_clips"], listed))
+
+
+def test_dataset_clips_hold_one_speaker_each(trained, movie):
+    """≥ 98 % of a character's dataset clips hold only that character's voice (truth of the fixture; issue #12)."""
+    from tests.dataset_metrics import dataset_purity
+
+    home, mid = trained[0], trained[1]
+    svc = Service(home=home)
+    for character in ("ALICE", "CLARA"):
+        summary = svc.build_voice_dataset(mid, character, min_s=1.0)["summary"]
+        p = dataset_purity(svc, mid, summary, character, movie.lines)
+        print(f"\n{character}: {p['clips']} clips, single-speaker {p['single_speaker']:.2f}, right {p['right_speaker']:.2f}")
+        assert p["clips"] >= 3 and p["single_speaker"] >= 0.98 and p["right_speaker"] >= 0.98, p
