@@ -929,7 +929,7 @@ class Service:
         for r in rows:
             s = json.loads(r.pop("summary_json") or "{}")
             r["summary"] = {k: s.get(k) for k in ("kept", "rejected", "minutes_kept", "train", "val", "warning", "loudness",
-                                                  "rate", "isolation", "dnsmos", "dnsmos_mean", "speaker_check")}
+                                                  "rate", "isolation", "isolated", "dnsmos", "dnsmos_mean", "speaker_check")}
             r["summary"]["rejected_clips"] = s.get("rejected_clips", [])
         return rows
 

@@ -124,7 +124,7 @@ def test_panel_shows_dataset_quality_and_why_clips_were_left_out(trained):
         listed = page.locator(f"{row} .ds-rejected li").all_text_contents()
     assert not errors, errors
     s = ds["summary"]
-    assert "isolated: denoise" in quality and f"DNSMOS {s['dnsmos_mean']:.2f}" in quality and "speaker check: centroid" in quality
+    assert f"isolated: denoise (kept on {s['isolated']} of {s['kept']} clips)" in quality and f"DNSMOS {s['dnsmos_mean']:.2f}" in quality and "speaker check: centroid" in quality
     assert len(listed) == len(s["rejected_clips"]) and all(c["reason"] in t for c, t in zip(s["rejected_clips"], listed))
 
 

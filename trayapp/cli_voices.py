@@ -59,7 +59,8 @@ def cmd_dataset(a) -> int:
         err(f"{s['kept']} clips kept ({s['minutes_kept']:.2f} min, {s['rate']} Hz), rejected: "
             + (", ".join(f"{k} {v}" for k, v in s["rejected"].items()) or "none") + f"; train {s['train']} / val {s['val']}")
         mos = f"mean {s['dnsmos_mean']:.2f}" if s.get("dnsmos_mean") is not None else s.get("dnsmos")
-        err(f"isolated with: {s.get('isolation') or 'none'}; DNSMOS: {mos}; speaker check: {s.get('speaker_check')}")
+        iso = f"{s['isolation']} (kept on {s.get('isolated', 0)} of {s['kept']} clips)" if s.get("isolation") else "none"
+        err(f"isolated with: {iso}; DNSMOS: {mos}; speaker check: {s.get('speaker_check')}")
         for c in s.get("rejected_clips", []) if a.show_rejected else []:
             where = f"clip {c['clip_id']}" if c.get("clip_id") is not None else f"{c['start']:.2f}s"
             err(f"  {where}: {c['reason']}" + (f" ({c['detail']})" if c.get("detail") else "") + f" — {c['text'][:60]}")

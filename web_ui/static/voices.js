@@ -98,7 +98,7 @@ async function render() {
 
 function datasetQuality(s) {
   const mos = s.dnsmos_mean != null ? `DNSMOS ${s.dnsmos_mean.toFixed(2)}` : `DNSMOS ${s.dnsmos || "not scored"}`;
-  return `${s.rate ? `${s.rate / 1000} kHz · ` : ""}isolated: ${s.isolation || "no"} · ${mos} · speaker check: ${s.speaker_check || "not run"}`;
+  return `${s.rate ? `${s.rate / 1000} kHz · ` : ""}isolated: ${s.isolation ? `${s.isolation} (kept on ${s.isolated ?? 0} of ${s.kept} clips)` : "no"} · ${mos} · speaker check: ${s.speaker_check || "not run"}`;
 }
 
 function rejectedList(clips) {
