@@ -46,7 +46,7 @@ def test_many_characters_one_dominant_two_rare_a_narrator(episode):
         (ln.character, ln.start, ln.end, ln.text, ln.overlap) for ln in episode.lines]
     per = {c: len(episode.lines_of(c)) for c in episode.characters}
     assert len([c for c, n in per.items() if n]) >= 8, per
-    assert max(per, key=per.get) in (ep.DOMINANT, *ep.RARE) or per[ep.DOMINANT] >= 4
+    assert per[ep.DOMINANT] >= 4
     for rare in ep.RARE:
         assert 3 <= per[rare] <= 5, per
     narr = episode.lines_of(ep.NARRATOR)
@@ -107,7 +107,7 @@ def test_release_subtitles_are_condensed_split_wrapped_and_dash_merged(episode):
     cues = _cues(episode.release_srt)
     counts = episode.release_counts
     assert counts["condensed"] >= 1 and counts["split"] >= 1 and counts["dash_merged"] >= 1
-    assert len(cues) == counts["cues"] != len(episode.lines)
+    assert len(cues) == counts["cues"]
     for c in cues:
         rows = _rows(c)
         assert len(rows) <= 2 and all(len(r) <= 42 + 2 for r in rows), rows
@@ -200,6 +200,21 @@ def test_voices_are_distinct_to_a_speaker_embedding(episode):
         between = max(cosine(emb[c][0], v[0]) for o, v in emb.items() if o != c)
         print(f"{c}: within {within:.2f}, closest other {between:.2f}")
         assert within > between
+
+
+@pytest.mark.slow  # builds (once, then cached) the full 8-minute episode that bench/bench_episode.py measures
+def test_the_full_episode_keeps_its_proportions():
+    full = ep.cached_episode(seed=0, minutes=8.0)
+    n = len(full.lines)
+    per = {c: len(full.lines_of(c)) for c in full.characters}
+    print(per, sum(ln.overlap for ln in full.lines), "interruptions")
+    assert n >= 150 and full.duration >= 8 * 60 and len(full.scenes) >= 8
+    assert 0.25 <= per[ep.DOMINANT] / n <= 0.4 and max(per, key=per.get) == ep.DOMINANT
+    assert all(3 <= per[c] <= 5 for c in ep.RARE)
+    assert 0.07 <= sum(ln.overlap for ln in full.lines) / n <= 0.15
+    assert any(ln.end - ln.start >= 8.0 for ln in full.lines)  # a few ~10 s speeches
+    assert sum(ln.end - ln.start < 0.6 for ln in full.lines) >= 10  # and many "What?"s
+    assert len(full.music_scenes) < len(full.scenes) and full.effects
 
 
 def test_script_is_deterministic_for_a_seed():
