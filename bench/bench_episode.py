@@ -16,6 +16,7 @@ Measured 2026-12-03 (8 minutes, seed 0: 506 s, 193 lines, 22 interruptions; 2 sh
   sdh              94 s  WER 10.9 %  edges 6 / 727 ms  178 lines,  8 split  ready 51, single-speaker 32 (31 right)
                          (names only where the SDH labels them: DANIEL, VICTOR, HALE, COURIER never found)
   shifted+script   96 s  WER 13.0 %  edges 6 / 597 ms  172 lines,  7 split  ready 64, single-speaker 47 (47 right)
+  capture+script   49 s  WER 16.9 %  edges 103 / 1117 ms  152 lines, 0 split  ready 71, single-speaker 46 (46 right)
 """
 
 from __future__ import annotations
