@@ -20,7 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def run(scenario: str, movie, tmp: Path, verbatim: bool) -> dict:
+def run(scenario: str, movie, tmp: Path, verbatim: bool, subtitles: str | Path | None = None) -> dict:
+    """Ingest + analyse ``movie`` as ``scenario`` says (``subtitles``: this file instead); its measures, and its
+    segment rows under "rows"."""
     from pipeline.service import Service
     from pipeline.workflows.analysis import AnalysisOptions
     from tests.fixtures.movie import write_srt
@@ -28,7 +30,9 @@ def run(scenario: str, movie, tmp: Path, verbatim: bool) -> dict:
 
     svc = Service(home=tmp / f"home-{scenario}-{int(verbatim)}")
     kw = {}
-    if scenario.startswith("release"):
+    if subtitles is not None:
+        kw["subtitles"] = str(subtitles)
+    elif scenario.startswith("release"):
         cues, _ = release_cues(movie.lines)
         kw["subtitles"] = str(write_srt(tmp / "release.srt", cues))
     media = str(movie.movie)
@@ -47,7 +51,7 @@ def run(scenario: str, movie, tmp: Path, verbatim: bool) -> dict:
         for s in segs:
             print(f"  {s['start']:7.2f} {s['end']:7.2f} {s['character'] or s['speaker'] or '-':6} {s.get('text_source')}"
                   f" {s.get('text_score')} {'CHECK ' if s.get('check_text') else ''}{s['text']}")
-    return measure(segs, movie.lines, movie.characters)
+    return {**measure(segs, movie.lines, movie.characters), "rows": segs}
 
 
 VERBOSE = False
