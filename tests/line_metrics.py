@@ -4,7 +4,8 @@
 and ending early by their share of the line's time), other long lines split over two cues with a three-word
 fragment last (the first cue without closing punctuation), the rest as spoken.
 
-:func:`measure`: per character precision/recall (each segment matched to the true line it overlaps most), word
+:func:`measure`: per character precision/recall (each segment matched to the true line it overlaps most, the
+overlap weighed by text similarity where true lines overlap), word
 error rate of the segments' texts against the spoken text (jiwer, over all true lines: each true line against
 its segments' texts joined in order), speech-edge error median/p95 (per true line the first matched segment's
 start and the last one's end against the true edges) and how many true lines came out as more than one clip.
@@ -50,12 +51,19 @@ def measure(segs: list[dict], truth, characters: list[str]) -> dict:
     correct = {c: 0 for c in characters}
     hit = {c: set() for c in characters}
     per_truth: dict[int, list[dict]] = {}
+    from rapidfuzz import fuzz
+
     for s in segs:
-        best, best_ov = None, 0.0
+        best, best_fit = None, 0.0
         for i, t in enumerate(truth):
             ov = min(s["end"], t.end) - max(s["start"], t.start)
-            if ov > best_ov:
-                best, best_ov = i, ov
+            if ov <= 0:
+                continue
+            # time overlap, weighed by how alike the texts are: an interruption lies inside the tail of the line it
+            # cuts into, and only its words say which of the two overlapping true lines it is
+            fit = ov * (0.25 + fuzz.ratio(_norm(s["text"] or ""), _norm(t.text)) / 100.0)
+            if fit > best_fit:
+                best, best_fit = i, fit
         if best is not None:
             per_truth.setdefault(best, []).append(s)
         name = (s.get("character") or "").upper()

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.text.attribution import (
     AttributionResult,
+    _quality,
     align_script,
     attribute,
     check_script_match,
@@ -195,13 +196,30 @@ def test_cluster_majority_names_unnamed_lines_and_flips_weak_matches():
     # cluster A = Alice's voice, cluster B = Boris's voice; "Why?" is spoken by Boris's voice although the script
     # says ALICE (a weak, one-word match) -> flipped; the two unscripted lines are named from their clusters
     spk = ["A", "B"] * 4 + ["B", "B", "A", "B"]
-    res = attribute(lines, script=script_of(rows), diarization=dia_for(lines, spk))
+    # two script lines cut in the edit before "Why?": the order of the lines does not place it (see the next test)
+    cut = [("BORIS", "We should never have come back to this town at all."), ("ALICE", "Then leave, nobody is stopping you.")]
+    res = attribute(lines, script=script_of(rows[:8] + cut + rows[8:]), diarization=dia_for(lines, spk))
     got = names(res)
     assert got[:8] == ["ALICE", "BORIS"] * 4
     assert got[8] == "BORIS" and res.attributions[8].source == "voice"
     assert res.attributions[8].confidence < min(a.confidence for a in res.attributions[:8])
     assert got[10:] == ["ALICE", "BORIS"] and {res.attributions[10].source, res.attributions[11].source} == {"voice"}
     assert res.cluster_names == {"A": "ALICE", "B": "BORIS"}
+
+
+def test_a_short_line_placed_by_its_neighbours_keeps_the_script_name():
+    """ "Why?" matched verbatim between the script lines just before and after it is named by the script even
+    where its short stretch of audio fell into the other voice's cluster (diarization on half a second is noisy)."""
+    rows = [("ALICE", "I have been waiting for you since the sun went down."), ("BORIS", "The road was flooded near the old mill.")] * 4
+    rows += [("ALICE", "Why?"), ("BORIS", "Because I said so, and that is the end of it.")]
+    lines = lines_of([t for _, t in rows])
+    spk = ["A", "B"] * 4 + ["B", "B"]
+    res = attribute(lines, script=script_of(rows), diarization=dia_for(lines, spk))
+    assert names(res) == [w for w, _ in rows]
+    assert res.attributions[8].source == "script"
+    # the same one-word line without its neighbours' support is only a weak match
+    al = align_script(lines, script_of(rows))
+    assert al.quality[8] >= 0.9 > _quality(al.scores[8], "why")
 
 
 def test_strong_script_match_beats_cluster_majority_and_voiceprint():

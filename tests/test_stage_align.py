@@ -205,3 +205,15 @@ def test_whisperx_aligner_code_path_on_random_wav2vec2(story, tmp_path, monkeypa
         assert [w.text for w in o.words] in ([], ln.text.split()) or len(o.words) == len(known_words(ln.text))
         for w in o.words:
             assert ln.start - 0.51 <= w.start <= w.end <= ln.end + 0.51  # the padded window, to the ms
+
+
+def test_a_line_aligned_on_its_own_stops_halfway_to_its_neighbours():
+    """When a joint alignment fails, each line is aligned alone: its window reaches out by the padding, but not past
+    halfway to the neighbouring cues (else its first word stretches over the previous speaker's speech)."""
+    al = get_backend("align", "pocketsphinx")
+    lines = [Line(1.0, 2.0, "Maybe."), Line(2.1, 4.5, "Can you get us inside the old cannery?"), Line(6.0, 7.0, "No.")]
+    order = [0, 1, 2]
+    assert al.own_window(lines, order, 1, 60.0) == (2.05, 5.25)  # 0.75 s pad after: the next cue is far
+    assert al.own_window(lines, order, 0, 60.0) == (0.25, 2.05)
+    w0, w1 = al.own_window([Line(1.0, 3.0, "Over"), Line(2.5, 4.0, "lapping")], [0, 1], 1, 60.0)
+    assert w0 == 2.5 and w1 == 4.75  # an interruption starts inside the line before: its own start is kept

@@ -40,6 +40,27 @@ def test_a_short_fragment_continuing_the_cue_of_the_same_speaker_is_joined():
     assert ut.join_groups(two, ["ANNA", "ANNA"], script_matches=[4, 4]) == [[0, 1]]
 
 
+def test_the_screenplay_gives_split_and_condensed_cues_their_full_text_before_alignment():
+    script = ["I was there, but I did not see anything.", "We need to talk.",
+              "Can you get us inside the motel on Route Six before midnight?", "Hang on, I am going with you."]
+    lines = [_line(1.3, 2.9, "Was there, but I did not."),  # condensed: first and last words left out
+             _line(3.3, 4.0, "We need to talk."),  # as spoken
+             _line(4.5, 6.9, "Can you get us inside the motel on Route"), _line(6.95, 8.0, "Six before midnight?"),
+             _line(8.6, 9.4, "Okay, okay."),  # an ad-lib: no screenplay line
+             _line(9.8, 11.0, "Hang on.")]  # matched, but the screenplay line is much more than it: kept
+    out, written = ut.fuller_from_script(lines, [0, 1, 2, 2, None, 3], script)
+    assert [ln.text for ln in out] == [script[0], "We need to talk.", script[2], "Okay, okay.", "Hang on."]
+    assert written == ["Was there, but I did not.", "We need to talk.",
+                       "Can you get us inside the motel on Route Six before midnight?", "Okay, okay.", "Hang on."]
+    assert (out[2].start, out[2].end, out[2].index) == (4.5, 8.0, lines[2].index)
+    # words the subtitle has and the screenplay does not (another wording): the subtitle stays
+    other = [_line(1.0, 2.0, "Look, the cops are on their way.")]
+    assert ut.fuller_from_script(other, [0], ["The police will be here any minute now, so go."])[0][0].text == other[0].text
+    # two cues of one screenplay line far apart in time are not one line
+    apart = [_line(1.0, 2.0, "Can you get us inside"), _line(4.0, 5.0, "the motel on Route Six")]
+    assert len(ut.fuller_from_script(apart, [2, 2], script)[0]) == 2
+
+
 def _speechlike(rate, spans, total):
     """Noise bursts (speech) at -20 dBFS over a -45 dBFS bed, in the given spans."""
     rng = np.random.default_rng(0)

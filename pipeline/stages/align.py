@@ -374,6 +374,19 @@ class PocketsphinxAlign(AlignBackend):
                 out.append(([i], w0, w1))
         return out
 
+    def own_window(self, lines: list[Line], order: list[int], k: int, duration: float) -> tuple[float, float]:
+        """The padded window of the ``k``-th line in time order, cut halfway to its neighbours' cues: aligned on its
+        own, a line's first and last words would otherwise stretch over the neighbours' speech."""
+        ln = lines[order[k]]
+        w0, w1 = line_window(ln, self.pad, duration)
+        if k > 0:
+            prev = lines[order[k - 1]]
+            w0 = max(w0, min(ln.start, (max(prev.end, prev.start) + ln.start) / 2))
+        if k + 1 < len(order):
+            nxt = lines[order[k + 1]]
+            w1 = min(w1, max(ln.end, (ln.end + nxt.start) / 2))
+        return w0, max(w1, w0 + 0.1)
+
     def _align(self, audio, lines, *, progress, cancel):
         duration = len(audio) / RATE
         out: list[Line | None] = [None] * len(lines)
@@ -383,6 +396,8 @@ class PocketsphinxAlign(AlignBackend):
                 out[i] = replace(ln)
         done = 0
         levels = frame_levels(audio)
+        order = sorted(range(len(lines)), key=lambda i: (lines[i].start, lines[i].end))
+        rank = {i: k for k, i in enumerate(order)}
         with self._lock:
             dec = self.decoder()
             for idx, g0, g1 in self.groups(lines, duration):
@@ -395,7 +410,7 @@ class PocketsphinxAlign(AlignBackend):
                 if result is None and len(todo) > 1:  # joint alignment failed: try each line on its own
                     result = []
                     for i in todo:
-                        w0, w1 = line_window(lines[i], self.pad, duration)
+                        w0, w1 = self.own_window(lines, order, rank[i], duration)
                         r = self.align_window(dec, audio[int(w0 * RATE): int(w1 * RATE)], w0, [words[i]])
                         result.append(r[0] if r else [])
                 for k, i in enumerate(todo):

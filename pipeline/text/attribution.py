@@ -44,6 +44,8 @@ W_SCRIPT = 1.6
 W_VOICEPRINT = 1.3
 W_VOICE = 1.2
 
+ANCHORED_SCORE = 0.9  # a short line matched at least this well between strong neighbours ...
+ANCHORED_QUALITY = 0.9  # ... is trusted this much (a script vote beating a cluster majority)
 _MATCH_MIN = 0.5  # a subtitle/script pair must score above this to be worth aligning
 _SKIP_COST = 0.02  # per skipped script line
 _FULL_MATRIX = 40_000  # below this many pairs, compare every subtitle line with every script line
@@ -78,7 +80,8 @@ def is_group_name(name: str | None) -> bool:
     return bool(k) and (k in _GROUP_NAMES or " AND " in f" {k} " or "&" in k)
 
 
-def _two_speaker_cue(text: str) -> bool:
+def two_speaker_cue(text: str) -> bool:
+    """Whether a cue holds two speakers' rows ("- Hi.\n- Hello.")."""
     return sum(1 for row in (text or "").splitlines() if re.match(r"\s*(<[^>]+>)*\s*[-–]\s*\S", row)) >= 2
 
 
@@ -182,11 +185,28 @@ def align_script(lines: list[Line], script: Script) -> ScriptAlignment:
     scores = [float(sim[i, j]) if j is not None else 0.0 for i, j in enumerate(matches)]
     w = np.array([_weight(s) for s in subs])
     quality = [_quality(scores[i], subs[i]) if matches[i] is not None else 0.0 for i in range(n)]
+    quality = _anchored(matches, scores, quality)
     total = float(w[[bool(s) for s in subs]].sum())
     good = [float(np.clip((scores[i] - _MATCH_MIN) / (0.95 - _MATCH_MIN), 0.0, 1.0)) for i in range(n)]
     score = float(sum(w[i] * good[i] for i in range(n)) / total) if total else 0.0
     coverage = len({j for j in matches if j is not None}) / m
     return ScriptAlignment(matches, scores, score, coverage, quality)
+
+
+def _anchored(matches: list[int | None], scores: list[float], quality: list[float]) -> list[float]:
+    """A short line matched near-verbatim between two strong matches of the script lines just before and after
+    its own ("What?" between the line it answers and the next one) is as sure as a long line: the order of the
+    lines, not its few words, places it."""
+    out = list(quality)
+    for i, j in enumerate(matches):
+        if j is None or scores[i] < ANCHORED_SCORE or quality[i] >= ANCHORED_QUALITY:
+            continue
+        before = next((k for k in range(i - 1, max(-1, i - 3), -1) if matches[k] is not None), None)
+        after = next((k for k in range(i + 1, min(len(matches), i + 3)) if matches[k] is not None), None)
+        if (before is not None and after is not None and quality[before] >= 0.5 and quality[after] >= 0.5
+                and 1 <= j - matches[before] <= 2 and 1 <= matches[after] - j <= 2):
+            out[i] = ANCHORED_QUALITY
+    return out
 
 
 def _quality(s: float, text: str) -> float:
@@ -385,7 +405,7 @@ def attribute(
 
     # line-level: SDH cues and two-speaker cues
     for i, ln in enumerate(lines):
-        if _two_speaker_cue(ln.text):
+        if two_speaker_cue(ln.text):
             res.overlaps.add(i)
         if ln.speaker_cue:
             if is_group_name(ln.speaker_cue):

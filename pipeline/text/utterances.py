@@ -106,6 +106,47 @@ def join_groups(lines: list[Line], characters: list[str | None], speakers: list[
     return groups
 
 
+MAX_SCRIPT_EXTRA = 3  # words a screenplay line may hold beyond its cues' (or 60 % more): condensing leaves out a few
+
+
+def fuller_from_script(lines: list[Line], matches: list[int | None], script_lines: list[str], *,
+                       max_gap: float = MAX_JOIN_GAP) -> tuple[list[Line], list[str]]:
+    """Lines to align, with the screenplay's fuller text where it holds the subtitle's: consecutive cues matched to
+    one screenplay line (a split line) become one line, and a condensed cue gets the screenplay line's words, so
+    the aligner places every spoken word instead of stretching a shortened text over the whole utterance (and the
+    neighbours' edges follow). Returns the lines and, per returned line, its subtitle text (joined)."""
+    from rapidfuzz.distance import LCSseq
+
+    out: list[Line] = []
+    written: list[str] = []
+    i = 0
+    while i < len(lines):
+        j = matches[i] if i < len(matches) else None
+        k = i + 1
+        while (j is not None and k < len(lines) and matches[k] == j and lines[k].speaker_cue == lines[i].speaker_cue
+               and -0.5 <= lines[k].start - lines[k - 1].end <= max_gap):
+            k += 1
+        group = lines[i:k]
+        sub = " ".join(ln.text.strip() for ln in group if ln.text.strip())
+        if j is not None:
+            mine, theirs = words_of(sub), words_of(script_lines[j])
+            held = LCSseq.similarity(mine, theirs) / max(1, len(mine))
+            extra = len(theirs) - len(mine)
+            if mine and held >= 0.8 and (k - i > 1 or 0 < extra) and extra <= max(MAX_SCRIPT_EXTRA, 0.6 * len(mine)):
+                first = group[0]
+                tags = list(dict.fromkeys(t for ln in group for t in ln.tags))
+                out.append(Line(start=first.start, end=max(ln.end for ln in group), text=script_lines[j].strip(),
+                                speaker_cue=first.speaker_cue, tags=tags,
+                                confidence=min(ln.confidence for ln in group), index=first.index))
+                written.append(sub)
+                i = k
+                continue
+        out.append(lines[i])
+        written.append(lines[i].text)
+        i += 1
+    return out, written
+
+
 def join_lines(lines: list[Line]) -> Line:
     """One line from consecutive lines of one utterance (text and words in order, tags merged)."""
     if len(lines) == 1:

@@ -285,6 +285,9 @@ def stage_align(opts: AnalysisOptions) -> Stage:
             return {"skipped": True, "lines": None}
         aligner = _backend(ctx, "align")
         mid = _media_id(ctx)
+        written = None
+        if opts.verbatim:  # the screenplay's fuller text where it holds the subtitle's (split and condensed cues)
+            lines, written = script_fuller_lines(lines, load_script(ctx.library, opts))
         duration = analysis_duration(ctx.library, mid)
         margin = float(getattr(aligner, "pad", 0.75)) + ALIGN_MARGIN
         chunks = line_chunks(lines, duration, margin)
@@ -296,9 +299,27 @@ def stage_align(opts: AnalysisOptions) -> Stage:
                                  cancel=ctx.cancel)
             aligned.extend(shift_line(ln, t0) for ln in part)
             del audio
-        return {"skipped": False, "backend": aligner.name, "lines": [ln.to_dict() for ln in aligned]}
+        return {"skipped": False, "backend": aligner.name, "lines": [ln.to_dict() for ln in aligned],
+                "subtitle_texts": written}
 
     return Stage("align", run, weight=3.0, label="aligning words")
+
+
+def script_fuller_lines(lines: list[Line], script) -> tuple[list[Line], list[str] | None]:
+    """Subtitle lines with the screenplay's fuller text (pipeline.text.utterances.fuller_from_script) when a
+    screenplay that fits them is given; the lines unchanged and None otherwise. Second: each line's subtitle text."""
+    from pipeline.text.attribution import DEFAULT_MIN_SCRIPT_SCORE, two_speaker_cue, align_script, is_group_name
+    from pipeline.text.utterances import fuller_from_script
+
+    if script is None or not script.lines or not lines:
+        return lines, None
+    al = align_script(lines, script)
+    if al.score < DEFAULT_MIN_SCRIPT_SCORE:
+        return lines, None
+    matches = [j if (j is not None and q > 0 and not is_group_name(script.lines[j].character)
+                     and not two_speaker_cue(ln.text)) else None
+               for ln, j, q in zip(lines, al.matches, al.quality)]
+    return fuller_from_script(lines, matches, [sl.text for sl in script.lines])
 
 
 def stage_diarize(opts: AnalysisOptions) -> Stage:

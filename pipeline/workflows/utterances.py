@@ -96,6 +96,9 @@ def utterances(ctx: StageContext, opts, io: AudioAccess) -> dict:
         al = align_script(lines, script)
         matches = [j if (j is not None and q > 0) else None for j, q in zip(al.matches, al.quality)]
         script_lines = [sl.text for sl in script.lines]
+    written = (ctx.results.get("align") or {}).get("subtitle_texts")
+    if not written or len(written) != len(lines):  # no screenplay text was put in: the lines hold the subtitles
+        written = [ln.text for ln in lines]
     groups = ut.join_groups(lines, [a.character for a in attributions], speakers, script_matches=matches,
                             blocked=overlaps)
     joined = [ut.join_lines([lines[i] for i in g]) for g in groups]
@@ -113,7 +116,8 @@ def utterances(ctx: StageContext, opts, io: AudioAccess) -> dict:
     out_lines, choices = [], []
     for g, ln, asr_text in zip(groups, edged, asr_texts):
         scr = ut.script_text([matches[i] for i in g], script_lines) if matches else None
-        ch = ut.choose_text(ln.text if origin == "subtitle" else None, scr, asr_text, origin=origin)
+        subtitle = " ".join(written[i].strip() for i in g if written[i].strip())
+        ch = ut.choose_text(subtitle if origin == "subtitle" else None, scr, asr_text, origin=origin)
         if ch.source == "asr" and origin == "asr":
             ch.text = ln.text  # the ASR line's own text (its words joined may differ in spacing)
         if ch.text != ln.text:  # the words were aligned to the other text: the line keeps its edges, not them
