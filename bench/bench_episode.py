@@ -32,28 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SCENARIOS = {"release+script": "release_srt", "sdh": "sdh_srt", "shifted+script": "shifted_srt", "capture+script": None}
 
 
-def dataset_ready(rows: list[dict], truth) -> dict:
-    """How many rows the dataset builder would take, how many hold a single true speaker, how many the right one."""
-    from pipeline.voices.dataset import MIN_CONFIDENCE
-
-    ready = single = right = 0
-    for r in rows:
-        s, e = r["start"] + (r["trim_start"] or 0), r["end"] + (r["trim_end"] or 0)
-        conf = 1.0 if r["confidence"] is None else r["confidence"]
-        if (r["status"] == "rejected" or not r["character"] or not (r["text"] or "").strip() or r.get("check_text")
-                or r["overlap"] or conf < MIN_CONFIDENCE or not 2.0 <= e - s <= 15.0):
-            continue
-        ready += 1
-        who = {t.character for t in truth if min(e, t.end) - max(s, t.start) > 0.05}
-        if len(who) == 1:
-            single += 1
-            right += who == {r["character"].upper()}
-    return {"ready": ready, "single": single, "right": right}
-
-
 def report(name: str, m: dict, episode, took: float) -> str:
     per = {c: sum(ln.character == c for ln in episode.lines) for c in episode.characters}
     found = {c: sum((r["character"] or "").upper() == c for r in m["rows"]) for c in episode.characters}
+    from tests.line_metrics import dataset_ready
+
     d = dataset_ready(m["rows"], episode.lines)
     out = [f"{name} ({took:.0f} s): WER {m['wer'] * 100:.1f}% | edge median {m['edge_median_ms']} ms p95 {m['edge_p95_ms']} ms"
            f" | {m['segments']} lines for {len(episode.lines)} true, {m['fragmented']} true lines split"

@@ -9,6 +9,8 @@ overlap weighed by text similarity where true lines overlap), word
 error rate of the segments' texts against the spoken text (jiwer, over all true lines: each true line against
 its segments' texts joined in order), speech-edge error median/p95 (per true line the first matched segment's
 start and the last one's end against the true edges) and how many true lines came out as more than one clip.
+
+:func:`dataset_ready`: how many lines the dataset builder would take and how many of them hold one true speaker.
 """
 
 from __future__ import annotations
@@ -100,3 +102,22 @@ def describe(name: str, m: dict) -> str:
     return (f"{name}: {pr} | WER {m['wer'] * 100:.1f}% | edge median {m['edge_median_ms']} ms p95 {m['edge_p95_ms']} ms"
             f" | {m['segments']} lines, {m['fragmented']} split true lines | text from {m['sources']}, "
             f"{m['check_text']} to check")
+
+
+def dataset_ready(rows: list[dict], truth) -> dict:
+    """How many rows the dataset builder would take, how many hold a single true speaker, how many the right one."""
+    from pipeline.voices.dataset import MIN_CONFIDENCE
+
+    ready = single = right = 0
+    for r in rows:
+        s, e = r["start"] + (r["trim_start"] or 0), r["end"] + (r["trim_end"] or 0)
+        conf = 1.0 if r["confidence"] is None else r["confidence"]
+        if (r["status"] == "rejected" or not r["character"] or not (r["text"] or "").strip() or r.get("check_text")
+                or r["overlap"] or conf < MIN_CONFIDENCE or not 2.0 <= e - s <= 15.0):
+            continue
+        ready += 1
+        who = {t.character for t in truth if min(e, t.end) - max(s, t.start) > 0.05}
+        if len(who) == 1:
+            single += 1
+            right += who == {r["character"].upper()}
+    return {"ready": ready, "single": single, "right": right}

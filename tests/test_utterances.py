@@ -205,3 +205,12 @@ def test_a_capture_without_subtitles_takes_the_screenplay_line_over_misheard_asr
     assert all(s["origin"] == "asr" for s in segs)
     assert m["sources"]["script"] >= 0.6 * len(segs), m["sources"]
     assert m["wer"] <= 0.05, m["wer"]  # measured 0.0% (25.4% with the ASR text before the utterance stage)
+
+
+def test_speech_running_into_another_speakers_marks_both_overlapped():
+    lines = [_line(1.0, 3.0, "I was going to tell you"), _line(3.06, 4.0, "Stop."),  # cut inside somebody's words
+             _line(4.5, 6.0, "Fine, then."), _line(6.05, 7.0, "and another thing")]  # the same speaker going on
+    assert ut.touching_turns(lines, ["ANNA", "BEN", "ANNA", "ANNA"]) == {0, 1}
+    assert ut.touching_turns(lines, ["ANNA", None, "BEN", "ANNA"]) == {2, 3}  # an unnamed line decides nothing
+    assert ut.touching_turns(lines[:2], ["ANNA", "BEN"]) == {0, 1}
+    assert ut.touching_turns([_line(1.0, 3.0, "a"), _line(3.3, 4.0, "b")], ["ANNA", "BEN"]) == set()  # a pause

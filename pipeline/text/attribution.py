@@ -48,6 +48,8 @@ ANCHORED_SCORE = 0.9  # a short line matched at least this well between strong n
 ANCHORED_QUALITY = 0.9  # ... is trusted this much (a script vote beating a cluster majority)
 _MATCH_MIN = 0.5  # a subtitle/script pair must score above this to be worth aligning
 _SKIP_COST = 0.02  # per skipped script line
+_CONTINUE_BONUS = 0.03  # for a cue going on with the script line of a cue that ended mid-sentence (> _SKIP_COST)
+_SENTENCE_END = re.compile(r"[.!?…♪\"”»]\s*$")
 _FULL_MATRIX = 40_000  # below this many pairs, compare every subtitle line with every script line
 _GROUP_NAMES = {"ALL", "BOTH", "TOGETHER", "EVERYONE", "EVERYBODY", "CROWD", "VOICES", "SEVERAL", "OTHERS", "GROUP"}
 
@@ -162,7 +164,8 @@ def align_script(lines: list[Line], script: Script) -> ScriptAlignment:
             for t in toks:
                 cand.update(where.get(t, ()))
             fill(i, sorted(cand))
-    matches = _dp(sim, subs)
+    open_ = [bool(ln.text.strip()) and not _SENTENCE_END.search(ln.text.strip()) for ln in lines]
+    matches = _dp(sim, subs, open_)
 
     # pass 2: every pair in a window around the first path
     anchors = [(i, j) for i, j in enumerate(matches) if j is not None]
@@ -180,7 +183,7 @@ def align_script(lines: list[Line], script: Script) -> ScriptAlignment:
                 fill(i, range(hi - 24, hi + 1))
             else:
                 fill(i, range(lo, hi + 1))
-        matches = _dp(sim, subs)
+        matches = _dp(sim, subs, open_)
 
     scores = [float(sim[i, j]) if j is not None else 0.0 for i, j in enumerate(matches)]
     w = np.array([_weight(s) for s in subs])
@@ -213,8 +216,10 @@ def _quality(s: float, text: str) -> float:
     return float(np.clip((s - _MATCH_MIN) / (0.95 - _MATCH_MIN), 0.0, 1.0) * min(1.0, 0.4 + len(text) / 30.0))
 
 
-def _dp(sim: np.ndarray, subs: list[str]) -> list[int | None]:
-    """Best monotone path. Column 0 = nothing matched yet; column c = script line c-1."""
+def _dp(sim: np.ndarray, subs: list[str], open_: list[bool] | None = None) -> list[int | None]:
+    """Best monotone path. Column 0 = nothing matched yet; column c = script line c-1. A cue after one that does
+    not end a sentence (``open_``) is rewarded a little for going on with the same script line: a fragment like
+    "on Water Street?" otherwise matches a later line holding the same words just as well."""
     n, m = sim.shape
     neg = -1e9
     cols = np.arange(m + 1)
@@ -238,6 +243,8 @@ def _dp(sim: np.ndarray, subs: list[str]) -> list[int | None]:
         jarg = np.zeros(m + 1, dtype=np.int64)
         jarg[2:] = garg[1:-1]
         best = P.copy()  # continue the same script line
+        if i > 0 and open_ is not None and open_[i - 1]:
+            best[pm] += _CONTINUE_BONUS
         arg = cols.copy()
         better = jump > best
         best[better], arg[better] = jump[better], jarg[better]

@@ -9,7 +9,8 @@ pipeline.workflows.utterances):
   two cues for reading speed). Dash-merged cues were already split at the speaker change on import.
 - :func:`speech_edges`: an utterance's edges are its aligned words' edges, extended over the speech (VAD region)
   that runs on before/after them — a condensed subtitle leaves spoken words out and its cue starts late/ends
-  early — but never into the neighbouring utterance, and never cut inside the words.
+  early — but never into the neighbouring utterance, and never cut inside the words; where two speakers' speech
+  runs into each other without a pause (:func:`touching_turns`) both utterances are marked overlapped.
 - :func:`choose_text`: among the screenplay line(s), the subtitle text and the ASR words of the window, the text
   that matches the audio: each written candidate is scored against the window's ASR transcript
   (:func:`text_score`); the best wins when it scores at least ``MIN_TEXT_SCORE`` — a subtitle then gets the
@@ -174,6 +175,21 @@ def speech_edges(line: Line, regions: list[Region], prev_end: float | None, next
         if r.start - 0.02 <= end <= r.end and r.end > end + MIN_EXTEND:
             end = min(r.end, end + max_extend, max(hi, end))
     return round(start, 3), round(end, 3)
+
+
+TOUCH_GAP = 2 * NEIGHBOUR_GAP + 0.01  # seconds: edges this close after moving out to the speech are one stretch
+
+
+def touching_turns(lines: list[Line], who: list[str | None]) -> set[int]:
+    """Indices of utterances (in time order, edges already moved out to the speech) whose speech runs without a
+    pause into a neighbour's of another speaker: an interruption or speech over speech, where the cut between
+    them lies inside somebody's words; both sides are overlapped speech, not clean single-voice clips."""
+    out: set[int] = set()
+    for k in range(len(lines) - 1):
+        a, b = lines[k], lines[k + 1]
+        if who[k] and who[k + 1] and who[k] != who[k + 1] and b.start - a.end <= TOUCH_GAP:
+            out |= {k, k + 1}
+    return out
 
 
 def text_score(candidate: str, asr: str) -> float:

@@ -1,5 +1,6 @@
 """The utterances stage of the analysis (between attribute and save): split cues of one speaker joined, edges
-moved out to the speech, and each utterance's text chosen against the audio (pipeline.text.utterances).
+moved out to the speech, and each utterance's text chosen against the audio (pipeline.text.utterances); two
+utterances of different speakers whose speech runs into each other are marked overlapped.
 
 Its result has the attribute stage's shape (lines, attributions, line_speakers, overlaps) for the joined lines,
 plus ``line_index`` (per utterance, the position of its first line in the subtitle lines, for its line id) and
@@ -103,6 +104,8 @@ def utterances(ctx: StageContext, opts, io: AudioAccess) -> dict:
                             blocked=overlaps)
     joined = [ut.join_lines([lines[i] for i in g]) for g in groups]
     edged = _edges(io, joined)
+    touching = ut.touching_turns(edged, [attributions[g[0]].character or (speakers[g[0]] if speakers else None)
+                                         for g in groups])
     asr_stage = ctx.results.get("asr") or {}
     warnings: list[str] = []
     if origin == "asr":
@@ -134,7 +137,7 @@ def utterances(ctx: StageContext, opts, io: AudioAccess) -> dict:
     ctx.progress(1.0, f"{n_joined} split line{'s' if n_joined != 1 else ''} joined, {n_check} to check")
     return {**att, "lines": [ln.to_dict() for ln in out_lines], "attributions": merged_atts,
             "line_speakers": [speakers[g[0]] for g in groups] if speakers else speakers,
-            "overlaps": sorted({new_index[i] for i in overlaps if i in new_index}),
+            "overlaps": sorted({new_index[i] for i in overlaps if i in new_index} | touching),
             "line_index": [lines[g[0]].index for g in groups], "text_choice": choices,
             "joined": n_joined, "warnings": list(att.get("warnings") or []) + warnings}
 
