@@ -11,12 +11,17 @@ Prints per character precision/recall and line counts, WER of the lines' texts a
 error median/p95 (tests/line_metrics.measure), and the dataset-ready lines (character, text, not check-text, not
 overlap-flagged, confidence >= 0.5, 2-15 s, not rejected) that hold one true speaker only (and the right one).
 
-Measured 2026-12-03 (8 minutes, seed 0: 506 s, 193 lines, 22 interruptions; 2 shared cores; build 33 s):
-  release+script  113 s  WER 11.2 %  edges 8 / 747 ms  194 lines, 16 split  ready 60, single-speaker 45 (45 right)
-  sdh              94 s  WER 10.9 %  edges 6 / 727 ms  178 lines,  8 split  ready 51, single-speaker 32 (31 right)
+Measured 2026-12-03 (8 minutes, seed 0: 506 s, 193 lines, 22 interruptions; 2 shared cores; build 33 s), after the
+screenplay's fuller text is aligned, single-line windows stop halfway to neighbours, anchored short lines and
+touching turns (the line measure matching interruptions by their words); before, in brackets:
+  release+script  102 s  WER 3.7 % (11.2)  edges 7 / 625 ms (8 / 747)  194 lines, 4 split (16)
+                         P >= 0.94 R >= 0.94 except HALE R 0.80 (was P .82-1, R .75-1)
+                         ready 53, single-speaker 53 = 100 % (60, 45 = 75 %)
+  sdh              91 s  WER 7.7 % (10.9)  edges 5 / 439 ms (6 / 727)  ready 45, single-speaker 35
                          (names only where the SDH labels them: DANIEL, VICTOR, HALE, COURIER never found)
-  shifted+script   96 s  WER 13.0 %  edges 6 / 597 ms  172 lines,  7 split  ready 64, single-speaker 47 (47 right)
-  capture+script   49 s  WER 16.9 %  edges 103 / 1117 ms  152 lines, 0 split  ready 71, single-speaker 46 (46 right)
+  shifted+script   95 s  WER 8.6 % (13.0)  edges 6 / 138 ms (6 / 597)  ready 51, single-speaker 51 (64, 47)
+                         (the lines inside the cut section have no cue: recall 0.82-1)
+  capture+script   49 s  WER 16.9 %  edges 103 / 1117 ms  152 lines, 0 split  ready 71, single-speaker 46 (not rerun)
 """
 
 from __future__ import annotations
