@@ -11,17 +11,19 @@ Prints per character precision/recall and line counts, WER of the lines' texts a
 error median/p95 (tests/line_metrics.measure), and the dataset-ready lines (character, text, not check-text, not
 overlap-flagged, confidence >= 0.5, 2-15 s, not rejected) that hold one true speaker only (and the right one).
 
-Measured 2026-12-03 (8 minutes, seed 0: 506 s, 193 lines, 22 interruptions; 2 shared cores; build 33 s), after the
-screenplay's fuller text is aligned, single-line windows stop halfway to neighbours, anchored short lines and
-touching turns (the line measure matching interruptions by their words); before, in brackets:
-  release+script  102 s  WER 3.7 % (11.2)  edges 7 / 625 ms (8 / 747)  194 lines, 4 split (16)
-                         P >= 0.94 R >= 0.94 except HALE R 0.80 (was P .82-1, R .75-1)
-                         ready 53, single-speaker 53 = 100 % (60, 45 = 75 %)
-  sdh              91 s  WER 7.7 % (10.9)  edges 5 / 439 ms (6 / 727)  ready 45, single-speaker 35
+Measured 2026-12-04 (8 minutes, seed 0: 506 s, 193 lines, 22 interruptions; 2 shared cores), after the aligner
+redoes a joint alignment that slipped at speech over speech line by line, words stop at a pause (a phone ring after
+the last word is not the word), two screenplay lines a breath apart stay two utterances, a line resumed after an
+interruption is one utterance around it, and the overlapped-speech model moves touching edges; 2026-12-03 in brackets:
+  release+script  115 s  WER 1.4 % (3.7)  edges 6 / 240 ms (7 / 625)  194 lines, 1 split (4)
+                         P >= 0.95 R >= 0.94: SAM P 0.95 ("Hang on.", DANIEL's ad-lib, named by voice), MAYA
+                         0.98/0.98, DANIEL R 0.94 (an odd dash cue); HALE R 1.00 (0.80)
+                         ready 52, single-speaker 52 = 100 % (53, 53)
+  sdh             104 s  WER 7.7 % (7.7)  edges 6 / 182 ms (5 / 439)  ready 45, single-speaker 35
                          (names only where the SDH labels them: DANIEL, VICTOR, HALE, COURIER never found)
-  shifted+script   95 s  WER 8.6 % (13.0)  edges 6 / 138 ms (6 / 597)  ready 51, single-speaker 51 (64, 47)
+  shifted+script  112 s  WER 6.4 % (8.6)  edges 6 / 134 ms (6 / 138)  ready 50, single-speaker 50 (51, 51)
                          (the lines inside the cut section have no cue: recall 0.82-1)
-  capture+script   49 s  WER 16.9 %  edges 103 / 1117 ms  152 lines, 0 split  ready 71, single-speaker 46 (not rerun)
+  capture+script   49 s  WER 16.9 %  edges 103 / 1117 ms  152 lines, 0 split  ready 71, single-speaker 46 (2026-12-03)
 """
 
 from __future__ import annotations

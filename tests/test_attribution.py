@@ -92,6 +92,21 @@ def test_align_split_cues_missing_and_extra_lines():
     assert all(s > 0.7 for s, m in zip(al.scores, al.matches) if m is not None)
 
 
+def test_a_line_resumed_after_an_interruption_takes_its_screenplay_line_back():
+    """'Why would Jonah lie to us about the church' / MAYA's interruption / 'on Water Street?': the fragment's
+    words also sit in a later line (DANIEL's), where the order-keeping path would put it."""
+    rows = [("RUTH", "Why would Jonah lie to us about the church on Water Street?"),
+            ("MAYA", "The last person to see the phone was Jonah."),
+            ("DANIEL", "I checked the church on Water Street twice and found nothing."),
+            ("MAYA", "Then we go back tonight.")]
+    texts = ["Why would Jonah lie to us about the church", "The last person to see the phone was Jonah.",
+             "on Water Street?", "Checked the church on Water Street twice and.", "Then we go back tonight."]
+    al = align_script(lines_of(texts), script_of(rows))
+    assert al.matches == [0, 1, 0, 2, 3]
+    closed = ["Why would Jonah lie to us about the church?"] + texts[1:]  # the first cue ends its sentence
+    assert align_script(lines_of(closed), script_of(rows)).matches[2] != 0
+
+
 def test_wrong_movie_is_detected():
     other = [
         "The treasure map is hidden in the captain's cabin.",

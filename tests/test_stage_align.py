@@ -217,3 +217,40 @@ def test_a_line_aligned_on_its_own_stops_halfway_to_its_neighbours():
     assert al.own_window(lines, order, 0, 60.0) == (0.25, 2.05)
     w0, w1 = al.own_window([Line(1.0, 3.0, "Over"), Line(2.5, 4.0, "lapping")], [0, 1], 1, 60.0)
     assert w0 == 2.5 and w1 == 4.75  # an interruption starts inside the line before: its own start is kept
+
+
+def test_a_word_stops_at_a_pause_and_the_loud_effect_after_it_is_not_the_word():
+    """snap_to_sound: an aligner stretches a line's last word over a phone ring after it; the word ends where the
+    sound before the first pause of a quarter second ends."""
+    from pipeline.stages.align import snap_to_sound
+    from pipeline.types import Word
+
+    t = np.arange(int(3 * RATE)) / RATE
+    audio = np.zeros_like(t, dtype=np.float32)
+    audio[int(0.5 * RATE):int(1.0 * RATE)] = 0.3 * np.sin(2 * np.pi * 180 * t[: int(0.5 * RATE)])  # the word
+    audio[int(1.35 * RATE):int(2.2 * RATE)] = 0.3 * np.sin(2 * np.pi * 900 * t[: int(0.85 * RATE)])  # the ring
+    (w,) = snap_to_sound(audio, [Word(0.45, 2.3, "boat", 0.9)])
+    assert (w.start, w.end) == pytest.approx((0.5, 1.0), abs=0.011)
+    audio[int(1.0 * RATE):int(1.1 * RATE)] = 0.0  # a 0.1 s stop inside a word: the word goes on
+    audio[int(1.1 * RATE):int(1.35 * RATE)] = 0.3 * np.sin(2 * np.pi * 180 * t[: int(0.25 * RATE)])
+    (w,) = snap_to_sound(audio, [Word(0.45, 1.35, "boat", 0.9)])
+    assert (w.start, w.end) == pytest.approx((0.5, 1.35), abs=0.011)
+
+
+def test_a_joint_alignment_that_slipped_at_speech_over_speech_is_found():
+    """One aligner path holds one voice at a time: where a line cuts into another, its words are pushed after it and
+    the next line's words after those — a line beside its cue, or one starting late right where the one before it
+    ends, sends every line of the group to be aligned on its own."""
+    from pipeline.types import Word
+
+    al = get_backend("align", "pocketsphinx")
+    cues = [Line(442.35, 443.4, "Let me handle your brother."), Line(443.4, 444.46, "You promised me."),
+            Line(444.73, 445.9, "Hang on.")]
+    good = [[Word(442.36, 443.6, "brother.")], [Word(443.1, 443.97, "me.")], [Word(444.83, 445.42, "on.")]]
+    assert not al.slipped(cues, good)
+    beside = [good[0], [Word(443.72, 445.41, "me.")], [Word(446.63, 446.9, "on.")]]  # "Hang on." after its cue
+    assert not al.plausible(cues[2], beside[2], al.pad) and al.slipped(cues, beside)
+    late = [[Word(442.36, 443.9, "brother.")], [Word(443.92, 444.4, "me.")], good[2]]  # 0.5 s late, touching
+    assert al.plausible(cues[1], late[1], al.pad) and al.slipped(cues, late)
+    paused = [[Word(442.36, 443.5, "brother.")], [Word(443.9, 444.4, "me.")], good[2]]  # late after a pause: fine
+    assert not al.slipped(cues, paused)

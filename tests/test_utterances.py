@@ -214,3 +214,57 @@ def test_speech_running_into_another_speakers_marks_both_overlapped():
     assert ut.touching_turns(lines, ["ANNA", None, "BEN", "ANNA"]) == {2, 3}  # an unnamed line decides nothing
     assert ut.touching_turns(lines[:2], ["ANNA", "BEN"]) == {0, 1}
     assert ut.touching_turns([_line(1.0, 3.0, "a"), _line(3.3, 4.0, "b")], ["ANNA", "BEN"]) == set()  # a pause
+
+
+def test_two_screenplay_lines_after_a_breath_stay_two_utterances():
+    """A short pause joins two sentences of one speaker, unless the screenplay holds them as two lines."""
+    two = [_line(51.35, 52.94, "I am sorry, family only."), _line(53.18, 55.77, "Whoever did this knew exactly")]
+    assert ut.join_groups(two, ["HALE", "HALE"]) == [[0, 1]]  # no screenplay: one breath apart, one utterance
+    assert ut.join_groups(two, ["HALE", "HALE"], script_matches=[20, 21]) == [[0], [1]]
+    assert ut.join_groups(two, ["HALE", "HALE"], script_matches=[20, None]) == [[0, 1]]  # an ad-lib decides nothing
+    going_on = [_line(1.0, 2.0, "I told you"), _line(2.1, 3.0, "we should go.")]  # no sentence end: one line
+    assert ut.join_groups(going_on, ["ANNA", "ANNA"], script_matches=[3, 4]) == [[0, 1]]
+
+
+def test_touching_pairs_and_the_speech_over_speech_at_their_junction():
+    lines = [_line(1.0, 3.0, "I was going to tell you"), _line(3.06, 4.0, "Stop."), _line(4.5, 6.0, "Fine.")]
+    assert ut.touching_pairs(lines, ["ANNA", "BEN", "ANNA"]) == [0]
+    frame = 0.1
+    counts = np.ones(50)  # from 0.5 s: one voice, two voices over 2.7-3.3 s, and a far run at 4.5-4.8 s
+    counts[22:28] = 2.0
+    counts[40:43] = 1.8
+    assert ut.overlap_span(counts, 0.5, frame, 3.03) == (2.7, 3.3)
+    assert ut.overlap_span(counts, 0.5, frame, 3.9) is None  # the far run is not this junction's
+    assert ut.overlap_span(counts, 0.5, frame, 4.3) == (4.5, 4.8)
+    counts[5:45] = 2.0  # 4 s of "two voices": not an interruption (music, a crowd), nothing moves
+    assert ut.overlap_span(counts, 0.5, frame, 3.03) is None
+    assert ut.overlap_span(np.ones(50), 0.5, frame, 3.03) is None
+
+
+def test_an_overlapped_window_keeps_its_written_text_over_clear_asr():
+    """ASR of two voices at once hears the louder one: it never replaces the screenplay line of an overlapped
+    utterance (it still does for a clean one)."""
+    heard = [Word(33.3, 33.6, "you.", 0.95)]
+    clean = ut.choose_text(None, "Give me that.", heard)
+    assert clean.source == "asr" and clean.check
+    kept = ut.choose_text(None, "Give me that.", heard, overlapped=True)
+    assert (kept.text, kept.source, kept.check) == ("Give me that.", "script", True)
+
+
+def test_a_line_resumed_after_an_interruption_is_one_utterance_around_it():
+    lines = [_line(64.47, 66.27, "Why would Jonah lie to us about the church"),
+             _line(66.31, 66.61, "The last person to see the phone was Jonah."), _line(66.65, 67.48, "on Water Street?"),
+             _line(69.3, 73.1, "Checked the church on Water Street twice and.")]
+    chars = ["RUTH", "MAYA", "RUTH", "DANIEL"]
+    assert ut.join_groups(lines, chars, script_matches=[0, 1, 0, 2]) == [[0, 2], [1], [3]]
+    assert ut.join_groups(lines, chars, script_matches=[0, 1, 2, 2]) == [[0], [1], [2], [3]]  # not the same line
+    assert ut.join_groups(lines, ["RUTH", "MAYA", "NORA", "DANIEL"], script_matches=[0, 1, 0, 2]) == [[0], [1], [2], [3]]
+    joined = ut.join_lines([lines[0], lines[2]])
+    assert joined.text == "Why would Jonah lie to us about the church on Water Street?"
+    assert (joined.start, joined.end) == (64.47, 67.48)
+    # two utterances sharing one screenplay line (no join) each keep their own text, not both the whole line
+    assert ut.script_text([0], ["Why would Jonah lie to us about the church on Water Street?"], {0}) is None
+    fuller, _ = ut.fuller_from_script([lines[0], lines[1], lines[2]], [0, 1, 0],
+                                      ["Why would Jonah lie to us about the church on Water Street?",
+                                       "The last person to see the phone was Jonah."])
+    assert [ln.text for ln in fuller] == [ln.text for ln in lines[:3]]

@@ -205,6 +205,11 @@ def line_window(line: Line, pad: float, duration: float) -> tuple[float, float]:
     return max(0.0, line.start - pad), min(duration, max(line.end, line.start) + pad)
 
 
+CUE_SLACK = 0.2  # seconds an aligned line may lie beside its cue (the cue's own timing error after sync)
+LATE_START = 0.4  # seconds after its cue a line's first word may start right where the line before it ends
+TOUCHING = 0.05  # seconds: two lines' words this close run into each other
+
+
 class AlignBackend(StageBackend):
     """Base for aligners: ``align`` returns copies of the lines with word times."""
 
@@ -345,14 +350,37 @@ class PocketsphinxAlign(AlignBackend):
 
     @staticmethod
     def plausible(line: Line, words: list[Word], pad: float) -> bool:
-        """Reject alignments that wander far from the line's own time or stretch words absurdly."""
+        """Reject alignments that wander far from the line's own time, lie wholly outside it (a synced cue is shown
+        while its words are spoken: a line placed beside its cue has taken a neighbour's speech) or stretch words
+        absurdly."""
         if not words:
             return False
         slack = pad + 0.5
         if words[0].start < line.start - slack or words[-1].end > max(line.end, line.start) + slack:
             return False
+        if words[0].start > max(line.end, line.start) + CUE_SLACK or words[-1].end < line.start - CUE_SLACK:
+            return False
         longest = max(w.end - w.start for w in words)
         return longest <= 2.5
+
+    def slipped(self, lines: list[Line], result: list[list[Word]]) -> bool:
+        """Whether a joint alignment of ``lines`` went wrong where speech runs over speech: one aligner path holds
+        one voice at a time, so an interruption's words get pushed after the line it cuts into, and the lines after
+        it each take the next one's speech — a line then lies beside its cue (not :meth:`plausible`), or starts
+        ``LATE_START`` seconds after its cue right where the line before it ends."""
+        order = sorted(range(len(lines)), key=lambda k: lines[k].start)
+        prev_end = None
+        for k in order:
+            ws = result[k]
+            if not ws:
+                continue
+            if not self.plausible(lines[k], ws, self.pad):
+                return True
+            if (prev_end is not None and ws[0].start - lines[k].start >= LATE_START
+                    and ws[0].start - prev_end <= TOUCHING):
+                return True
+            prev_end = ws[-1].end
+        return False
 
     def groups(self, lines: list[Line], duration: float, max_len: float = 30.0) -> list[tuple[list[int], float, float]]:
         """Consecutive lines whose padded windows overlap, aligned together: (indices, window start, end)."""
@@ -407,11 +435,19 @@ class PocketsphinxAlign(AlignBackend):
                 result = None
                 if todo and g1 - g0 >= 0.1:
                     result = self.align_window(dec, audio[int(g0 * RATE): int(g1 * RATE)], g0, [words[i] for i in todo])
+                if result is not None and len(todo) > 1 and self.slipped([lines[i] for i in todo], result):
+                    result = None  # the joint path slipped (speech over speech): every line after it moved
                 if result is None and len(todo) > 1:  # joint alignment failed: try each line on its own
                     result = []
                     for i in todo:
-                        w0, w1 = self.own_window(lines, order, rank[i], duration)
-                        r = self.align_window(dec, audio[int(w0 * RATE): int(w1 * RATE)], w0, [words[i]])
+                        r = None
+                        # its own window first; then on to the end of its padded window: speech that runs on
+                        # over the next line's start
+                        own = self.own_window(lines, order, rank[i], duration)
+                        for w0, w1 in (own, (own[0], max(own[1], line_window(lines[i], self.pad, duration)[1]))):
+                            r = self.align_window(dec, audio[int(w0 * RATE): int(w1 * RATE)], w0, [words[i]])
+                            if r and self.plausible(lines[i], r[0], self.pad):
+                                break
                         result.append(r[0] if r else [])
                 for k, i in enumerate(todo):
                     ws = snap_to_sound(audio, result[k], levels=levels, below_peak_db=40.0, reach=0.0) if result and result[k] else []
@@ -448,10 +484,14 @@ def frame_levels(audio: np.ndarray) -> np.ndarray:
     return 10 * np.log10(np.mean(x * x, axis=1) + 1e-12)
 
 
+WORD_PAUSE_FRAMES = 25  # 10 ms frames: a quiet run this long does not lie inside one word
+
+
 def snap_to_sound(audio: np.ndarray, words: list[Word], *, levels: np.ndarray | None = None, floor_db: float = -50.0,
                   below_peak_db: float = 30.0, above_noise_db: float = 10.0, reach: float = 0.3) -> list[Word]:
-    """Move word edges onto sound: trim a pause swallowed at a word's start or end, and pull a late start back
-    (up to ``reach`` s, never before the previous word) to where the sound it sits in begins.
+    """Move word edges onto sound: trim a pause swallowed at a word's start or end (and whatever sounds after a
+    pause inside it), and pull a late start back (up to ``reach`` s, never before the previous word) to where the
+    sound it sits in begins.
 
     "Sound" is a 10 ms frame louder than -50 dBFS, than the word's peak - 30 dB and than the recording's noise
     floor (10th percentile of frame levels) + 10 dB; in steady noise louder than that, nothing moves.
@@ -482,6 +522,9 @@ def snap_to_sound(audio: np.ndarray, words: list[Word], *, levels: np.ndarray | 
         while first > 0 and loud[first - 1]:
             first -= 1
         last = len(loud) - 1 - int(np.argmax(loud[::-1]))
+        quiet = np.flatnonzero(np.convolve(~loud[first:], np.ones(WORD_PAUSE_FRAMES), "valid") == WORD_PAUSE_FRAMES)
+        if len(quiet):  # a pause inside the word: what sounds after it (an effect, the next line) is not the word
+            last = min(last, first + int(quiet[0]) - 1)
         start = a / 100 + first / 100
         end = max(min(w.end, a / 100 + (last + 1) / 100), start + 0.02)
         out.append(Word(float(start), float(end), w.text, w.probability))

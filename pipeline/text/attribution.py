@@ -185,6 +185,10 @@ def align_script(lines: list[Line], script: Script) -> ScriptAlignment:
                 fill(i, range(lo, hi + 1))
         matches = _dp(sim, subs, open_)
 
+    matches = _resumed(matches, subs, scr, open_)
+    for i, j in enumerate(matches):
+        if j is not None and not done[i, j]:
+            fill(i, [j])
     scores = [float(sim[i, j]) if j is not None else 0.0 for i, j in enumerate(matches)]
     w = np.array([_weight(s) for s in subs])
     quality = [_quality(scores[i], subs[i]) if matches[i] is not None else 0.0 for i in range(n)]
@@ -194,6 +198,31 @@ def align_script(lines: list[Line], script: Script) -> ScriptAlignment:
     score = float(sum(w[i] * good[i] for i in range(n)) / total) if total else 0.0
     coverage = len({j for j in matches if j is not None}) / m
     return ScriptAlignment(matches, scores, score, coverage, quality)
+
+
+RESUME_WORDS = 6  # a fragment this short going on with a line cut by an interruption takes that line back
+RESUME_HELD = 0.8  # ... when this share of its words continues the interrupted line's screenplay text
+
+
+def _resumed(matches: list[int | None], subs: list[str], scr: list[str], open_: list[bool]) -> list[int | None]:
+    """A short cue after an interruption that goes on with the cue before it ("Why would Jonah lie to us about the
+    church" / the interrupter's cue / "on Water Street?") is matched back to the interrupted line's screenplay line:
+    the order-keeping path cannot go back, and the fragment's few words also sit in a later screenplay line."""
+    from rapidfuzz.distance import LCSseq
+
+    out = list(matches)
+    for i in range(2, len(out)):
+        a = out[i - 2]
+        frag = subs[i].split()
+        if (a is None or not open_[i - 2] or out[i - 1] is None or out[i - 1] == a or out[i] == a
+                or not 0 < len(frag) <= RESUME_WORDS):
+            continue
+        line = scr[a].split()
+        alone = LCSseq.similarity(subs[i - 2].split(), line)
+        joint = LCSseq.similarity(subs[i - 2].split() + frag, line)
+        if joint - alone >= RESUME_HELD * len(frag):
+            out[i] = a
+    return out
 
 
 def _anchored(matches: list[int | None], scores: list[float], quality: list[float]) -> list[float]:

@@ -6,24 +6,27 @@ pipeline.workflows.utterances):
 - :func:`join_groups`: consecutive lines of one character (and one diarization cluster) that continue each other
   — a short gap and either the first line does not end a sentence, the second starts in lower case or with an
   ellipsis, or both match the same screenplay line — become one utterance (real subtitles split long lines over
-  two cues for reading speed). Dash-merged cues were already split at the speaker change on import.
+  two cues for reading speed); two sentences a breath apart are one utterance too, unless the screenplay holds
+  them as two lines. Dash-merged cues were already split at the speaker change on import.
 - :func:`speech_edges`: an utterance's edges are its aligned words' edges, extended over the speech (VAD region)
   that runs on before/after them — a condensed subtitle leaves spoken words out and its cue starts late/ends
   early — but never into the neighbouring utterance, and never cut inside the words; where two speakers' speech
-  runs into each other without a pause (:func:`touching_turns`) both utterances are marked overlapped.
+  runs into each other without a pause (:func:`touching_turns`) both utterances are marked overlapped, and where
+  an overlapped-speech model finds the two voices at once (:func:`overlap_span`) the interrupted line runs on to
+  the end of it and the interrupter starts at its beginning (an interruption cuts in over the line's last words).
 - :func:`choose_text`: among the screenplay line(s), the subtitle text and the ASR words of the window, the text
   that matches the audio: each written candidate is scored against the window's ASR transcript
   (:func:`text_score`); the best wins when it scores at least ``MIN_TEXT_SCORE`` — a subtitle then gets the
   clearly heard ASR words its condensed cue left out at its edges (:func:`fill_edges`, source "subtitle+asr").
   Where nothing written matches, the line is marked "check text" and keeps the ASR text when ASR heard it clearly
-  (mean word probability ≥ ``MIN_ASR_CONFIDENCE``), else the best written text (small Whisper models hallucinate
-  on music and odd voices). Without ASR the screenplay line wins where it holds the subtitle text (score None).
+  (mean word probability ≥ ``MIN_ASR_CONFIDENCE``) and no other voice runs into the window, else the best written
+  text (small Whisper models hallucinate on music and odd voices; over two voices they hear the louder one). Without ASR the screenplay line wins where it holds the subtitle text (score None).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pipeline.types import Line, Region, Word
 
@@ -73,16 +76,21 @@ def similarity(a: str, b: str) -> float:
     return 1.0 - Levenshtein.distance(wa, wb) / max(len(wa), len(wb))
 
 
-def _continues(a: Line, b: Line, same_script: bool) -> bool:
+def _continues(a: Line, b: Line, same_script: bool, other_script: bool = False) -> bool:
+    """Whether ``b`` goes on with ``a``'s utterance: one screenplay line, or ``a`` not ending a sentence, or ``b``
+    going on in lower case or after "..."; a short pause also joins two sentences, unless the screenplay holds them
+    as two lines."""
     first = b.text.lstrip(" -–—\"'")
-    return (same_script or b.start - a.end <= CONTINUOUS_GAP or not _END.search(a.text.strip()) or first[:1].islower()
-            or b.text.lstrip().startswith(("...", "…")))
+    ends = bool(_END.search(a.text.strip()))
+    return (same_script or not ends or first[:1].islower() or b.text.lstrip().startswith(("...", "…"))
+            or (b.start - a.end <= CONTINUOUS_GAP and not other_script))
 
 
 def join_groups(lines: list[Line], characters: list[str | None], speakers: list[str | None] | None = None, *,
                 script_matches: list[int | None] | None = None, blocked: set[int] | None = None,
                 max_gap: float = MAX_JOIN_GAP) -> list[list[int]]:
-    """Indices of ``lines`` grouped into utterances (each group consecutive, in order; most groups one line).
+    """Indices of ``lines`` grouped into utterances (each group consecutive, in order of their first lines; most
+    groups one line; the one exception a line resumed after an interruption, :func:`_resume_across`).
 
     Lines in ``blocked`` (overlapped speech, group cues) stay alone."""
     speakers = speakers or [None] * len(lines)
@@ -93,18 +101,40 @@ def join_groups(lines: list[Line], characters: list[str | None], speakers: list[
             g = groups[-1]
             j = g[-1]
             prev = lines[j]
-            same_script = bool(script_matches and script_matches[j] is not None and script_matches[j] == script_matches[i])
+            mj, mi = (script_matches[j], script_matches[i]) if script_matches else (None, None)
+            same_script = mj is not None and mj == mi
             one = (characters[i] == characters[j] and (characters[i] or speakers[i])
                    and (speakers[i] is None or speakers[j] is None or speakers[i] == speakers[j]))
             if (one and i not in blocked and j not in blocked
                     and (ln.speaker_cue or None) in (None, prev.speaker_cue)
                     and -0.5 <= ln.start - prev.end <= max_gap
                     and ln.end - lines[g[0]].start <= MAX_UTTERANCE
-                    and _continues(prev, ln, same_script)):
+                    and _continues(prev, ln, same_script, mj is not None and mi is not None and mj != mi)):
                 g.append(i)
                 continue
         groups.append([i])
-    return groups
+    return _resume_across(groups, lines, characters, script_matches, max_gap)
+
+
+def _resume_across(groups: list[list[int]], lines: list[Line], characters: list[str | None],
+                   script_matches: list[int | None] | None, max_gap: float) -> list[list[int]]:
+    """A line cut by an interruption and resumed after it (its cue, the interrupter's, the rest of it — one
+    screenplay line for the first and last) is one utterance around the interrupter's."""
+    if not script_matches:
+        return groups
+    out: list[list[int]] = []
+    for g in groups:
+        if len(out) >= 2 and len(g) == 1 and len(out[-1]) == 1:
+            first, cut, i = out[-2][-1], out[-1][0], g[0]
+            j = script_matches[i]
+            if (j is not None and script_matches[first] == j and script_matches[cut] != j
+                    and characters[first] and characters[first] == characters[i] != characters[cut]
+                    and lines[i].start - lines[first].end <= max_gap
+                    and lines[i].end - lines[out[-2][0]].start <= MAX_UTTERANCE):
+                out[-2].append(i)
+                continue
+        out.append(g)
+    return out
 
 
 MAX_SCRIPT_EXTRA = 3  # words a screenplay line may hold beyond its cues' (or 60 % more): condensing leaves out a few
@@ -122,23 +152,19 @@ def fuller_from_script(lines: list[Line], matches: list[int | None], script_line
     written: list[str] = []
     i = 0
     while i < len(lines):
-        j = matches[i] if i < len(matches) else None
+        j = matches[i]
         k = i + 1
         while (j is not None and k < len(lines) and matches[k] == j and lines[k].speaker_cue == lines[i].speaker_cue
                and -0.5 <= lines[k].start - lines[k - 1].end <= max_gap):
             k += 1
         group = lines[i:k]
         sub = " ".join(ln.text.strip() for ln in group if ln.text.strip())
-        if j is not None:
+        if j is not None and matches.count(j) == k - i:  # (a line cut by an interruption keeps its cues' texts)
             mine, theirs = words_of(sub), words_of(script_lines[j])
             held = LCSseq.similarity(mine, theirs) / max(1, len(mine))
             extra = len(theirs) - len(mine)
             if mine and held >= 0.8 and (k - i > 1 or 0 < extra) and extra <= max(MAX_SCRIPT_EXTRA, 0.6 * len(mine)):
-                first = group[0]
-                tags = list(dict.fromkeys(t for ln in group for t in ln.tags))
-                out.append(Line(start=first.start, end=max(ln.end for ln in group), text=script_lines[j].strip(),
-                                speaker_cue=first.speaker_cue, tags=tags,
-                                confidence=min(ln.confidence for ln in group), index=first.index))
+                out.append(replace(join_lines(group), text=script_lines[j].strip(), words=[]))
                 written.append(sub)
                 i = k
                 continue
@@ -180,16 +206,41 @@ def speech_edges(line: Line, regions: list[Region], prev_end: float | None, next
 TOUCH_GAP = 2 * NEIGHBOUR_GAP + 0.01  # seconds: edges this close after moving out to the speech are one stretch
 
 
+def touching_pairs(lines: list[Line], who: list[str | None]) -> list[int]:
+    """``k`` for each pair of utterances (``k``, ``k + 1``; in time order, edges already moved out to the speech)
+    of two named speakers whose speech runs into each other without a pause."""
+    return [k for k in range(len(lines) - 1)
+            if who[k] and who[k + 1] and who[k] != who[k + 1] and lines[k + 1].start - lines[k].end <= TOUCH_GAP]
+
+
 def touching_turns(lines: list[Line], who: list[str | None]) -> set[int]:
-    """Indices of utterances (in time order, edges already moved out to the speech) whose speech runs without a
-    pause into a neighbour's of another speaker: an interruption or speech over speech, where the cut between
-    them lies inside somebody's words; both sides are overlapped speech, not clean single-voice clips."""
-    out: set[int] = set()
-    for k in range(len(lines) - 1):
-        a, b = lines[k], lines[k + 1]
-        if who[k] and who[k + 1] and who[k] != who[k + 1] and b.start - a.end <= TOUCH_GAP:
-            out |= {k, k + 1}
-    return out
+    """Indices of utterances whose speech runs into a neighbour's of another speaker (:func:`touching_pairs`): an
+    interruption or speech over speech, where the cut between them lies inside somebody's words; both sides are
+    overlapped speech, not clean single-voice clips."""
+    return {i for k in touching_pairs(lines, who) for i in (k, k + 1)}
+
+
+OVERLAP_COUNT = 1.5  # mean local-speaker count (pipeline.stages.overlap) from which a frame holds two voices
+OVERLAP_NEAR = 0.3  # seconds: a run of two-voice frames this close to a junction belongs to it
+MAX_OVERLAP = 1.5  # seconds of speech over speech one interruption may hold
+
+
+def overlap_span(counts, t0: float, frame: float, junction: float, *, near: float = OVERLAP_NEAR,
+                 most: float = MAX_OVERLAP) -> tuple[float, float] | None:
+    """(start, end) of the speech over speech at the junction of two touching utterances: the run of frames
+    where ``counts`` (speakers talking per frame, from ``t0`` seconds) reaches ``OVERLAP_COUNT`` nearest to
+    ``junction``, within ``near`` seconds of it and at most ``most`` seconds long; None when there is none."""
+    import numpy as np
+
+    two = np.asarray(counts, dtype=np.float64) >= OVERLAP_COUNT
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], two.astype(np.int8), [0]])))
+    best = None
+    for a, b in zip(edges[::2], edges[1::2]):
+        s, e = t0 + a * frame, t0 + b * frame
+        gap = max(s - junction, junction - e, 0.0)
+        if gap <= near and frame < e - s <= most and (best is None or gap < best[0]):
+            best = (gap, s, e)
+    return (round(best[1], 3), round(best[2], 3)) if best else None
 
 
 def text_score(candidate: str, asr: str) -> float:
@@ -279,8 +330,10 @@ def energy_edges(audio, rate: int, t0: float, start: float, end: float, lo: floa
 
 
 def choose_text(subtitle: str | None, script: str | None, asr_words: list[Word] | None, *, origin: str = "subtitle",
-                min_score: float = MIN_TEXT_SCORE, min_asr: float = MIN_ASR_CONFIDENCE) -> TextChoice:
-    """The text of one utterance (module docstring). ``origin`` "asr": the line is ASR's (a capture)."""
+                min_score: float = MIN_TEXT_SCORE, min_asr: float = MIN_ASR_CONFIDENCE,
+                overlapped: bool = False) -> TextChoice:
+    """The text of one utterance (module docstring). ``origin`` "asr": the line is ASR's (a capture).
+    ``overlapped``: another voice runs into the window, so its ASR words never replace the written text."""
     written = [(s, t.strip()) for s, t in (("script", script), ("subtitle", subtitle if origin != "asr" else None))
                if t and t.strip()]
     asr = " ".join(w.text.strip() for w in asr_words or []).strip()
@@ -303,14 +356,19 @@ def choose_text(subtitle: str | None, script: str | None, asr_words: list[Word] 
             if filled != text:
                 return TextChoice(filled, "subtitle+asr", round(text_score(filled, asr), 3))
         return TextChoice(text, source, raw)
-    if origin == "asr" or confidence >= min_asr:
+    if origin == "asr" or (confidence >= min_asr and not overlapped):
         return TextChoice(asr, "asr", raw, check=origin != "asr")
     return TextChoice(text, source, raw, check=True)  # ASR heard nothing clearly either: keep the written text
 
 
-def script_text(indices: list[int | None], script_lines: list[str]) -> str | None:
-    """The screenplay text of an utterance: its lines' matched screenplay lines, each once, in order."""
+def script_text(indices: list[int | None], script_lines: list[str], shared: set[int] | frozenset = frozenset()
+                ) -> str | None:
+    """The screenplay text of an utterance: its lines' matched screenplay lines, each once, in order; None where
+    one of them is ``shared`` with another utterance (a line cut in two by an interruption: each part keeps its
+    subtitle text rather than both holding the whole line)."""
     seen = [j for j in dict.fromkeys(i for i in indices if i is not None)]
+    if shared.intersection(seen):
+        return None
     return " ".join(script_lines[j].strip() for j in seen) if seen else None
 
 

@@ -67,6 +67,37 @@ def _edges(io: "AudioAccess", lines: list[Line]) -> list[Line]:
     return out
 
 
+OVERLAP_WINDOW = 5.0  # seconds of audio around a junction given to the overlapped-speech model (its chunk)
+
+
+def _overlap_edges(io: "AudioAccess", lines: list[Line], pairs: list[int]) -> tuple[list[Line], int]:
+    """Lines with each touching pair (``k``, ``k + 1``) moved to the speech over speech between them
+    (pipeline.text.utterances.overlap_span): the first runs on to its end, the second starts at its beginning
+    (not before the middle of the first).
+    Unchanged where the overlapped-speech model is not installed. Returns the lines and how many pairs moved."""
+    from pipeline.stages import overlap
+    from pipeline.text.utterances import overlap_span
+
+    if not pairs or not overlap.available():
+        return lines, 0
+    out, moved = list(lines), 0
+    for k in pairs:
+        a, b = out[k], out[k + 1]
+        junction = (a.end + b.start) / 2
+        t0 = max(0.0, junction - OVERLAP_WINDOW / 2)
+        audio = io.read(t0, min(io.duration, t0 + OVERLAP_WINDOW))
+        span = overlap_span(overlap.speaker_counts(audio, step=0.25), t0, overlap.FRAME, junction)
+        if span is None:
+            continue
+        # an interruption cuts into the other line's second half (and may end inside it)
+        end = round(max(a.end, min(span[1], b.end)), 3)
+        start = round(min(b.start, max(span[0], (a.start + a.end) / 2)), 3)
+        if (end, start) != (a.end, b.start):
+            out[k], out[k + 1] = replace(a, end=end), replace(b, start=start)
+            moved += 1
+    return out, moved
+
+
 @dataclass
 class AudioAccess:
     """What the stage needs of the item, given by the analysis chain (pipeline.workflows.analysis)."""
@@ -104,8 +135,10 @@ def utterances(ctx: StageContext, opts, io: AudioAccess) -> dict:
                             blocked=overlaps)
     joined = [ut.join_lines([lines[i] for i in g]) for g in groups]
     edged = _edges(io, joined)
-    touching = ut.touching_turns(edged, [attributions[g[0]].character or (speakers[g[0]] if speakers else None)
-                                         for g in groups])
+    who = [attributions[g[0]].character or (speakers[g[0]] if speakers else None) for g in groups]
+    pairs = ut.touching_pairs(edged, who)
+    touching = {i for k in pairs for i in (k, k + 1)}
+    edged, _ = _overlap_edges(io, edged, pairs)
     asr_stage = ctx.results.get("asr") or {}
     warnings: list[str] = []
     if origin == "asr":
@@ -117,10 +150,17 @@ def utterances(ctx: StageContext, opts, io: AudioAccess) -> dict:
         asr_texts, warning = _window_asr(ctx, io, [(ln.start, ln.end) for ln in edged])
         warnings += [warning] if warning else []
     out_lines, choices = [], []
-    for g, ln, asr_text in zip(groups, edged, asr_texts):
-        scr = ut.script_text([matches[i] for i in g], script_lines) if matches else None
+    owners: dict[int, set[int]] = {}
+    for k, g in enumerate(groups):
+        for i in g:
+            if matches and matches[i] is not None:
+                owners.setdefault(matches[i], set()).add(k)
+    shared = {j for j, ks in owners.items() if len(ks) > 1}
+    for k, (g, ln, asr_text) in enumerate(zip(groups, edged, asr_texts)):
+        scr = ut.script_text([matches[i] for i in g], script_lines, shared) if matches else None
         subtitle = " ".join(written[i].strip() for i in g if written[i].strip())
-        ch = ut.choose_text(subtitle if origin == "subtitle" else None, scr, asr_text, origin=origin)
+        ch = ut.choose_text(subtitle if origin == "subtitle" else None, scr, asr_text, origin=origin,
+                            overlapped=k in touching)
         if ch.source == "asr" and origin == "asr":
             ch.text = ln.text  # the ASR line's own text (its words joined may differ in spacing)
         if ch.text != ln.text:  # the words were aligned to the other text: the line keeps its edges, not them
