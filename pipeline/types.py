@@ -42,6 +42,9 @@ class Line:
         return asdict(self)
 
 
+NO_CUE = -1  # Line.index of a line transcribed where no subtitle cue covers the speech (no subtitle line of its own)
+
+
 @dataclass
 class Transcript:
     language: str | None

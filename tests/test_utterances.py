@@ -268,3 +268,52 @@ def test_a_line_resumed_after_an_interruption_is_one_utterance_around_it():
                                       ["Why would Jonah lie to us about the church on Water Street?",
                                        "The last person to see the phone was Jonah."])
     assert [ln.text for ln in fuller] == [ln.text for ln in lines[:3]]
+
+
+def test_speech_no_cue_covers_is_found():
+    from pipeline.text.sync import uncovered_speech
+    from pipeline.types import Region
+
+    cues = [_line(1.0, 3.0, "a"), _line(4.0, 6.0, "b"), _line(40.0, 42.0, "c")]
+    speech = [Region(1.1, 2.9), Region(4.2, 6.4), Region(10.0, 12.5), Region(12.9, 14.0), Region(20.0, 20.5),
+              Region(39.0, 41.0)]
+    # the cues' speech (and 0.4 s running on past a cue) is theirs; 10-14 s is one stretch; half a second alone is not
+    assert uncovered_speech(speech, cues) == [(10.0, 14.0)]
+    assert uncovered_speech(speech, cues, min_speech=0.4) == [(10.0, 14.0), (20.0, 20.5), (39.0, 39.5)]
+    assert uncovered_speech(speech, []) == [(1.1, 2.9), (4.2, 6.4), (10.0, 14.0), (39.0, 41.0)]
+    assert uncovered_speech([], cues) == []
+
+
+@pytest.mark.slow  # ~60 s: the whole chain on the three-voice fixture
+def test_a_scene_the_subtitles_lack_is_transcribed_and_named_by_the_screenplay(movie, tmp_path):
+    """Subtitles of another edit: one scene's cues are missing. Its speech is transcribed into lines of their own
+    (no subtitle line), named and worded by the screenplay; the lines with cues are untouched."""
+    from pipeline.service import Service
+    from tests.fixtures.movie import write_srt
+    from tests.line_metrics import measure
+
+    scenes = sorted({ln.scene for ln in movie.lines})
+    gone = scenes[len(scenes) // 2]
+    kept = [ln for ln in movie.lines if ln.scene != gone]
+    lost = [ln for ln in movie.lines if ln.scene == gone]
+    assert len(lost) >= 3
+    srt = write_srt(tmp_path / "cut.srt", [(ln.start, ln.end, ln.text) for ln in kept])
+    svc = Service(home=tmp_path / "home")
+    out = svc.ingest(str(movie.movie), subtitles=str(srt), script=str(movie.screenplay_txt))
+    mid = out.result["media_id"]
+    said = out.result["analysis"]["warnings"]
+    assert any(f"{len(lost)} lines transcribed" in w and "without subtitles" in w for w in said), said
+    segs = svc.segments(mid)
+    t0, t1 = min(ln.start for ln in lost) - 0.3, max(ln.end for ln in lost) + 0.3
+    inside = [s for s in segs if t0 <= (s["start"] + s["end"]) / 2 <= t1]
+    m = measure(inside, lost, movie.characters)
+    print(f"scene {gone} without cues: {len(inside)} lines for {len(lost)}, WER {m['wer']:.3f}, {m['pr']}")
+    assert len(inside) >= len(lost) - 1
+    assert all(s["origin"] == "asr" for s in inside)  # transcribed: no subtitle line of their own
+    assert sum(s["origin"] == "asr" for s in segs) == len(inside)  # the lines with cues are still the subtitles'
+    assert m["wer"] <= 0.15, m["wer"]  # measured 0.0 % (the screenplay's words)
+    named = sum(1 for s in inside if s["character"])
+    assert named >= len(lost) - 1
+    whole = measure(segs, movie.lines, movie.characters)
+    for c, (p, r) in whole["pr"].items():
+        assert p >= 0.9 and r >= 0.9, (c, p, r)

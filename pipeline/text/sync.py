@@ -644,3 +644,37 @@ def _robust_line(x: np.ndarray, y: np.ndarray, a: float, b: float) -> tuple[floa
         sol, *_ = np.linalg.lstsq(M, y * W, rcond=None)
         a, b = float(sol[0]), float(sol[1])
     return a, b
+
+
+UNCOVERED_MARGIN = 0.5  # seconds: speech this close to a cue is that cue's
+UNCOVERED_JOIN = 1.0  # seconds: pieces of uncovered speech this close are one stretch
+UNCOVERED_MIN = 1.0  # seconds of speech a stretch without cues must hold to be transcribed
+
+
+def uncovered_speech(regions: list[Region], lines: list[Line], *, margin: float = UNCOVERED_MARGIN,
+                     join: float = UNCOVERED_JOIN, min_speech: float = UNCOVERED_MIN) -> list[tuple[float, float]]:
+    """Stretches of speech (VAD regions) that no cue covers, after sync: a scene the subtitles' edit does not have,
+    lines the subtitler left out. Each holds at least ``min_speech`` seconds of speech farther than ``margin``
+    from every cue; pieces closer than ``join`` are one stretch."""
+    cues = sorted((ln.start - margin, max(ln.end, ln.start) + margin) for ln in lines)
+    pieces: list[tuple[float, float]] = []
+    for r in sorted(regions, key=lambda r: r.start):
+        cur = r.start
+        for a, b in cues:
+            if b <= cur or a >= r.end:
+                continue
+            if a > cur:
+                pieces.append((cur, a))
+            cur = max(cur, b)
+            if cur >= r.end:
+                break
+        if cur < r.end:
+            pieces.append((cur, r.end))
+    out: list[tuple[float, float, float]] = []  # (start, end, speech held)
+    for a, b in pieces:
+        if out and a - out[-1][1] <= join:
+            s, _, held = out[-1]
+            out[-1] = (s, b, held + b - a)
+        else:
+            out.append((a, b, b - a))
+    return [(round(s, 3), round(e, 3)) for s, e, held in out if held >= min_speech]

@@ -8,7 +8,7 @@ only the final ``save`` stage writes to the database, in one transaction.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from pipeline.library import edits as edit_rows
 from pipeline.library import labels as label_rows
 from pipeline.library import lines as line_rows
 from pipeline.library import scripts as script_rows
-from pipeline.types import Diarization, Line, Region, Turn, line_from_dict
+from pipeline.types import NO_CUE, Diarization, Line, Region, Turn, line_from_dict
 
 
 @dataclass
@@ -244,8 +244,62 @@ def stage_sync(opts: AnalysisOptions) -> Stage:
     return Stage("sync", run, weight=0.5, label="syncing subtitles")
 
 
+FILL_PAD = 0.2  # seconds of audio around a stretch of speech without cues given to ASR
+FILL_MIN_PROBABILITY = 0.5  # mean word probability an ASR line there must reach (music and effects are misheard)
+
+
+def stage_fill(opts: AnalysisOptions) -> Stage:
+    """Speech no cue covers after sync (a scene the subtitles' edit lacks, lines left out) transcribed into lines
+    of their own among the subtitle lines (index NO_CUE); the screenplay and the voices name them as any line."""
+    def run(ctx: StageContext) -> dict:
+        from pipeline.errors import WeaverError
+        from pipeline.text.sync import uncovered_speech
+
+        sync = ctx.results.get("sync") or {}
+        if not sync.get("lines") or opts.asr == "never":
+            return {"skipped": True, "lines": None}
+        lines = [line_from_dict(d) for d in sync["lines"]]
+        regions = [Region(a, b) for a, b in ctx.results["vad"]["regions"]]
+        spans = uncovered_speech(regions, lines)
+        if not spans:
+            return {"skipped": True, "lines": None}
+        from pipeline.config import Settings
+
+        mid = _media_id(ctx)
+        duration = analysis_duration(ctx.library, mid)
+        added: list[Line] = []
+        try:
+            model = opts.asr_model or Settings.load(ctx.library.home).asr_model
+            asr = _backend(ctx, "asr", model=model)
+            for i, (a, b) in enumerate(spans):
+                t0, t1 = max(0.0, a - FILL_PAD), min(duration, b + FILL_PAD)
+                tr = asr.transcribe(analysis_span(ctx.library, mid, t0, t1), media_io.ANALYSIS_RATE, cancel=ctx.cancel,
+                                    language="en" if str(model).endswith(".en") else None)
+                for ln in tr.lines:
+                    ln = shift_line(ln, t0)
+                    probs = [w.probability for w in ln.words]
+                    if ln.text.strip() and probs and sum(probs) / len(probs) >= FILL_MIN_PROBABILITY:
+                        added.append(replace(ln, index=NO_CUE, confidence=round(sum(probs) / len(probs), 3)))
+                ctx.progress((i + 1) / len(spans), "transcribing speech the subtitles leave out")
+        except (WeaverError, ImportError, OSError) as e:
+            return {"skipped": True, "lines": None, "warnings": [
+                f"speech without subtitles not transcribed ({str(e).splitlines()[0][:160]})"]}
+        merged = sorted(lines + added, key=lambda ln: (ln.start, ln.end))
+        seconds = sum(b - a for a, b in spans)
+        note = f"{len(added)} line{'s' if len(added) != 1 else ''} transcribed in {seconds:.0f} s of speech without subtitles"
+        ctx.progress(1.0, note)
+        return {"skipped": False, "lines": [ln.to_dict() for ln in merged], "added": len(added),
+                "spans": [list(s) for s in spans], "warnings": [note] if added else []}
+
+    return Stage("fill", run, weight=0.5, label="transcribing speech without subtitles")
+
+
 def current_lines(ctx: StageContext) -> tuple[list[Line], str]:
-    """The dialogue lines as they stand after sync: subtitles (synced) or, without subtitles, ASR lines."""
+    """The dialogue lines as they stand after sync: subtitles (synced, with the lines transcribed where no cue
+    covers the speech) or, without subtitles, ASR lines."""
+    fill = ctx.results.get("fill") or {}
+    if fill.get("lines"):
+        return [line_from_dict(d) for d in fill["lines"]], "subtitle"
     sync = ctx.results.get("sync") or {}
     if sync.get("lines"):
         return [line_from_dict(d) for d in sync["lines"]], "subtitle"
@@ -506,9 +560,10 @@ def stage_save() -> Stage:
         except ImportError as e:  # no speaker encoder installed: the lines are saved, no voices are learnt
             ctx.progress(1.0, f"no automatic voiceprints ({e})")
             auto = []
+        fill = ctx.results.get("fill") or {}
         return {"media_id": mid, "lines": len(lines), "characters": names, "auto_voiceprints": len(auto),
                 "sync": {k: checked.get(k) for k in ("summary", "description", "applied", "sections")} if checked else None,
-                "warnings": list(sync.get("warnings") or []) + list(att["warnings"])
+                "warnings": list(sync.get("warnings") or []) + list(fill.get("warnings") or []) + list(att["warnings"])
                 + ([f"{lost} edited line(s) have no counterpart in the new lines: their edits were not carried over"]
                    if lost else [])}
 
@@ -537,8 +592,8 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
     at = att.get("line_index") or list(range(len(lines)))  # per line, its first subtitle line's position
     choices = att.get("text_choice") or [None] * len(lines)
     rows = [{"line": ln, "att": a, "label": labels[i], "overlap": i in overlaps, "user_split": False, "user_join": False,
-             "line_id": line_ids[at[i]] if att["origin"] == "subtitle" and at[i] < len(line_ids) else None,
-             "choice": choices[i]}
+             "line_id": line_ids[at[i]] if att["origin"] == "subtitle" and 0 <= at[i] < len(line_ids) else None,
+             "choice": choices[i], "origin": "asr" if at[i] == NO_CUE else att["origin"]}
             for i, (ln, a) in enumerate(zip(lines, att["attributions"]))]
     with lib.atomic() as db:
         old = line_rows.segments_for_reanalysis(db, media_id)
@@ -574,7 +629,7 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
             user_text = bool(o is not None and o["user_text"])
             if user_text:
                 ln.text = o["text"]  # the user's text wins over the new subtitle/ASR text
-            seg_id = line_rows.insert_segment(db, media_id, ln, line_id=r["line_id"], origin=att["origin"], idx=i)
+            seg_id = line_rows.insert_segment(db, media_id, ln, line_id=r["line_id"], origin=r["origin"], idx=i)
             if name and name not in char_ids:
                 char_ids[name] = label_rows.insert_character(db, media_id, name)
             line_rows.set_attribution(db, seg_id, speaker_id=speaker_ids.get(r["label"]), character_id=char_ids.get(name),
@@ -756,5 +811,5 @@ def stage_utterances(opts: AnalysisOptions) -> Stage:
 
 
 def analysis_stages(opts: AnalysisOptions) -> list[Stage]:
-    return [stage_vad(), stage_asr(opts), stage_sync(opts), stage_align(opts), stage_diarize(opts),
+    return [stage_vad(), stage_asr(opts), stage_sync(opts), stage_fill(opts), stage_align(opts), stage_diarize(opts),
             stage_attribute(opts), stage_utterances(opts), stage_save()]

@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline import media as media_io
 from pipeline.jobs import StageContext
-from pipeline.types import Line, Word, line_from_dict
+from pipeline.types import NO_CUE, Line, Word, line_from_dict
 
 ASR_PAD = 0.15  # seconds of audio around an utterance given to ASR
 WORD_SLACK = 0.05  # seconds: an ASR word whose midpoint is this far outside the utterance still counts
@@ -158,7 +158,7 @@ def utterances(ctx: StageContext, opts, io: AudioAccess) -> dict:
     shared = {j for j, ks in owners.items() if len(ks) > 1}
     for k, (g, ln, asr_text) in enumerate(zip(groups, edged, asr_texts)):
         scr = ut.script_text([matches[i] for i in g], script_lines, shared) if matches else None
-        subtitle = " ".join(written[i].strip() for i in g if written[i].strip())
+        subtitle = " ".join(written[i].strip() for i in g if written[i].strip() and lines[i].index != NO_CUE)
         ch = ut.choose_text(subtitle if origin == "subtitle" else None, scr, asr_text, origin=origin,
                             overlapped=k in touching)
         if ch.source == "asr" and origin == "asr":
