@@ -25,24 +25,6 @@ is transcribed; 2026-12-03 in brackets:
   shifted+script  124 s  WER 0.4 % (8.6)  edges 6 / 135 ms (6 / 138)  ready 53, single-speaker 53 (51, 51)
                          the cut section's speech (no cue) is transcribed and named by the screenplay (the fill
                          stage): recall 0.94-1 (0.82-1); SAM P 0.90, two short lines in it named wrong
-  capture+script  no subtitles (the stems' sum as a capture) + screenplay.txt
-Prints per character precision/recall and line counts, WER of the lines' texts against the spoken text, speech-edge
-error median/p95 (tests/line_metrics.measure), and the dataset-ready lines (character, text, not check-text, not
-overlap-flagged, confidence >= 0.5, 2-15 s, not rejected) that hold one true speaker only (and the right one).
-
-Measured 2026-12-04 (8 minutes, seed 0: 506 s, 193 lines, 22 interruptions; 2 shared cores), after the aligner
-redoes a joint alignment that slipped at speech over speech line by line, words stop at a pause (a phone ring after
-the last word is not the word), two screenplay lines a breath apart stay two utterances, a line resumed after an
-interruption is one utterance around it, the overlapped-speech model moves touching edges, and speech no cue covers
-is transcribed; 2026-12-03 in brackets:
-  release+script  115 s  WER 1.4 % (3.7)  edges 6 / 240 ms (7 / 625)  194 lines, 1 split (4)
-                         P >= 0.95 R >= 0.94: SAM P 0.95 ("Hang on.", DANIEL's ad-lib, named by voice), MAYA
-                         0.98/0.98, DANIEL R 0.94 (an odd dash cue); HALE R 1.00 (0.80)
-                         ready 52, single-speaker 52 = 100 % (53, 53)
-  sdh             104 s  WER 7.7 % (7.7)  edges 6 / 182 ms (5 / 439)  ready 45, single-speaker 35
-                         (names only where the SDH labels them: DANIEL, VICTOR, HALE, COURIER never found)
-  shifted+script  112 s  WER 6.4 % (8.6)  edges 6 / 134 ms (6 / 138)  ready 50, single-speaker 50 (51, 51)
-                         (the lines inside the cut section have no cue: recall 0.82-1)
   capture+script   49 s  WER 16.9 %  edges 103 / 1117 ms  152 lines, 0 split  ready 71, single-speaker 46 (2026-12-03)
 """
 
