@@ -317,12 +317,12 @@ class OpenAICompatProvider(ChatProvider):
     def client(self):
         if self._client is None:
             try:
-                import httpx
                 import openai
             except ImportError:
                 raise BackendUnavailableError('the openai client is not installed; pip install "voice-weaver[chat]"') from None
+            # openai's own Timeout (its HTTP client is httpx2, which takes no httpx.Timeout from 2.17 on)
             self._client = openai.OpenAI(base_url=self.base_url, api_key=self.api_key or "no-key-needed",
-                                         timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S), max_retries=0)
+                                         timeout=openai.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S), max_retries=0)
         return self._client
 
     def unreachable(self) -> ProviderUnreachableError:
