@@ -61,6 +61,11 @@ def test_word_error_rate_counts_silence_and_ignores_case():
     assert check.word_error_rate(["Hello, World!"], ["hello world"]) == 0.0
     assert check.word_error_rate(["one two three", "four"], ["", "four"]) == 0.75
     assert check.word_error_rate(["a b c d"], ["a x c d"]) == 0.25
+    # the same words spoken, written another way: contractions, a compound written apart (either side)
+    assert check.word_error_rate(["Wait, where is the lighthouse?"], ["Wait, where's the light house?"]) == 0.0
+    assert check.word_error_rate(["I can't see the light house"], ["I cannot see the lighthouse"]) == 0.0
+    assert check.word_error_rate(["We'll go"], ["we will go"]) == 0.0
+    assert check.word_error_rate(["the light is on"], ["the lighthouse is on"]) == 0.25  # a real error stays one
     with pytest.raises(check.BadInputError):
         check.check_voice(white_noise, [], ["  "])
 

@@ -124,9 +124,34 @@ def transcribe(audio: np.ndarray, rate: int) -> str:
     return " ".join(line.text for line in t.lines)
 
 
+_CONTRACTIONS = [(re.compile(p), r) for p, r in (
+    (r"\bcan't\b", "can not"), (r"\bwon't\b", "will not"), (r"\blet's\b", "let us"), (r"n't\b", " not"),
+    (r"'re\b", " are"), (r"'m\b", " am"), (r"'ll\b", " will"), (r"'ve\b", " have"), (r"'d\b", " would"),
+    (r"\b(it|that|there|here|what|where|who|how|he|she)'s\b", r"\1 is"))]
+
+
 def normalize_words(text: str) -> str:
-    """Lower-case words without punctuation, for WER ("Don't!" → "don't")."""
-    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("\u2019", "'")).split())
+    """Lower-case words without punctuation, contractions written out, for WER ("Don't!" → "do not"; "where's"
+    and "where is" are the same words spoken)."""
+    t = text.lower().replace("\u2019", "'")
+    for pattern, full in _CONTRACTIONS:
+        t = pattern.sub(full, t)
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", t).split())
+
+
+def _joined_compounds(ref: str, hyp: str) -> str:
+    """``hyp`` with two adjacent words joined where ``ref`` holds them as one ("light house" → "lighthouse"): a
+    compound written apart is the same word spoken."""
+    vocabulary = set(ref.split())
+    words, out, i = hyp.split(), [], 0
+    while i < len(words):
+        if i + 1 < len(words) and words[i] + words[i + 1] in vocabulary and words[i] not in vocabulary:
+            out.append(words[i] + words[i + 1])
+            i += 2
+        else:
+            out.append(words[i])
+            i += 1
+    return " ".join(out)
 
 
 def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
@@ -135,6 +160,7 @@ def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> flo
 
     refs = [normalize_words(r) for r in references]
     hyps = [normalize_words(h) for h in hypotheses]
+    hyps, refs = [_joined_compounds(r, h) for r, h in zip(refs, hyps)], [_joined_compounds(h, r) for r, h in zip(refs, hyps)]
     if not any(refs):
         raise BadInputError("WER needs reference sentences with words")
     pairs = [(r, h) for r, h in zip(refs, hyps) if r]
