@@ -26,6 +26,11 @@ from .base import ModelSpec, StageBackend, register
 from .vad import RATE, prepare_audio
 
 DEFAULT_MODEL = "tiny.en"
+
+
+def model_language(model: str | None) -> str | None:
+    """"en" for an English-only Whisper model ("tiny.en"), else None (the model detects the language)."""
+    return "en" if str(model).endswith(".en") else None
 # Whisper size names -> the Hugging Face repos holding their CTranslate2 conversions (as faster-whisper names them)
 WHISPER_REPOS = {
     "tiny.en": "Systran/faster-whisper-tiny.en",

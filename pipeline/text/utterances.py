@@ -26,6 +26,7 @@ pipeline.workflows.utterances):
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 
 from pipeline.types import Line, Region, Word
@@ -150,6 +151,7 @@ def fuller_from_script(lines: list[Line], matches: list[int | None], script_line
 
     out: list[Line] = []
     written: list[str] = []
+    cues_of = Counter(j for j in matches if j is not None)
     i = 0
     while i < len(lines):
         j = matches[i]
@@ -159,7 +161,7 @@ def fuller_from_script(lines: list[Line], matches: list[int | None], script_line
             k += 1
         group = lines[i:k]
         sub = " ".join(ln.text.strip() for ln in group if ln.text.strip())
-        if j is not None and matches.count(j) == k - i:  # (a line cut by an interruption keeps its cues' texts)
+        if j is not None and cues_of[j] == k - i:  # (a line cut by an interruption keeps its cues' texts)
             mine, theirs = words_of(sub), words_of(script_lines[j])
             held = LCSseq.similarity(mine, theirs) / max(1, len(mine))
             extra = len(theirs) - len(mine)

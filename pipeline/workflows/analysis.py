@@ -176,6 +176,14 @@ def _backend(ctx: StageContext, stage: str, **options):
     return get_backend(stage, name, **options)
 
 
+def _asr_backend(ctx: StageContext, opts: AnalysisOptions) -> tuple:
+    """(ASR backend, model name) of this analysis: the options' model, else the settings'."""
+    from pipeline.config import Settings
+
+    model = opts.asr_model or Settings.load(ctx.library.home).asr_model
+    return _backend(ctx, "asr", model=model), model
+
+
 def _media_id(ctx: StageContext) -> int:
     return ctx.params.get("media_id") or ctx.results["commit"]["media_id"]
 
@@ -195,10 +203,7 @@ def stage_asr(opts: AnalysisOptions) -> Stage:
         _, lines, _ = subtitle_lines(ctx.library, mid)
         if opts.asr == "never" or (opts.asr == "auto" and lines):
             return {"skipped": True, "lines": []}
-        from pipeline.config import Settings
-
-        model = opts.asr_model or Settings.load(ctx.library.home).asr_model
-        asr = _backend(ctx, "asr", model=model)
+        asr, _ = _asr_backend(ctx, opts)
         duration = analysis_duration(ctx.library, mid)
         regions = [Region(a, b) for a, b in (ctx.results.get("vad") or {}).get("regions", [])]
         windows = silence_windows(duration, regions)
@@ -263,23 +268,21 @@ def stage_fill(opts: AnalysisOptions) -> Stage:
         spans = uncovered_speech(regions, lines)
         if not spans:
             return {"skipped": True, "lines": None}
-        from pipeline.config import Settings
+        from pipeline.stages.asr import model_language
 
         mid = _media_id(ctx)
         duration = analysis_duration(ctx.library, mid)
         added: list[Line] = []
         try:
-            model = opts.asr_model or Settings.load(ctx.library.home).asr_model
-            asr = _backend(ctx, "asr", model=model)
+            asr, model = _asr_backend(ctx, opts)
             for i, (a, b) in enumerate(spans):
                 t0, t1 = max(0.0, a - FILL_PAD), min(duration, b + FILL_PAD)
                 tr = asr.transcribe(analysis_span(ctx.library, mid, t0, t1), media_io.ANALYSIS_RATE, cancel=ctx.cancel,
-                                    language="en" if str(model).endswith(".en") else None)
+                                    language=model_language(model))
                 for ln in tr.lines:
-                    ln = shift_line(ln, t0)
-                    probs = [w.probability for w in ln.words]
-                    if ln.text.strip() and probs and sum(probs) / len(probs) >= FILL_MIN_PROBABILITY:
-                        added.append(replace(ln, index=NO_CUE, confidence=round(sum(probs) / len(probs), 3)))
+                    heard = np.mean([w.probability for w in ln.words]) if ln.words else 0.0
+                    if ln.text.strip() and heard >= FILL_MIN_PROBABILITY:
+                        added.append(replace(shift_line(ln, t0), index=NO_CUE, confidence=round(float(heard), 3)))
                 ctx.progress((i + 1) / len(spans), "transcribing speech the subtitles leave out")
         except (WeaverError, ImportError, OSError) as e:
             return {"skipped": True, "lines": None, "warnings": [
@@ -794,17 +797,11 @@ def _carry_speaker_names(named: dict[str, str], old: list[dict], rows: list[dict
 def stage_utterances(opts: AnalysisOptions) -> Stage:
     """Split cues joined, speech edges, text chosen against the audio (pipeline.workflows.utterances)."""
     def run(ctx: StageContext) -> dict:
-        from pipeline.config import Settings
         from pipeline.workflows.utterances import AudioAccess, utterances
 
         lib, mid = ctx.library, _media_id(ctx)
-
-        def asr():
-            model = opts.asr_model or Settings.load(lib.home).asr_model
-            return _backend(ctx, "asr", model=model), model
-
         io = AudioAccess(read=lambda a, b: analysis_span(lib, mid, a, b), duration=analysis_duration(lib, mid),
-                         asr=asr, script=lambda: load_script(lib, opts))
+                         asr=lambda: _asr_backend(ctx, opts), script=lambda: load_script(lib, opts))
         return utterances(ctx, opts, io)
 
     return Stage("utterances", run, weight=1.0, label="finding utterances")

@@ -27,6 +27,7 @@ WORD_SLACK = 0.05  # seconds: an ASR word whose midpoint is this far outside the
 def _window_asr(ctx: StageContext, io: "AudioAccess", spans: list[tuple[float, float]]) -> tuple[list, str | None]:
     """ASR words of each span (None each when no ASR model can be loaded), plus a warning."""
     from pipeline.errors import WeaverError
+    from pipeline.stages.asr import model_language
     from pipeline.text.utterances import words_in
 
     try:
@@ -38,7 +39,7 @@ def _window_asr(ctx: StageContext, io: "AudioAccess", spans: list[tuple[float, f
                 ctx.cancel.check()
             t0 = max(0.0, a - ASR_PAD)
             audio = io.read(t0, min(duration, b + ASR_PAD))
-            tr = asr.transcribe(audio, media_io.ANALYSIS_RATE, language="en" if str(model).endswith(".en") else None)
+            tr = asr.transcribe(audio, media_io.ANALYSIS_RATE, language=model_language(model))
             words = [replace(w, start=w.start + t0, end=w.end + t0) for ln in tr.lines for w in ln.words]
             out.append(words_in(words, a - WORD_SLACK, b + WORD_SLACK))
             ctx.progress((i + 1) / max(1, len(spans)), "checking line texts against the audio")
@@ -70,17 +71,17 @@ def _edges(io: "AudioAccess", lines: list[Line]) -> list[Line]:
 OVERLAP_WINDOW = 5.0  # seconds of audio around a junction given to the overlapped-speech model (its chunk)
 
 
-def _overlap_edges(io: "AudioAccess", lines: list[Line], pairs: list[int]) -> tuple[list[Line], int]:
+def _overlap_edges(io: "AudioAccess", lines: list[Line], pairs: list[int]) -> list[Line]:
     """Lines with each touching pair (``k``, ``k + 1``) moved to the speech over speech between them
     (pipeline.text.utterances.overlap_span): the first runs on to its end, the second starts at its beginning
     (not before the middle of the first).
-    Unchanged where the overlapped-speech model is not installed. Returns the lines and how many pairs moved."""
+    Unchanged where the overlapped-speech model is not installed."""
     from pipeline.stages import overlap
     from pipeline.text.utterances import overlap_span
 
     if not pairs or not overlap.available():
-        return lines, 0
-    out, moved = list(lines), 0
+        return lines
+    out = list(lines)
     for k in pairs:
         a, b = out[k], out[k + 1]
         junction = (a.end + b.start) / 2
@@ -92,10 +93,8 @@ def _overlap_edges(io: "AudioAccess", lines: list[Line], pairs: list[int]) -> tu
         # an interruption cuts into the other line's second half (and may end inside it)
         end = round(max(a.end, min(span[1], b.end)), 3)
         start = round(min(b.start, max(span[0], (a.start + a.end) / 2)), 3)
-        if (end, start) != (a.end, b.start):
-            out[k], out[k + 1] = replace(a, end=end), replace(b, start=start)
-            moved += 1
-    return out, moved
+        out[k], out[k + 1] = replace(a, end=end), replace(b, start=start)
+    return out
 
 
 @dataclass
@@ -136,9 +135,8 @@ def utterances(ctx: StageContext, opts, io: AudioAccess) -> dict:
     joined = [ut.join_lines([lines[i] for i in g]) for g in groups]
     edged = _edges(io, joined)
     who = [attributions[g[0]].character or (speakers[g[0]] if speakers else None) for g in groups]
-    pairs = ut.touching_pairs(edged, who)
-    touching = {i for k in pairs for i in (k, k + 1)}
-    edged, _ = _overlap_edges(io, edged, pairs)
+    touching = ut.touching_turns(edged, who)
+    edged = _overlap_edges(io, edged, ut.touching_pairs(edged, who))
     asr_stage = ctx.results.get("asr") or {}
     warnings: list[str] = []
     if origin == "asr":
