@@ -186,7 +186,9 @@ def test_silence_is_not_written_but_the_timeline_is_kept(pulse, speech, tmp_path
     from pipeline.media import resample
 
     score, lag = xcorr(ref, resample(rec.mean(axis=1), rate, SR))
-    assert score > 0.8 and lag / SR >= gap_seen_at + 2.0  # the speech sits after the gap on the timeline
+    # the speech sits after the gap on the timeline (to within the resampler's and correlation's few samples:
+    # a CI run measured 2.9996 s against an audio clock that read 3.000 s when playback began)
+    assert score > 0.8 and lag / SR >= gap_seen_at + 2.0 - 0.01
 
 
 def test_save_last_writes_the_rolling_buffer(pulse, speech, tmp_path):
