@@ -65,8 +65,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scenarios", default="release+script,sdh,shifted+script")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every line")
+    ap.add_argument("--diarizer", default="", help="diarize backend by name (default: the chain's own choice)")
     a = ap.parse_args()
     bl.VERBOSE = a.verbose
+    bl.DIARIZER = a.diarizer
     t = time.time()
     ep = cached_episode(seed=a.seed, minutes=a.minutes)
     print(f"episode {ep.root} ({time.time() - t:.0f} s): {ep.duration:.0f} s, {len(ep.lines)} lines, "

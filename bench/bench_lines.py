@@ -29,6 +29,12 @@ def run(scenario: str, movie, tmp: Path, verbatim: bool, subtitles: str | Path |
     from tests.line_metrics import measure, release_cues
 
     svc = Service(home=tmp / f"home-{scenario}-{int(verbatim)}")
+    if DIARIZER:
+        from pipeline.config import Settings
+
+        settings = Settings.load(svc.lib.home)
+        settings.backends["diarize"] = DIARIZER
+        settings.save(svc.lib.home)
     kw = {}
     if subtitles is not None:
         kw["subtitles"] = str(subtitles)
@@ -55,6 +61,7 @@ def run(scenario: str, movie, tmp: Path, verbatim: bool, subtitles: str | Path |
 
 
 VERBOSE = False
+DIARIZER = ""  # a diarize backend by name ("" = the default)
 
 
 def main() -> None:
