@@ -21,6 +21,10 @@ is transcribed; 2026-12-03 in brackets:
                          0.98/0.98, DANIEL R 0.94 (an odd dash cue); HALE R 1.00 (0.80)
                          ready 52, single-speaker 52 = 100 % (53, 53)
   sdh             104 s  WER 7.7 % (7.7)  edges 6 / 182 ms (5 / 439)  ready 45, single-speaker 35
+                         2026-12-07, the two parts of a dialogue-dash cue never joined into one utterance
+                         (Line.turn): WER 5.7 %, edges 6 / 175 ms, 185 lines (177), ready 43, single-speaker 35,
+                         right speaker 35 (34); MAYA P 0.79 R 0.83, RUTH 0.89/0.89, THEO 0.81/0.93 — the second
+                         parts the voice names like the first are now lines of their own, counted wrong
                          (names only where the SDH labels them: DANIEL, VICTOR, HALE, COURIER never found)
   shifted+script  124 s  WER 0.4 % (8.6)  edges 6 / 135 ms (6 / 138)  ready 53, single-speaker 53 (51, 51)
                          the cut section's speech (no cue) is transcribed and named by the screenplay (the fill

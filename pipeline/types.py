@@ -37,6 +37,7 @@ class Line:
     tags: list[str] = field(default_factory=list)  # SDH sound tags like "music", "door slams"
     confidence: float = 1.0
     index: int = 0
+    turn: bool = False  # another speaker's part of one cue (a dialogue dash or name cue after the first part)
 
     def to_dict(self) -> dict:
         return asdict(self)

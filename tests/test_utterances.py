@@ -317,3 +317,29 @@ def test_a_scene_the_subtitles_lack_is_transcribed_and_named_by_the_screenplay(m
     whole = measure(segs, movie.lines, movie.characters)
     for c, (p, r) in whole["pr"].items():
         assert p >= 0.9 and r >= 0.9, (c, p, r)
+
+
+def test_the_two_speakers_of_a_dash_cue_are_never_one_utterance(tmp_path):
+    """A dialogue-dash cue is two speakers: its second part is marked (Line.turn), kept through the library, and
+    never joined to the first part even when the attribution gives both one name and one cluster (SDH-only
+    episode: "- Get in the car. / - I don't know." came out as one line of MAYA's)."""
+    import time
+
+    from pipeline.library import items
+    from pipeline.text.subtitles import read_subtitle_text
+    from pipeline.workflows.analysis import subtitle_lines
+
+    srt = ("1\n00:00:01,000 --> 00:00:03,000\n- Get in the car.\n- I don't know.\n\n"
+           "2\n00:00:03,100 --> 00:00:04,000\nWe should go\n\n3\n00:00:04,050 --> 00:00:05,000\nbefore the rain.\n")
+    lines = read_subtitle_text(srt, "srt").lines
+    assert [(ln.text, ln.turn) for ln in lines] == [("Get in the car.", False), ("I don't know.", True),
+                                                   ("We should go", False), ("before the rain.", False)]
+    same = ["MAYA"] * 4
+    assert ut.join_groups(lines, same, ["S0"] * 4) == [[0], [1, 2, 3]]
+    assert ut.join_lines(lines[1:]).turn  # the joined utterance still starts another speaker's part
+    lib = Library(tmp_path / "home")
+    assert "turn" in {r[1] for r in lib.db.execute("PRAGMA table_info(lines)").fetchall()}
+    media_id = items.insert_media(lib.db, {"kind": "file", "title": "dash", "created_at": time.time()})
+    items.insert_subtitle_track(lib.db, media_id, {"source": "sidecar", "format": "srt"}, lines, primary=True)
+    _, stored, _ = subtitle_lines(lib, media_id)
+    assert [ln.turn for ln in stored] == [False, True, False, False]

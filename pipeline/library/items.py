@@ -91,8 +91,9 @@ def insert_subtitle_track(db, media_id: int, track: dict, lines: list[Line], *, 
     segments = primary and segments
     next_idx = db.execute("SELECT coalesce(max(idx) + 1, 0) FROM segments WHERE media_id = ?", [media_id]).fetchone()[0] if segments else 0
     for i, ln in enumerate(lines):
-        line_id = db.execute("INSERT INTO lines (media_id, track_id, idx, start, end, text, speaker_cue, tags) VALUES (?,?,?,?,?,?,?,?)",
-                             [media_id, track_id, i, ln.start, ln.end, ln.text, ln.speaker_cue, _tags_json(ln.tags)]).lastrowid
+        line_id = db.execute("INSERT INTO lines (media_id, track_id, idx, start, end, text, speaker_cue, tags, turn)"
+                             " VALUES (?,?,?,?,?,?,?,?,?)", [media_id, track_id, i, ln.start, ln.end, ln.text,
+                                                            ln.speaker_cue, _tags_json(ln.tags), int(ln.turn)]).lastrowid
         if segments and ln.text.strip():
             insert_segment(db, media_id, ln, line_id=line_id, origin="subtitle", idx=next_idx)
             next_idx += 1

@@ -185,7 +185,8 @@ def primary_track_lines(db, media_id: int) -> tuple[int | None, list[dict]]:
     if not track:
         return None, []
     rows = list(db.query(
-        "SELECT id, idx, start, end, text, speaker_cue, tags FROM lines WHERE track_id = ? AND text != '' ORDER BY idx",
+        "SELECT id, idx, start, end, text, speaker_cue, tags, turn FROM lines WHERE track_id = ? AND text != ''"
+        " ORDER BY idx",
         [track[0]["id"]]))
     return track[0]["id"], rows
 

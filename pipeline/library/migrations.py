@@ -273,6 +273,14 @@ def _migration_voiceprint_sources(db: sqlite_utils.Database) -> None:
         db.execute("UPDATE voiceprints SET source = ? WHERE id = ?", ["named" if m else "file", vid])
 
 
+def _migration_line_turns(db: sqlite_utils.Database) -> None:
+    """``lines.turn`` (self-contained): 1 for another speaker's part of one subtitle cue (a dialogue dash or a name
+    cue after the first part), which never joins the part before it into one utterance. Lines imported before this
+    version read 0 (as they behaved); importing the track again sets it."""
+    if "turn" not in {c[1] for c in db.execute("PRAGMA table_info([lines])").fetchall()}:
+        db.execute("ALTER TABLE [lines] ADD COLUMN [turn] INTEGER NOT NULL DEFAULT 0")
+
+
 # Append only: each entry is one schema version. Never edit a released migration.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_sql(SCHEMA_V1),
@@ -285,4 +293,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     voices.add_check_columns,
     _migration_text_choice,
     _migration_voiceprint_sources,
+    _migration_line_turns,
 ]

@@ -21,7 +21,8 @@ def split_line_at(line: Line, at: float) -> tuple[Line, Line]:
 
     def half(start: float, end: float, text: str, words: list[Word]) -> Line:
         return Line(start=start, end=end, text=text, words=[Word(w.start, w.end, w.text, w.probability) for w in words],
-                    speaker_cue=line.speaker_cue, tags=list(line.tags), confidence=line.confidence, index=line.index)
+                    speaker_cue=line.speaker_cue, tags=list(line.tags), confidence=line.confidence, index=line.index,
+                    turn=line.turn and start == line.start)
 
     return half(line.start, at, text_a, left), half(at, line.end, text_b, right)
 

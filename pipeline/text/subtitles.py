@@ -243,7 +243,8 @@ def _cue_lines(start: float, end: float, raw_text: str, actor: str | None = None
     for (name, body, tags, _), w in zip(parts, weights):
         t1 = end if len(out) == len(parts) - 1 else t + (end - start) * w / total
         speaker = name or (default_speaker if len(parts) == 1 else None)
-        out.append(Line(start=round(t, 3), end=round(t1, 3), text=body, speaker_cue=speaker, tags=tags))
+        out.append(Line(start=round(t, 3), end=round(t1, 3), text=body, speaker_cue=speaker, tags=tags,
+                        turn=bool(out)))
         t = t1
     return out
 

@@ -93,7 +93,8 @@ def join_groups(lines: list[Line], characters: list[str | None], speakers: list[
     """Indices of ``lines`` grouped into utterances (each group consecutive, in order of their first lines; most
     groups one line; the one exception a line resumed after an interruption, :func:`_resume_across`).
 
-    Lines in ``blocked`` (overlapped speech, group cues) stay alone."""
+    Lines in ``blocked`` (overlapped speech, group cues) stay alone; a line that is another speaker's part of one cue
+    (``Line.turn``: a dialogue dash) never joins the line before it, whoever the attribution says speaks both."""
     speakers = speakers or [None] * len(lines)
     blocked = blocked or set()
     groups: list[list[int]] = []
@@ -106,7 +107,7 @@ def join_groups(lines: list[Line], characters: list[str | None], speakers: list[
             same_script = mj is not None and mj == mi
             one = (characters[i] == characters[j] and (characters[i] or speakers[i])
                    and (speakers[i] is None or speakers[j] is None or speakers[i] == speakers[j]))
-            if (one and i not in blocked and j not in blocked
+            if (one and i not in blocked and j not in blocked and not ln.turn
                     and (ln.speaker_cue or None) in (None, prev.speaker_cue)
                     and -0.5 <= ln.start - prev.end <= max_gap
                     and ln.end - lines[g[0]].start <= MAX_UTTERANCE
@@ -185,7 +186,7 @@ def join_lines(lines: list[Line]) -> Line:
     return Line(start=min(ln.start for ln in lines), end=max(ln.end for ln in lines),
                 text=" ".join(ln.text.strip() for ln in lines if ln.text.strip()),
                 words=[w for ln in lines for w in ln.words], speaker_cue=first.speaker_cue, tags=tags,
-                confidence=min(ln.confidence for ln in lines), index=first.index)
+                confidence=min(ln.confidence for ln in lines), index=first.index, turn=first.turn)
 
 
 def speech_edges(line: Line, regions: list[Region], prev_end: float | None, next_start: float | None, *,

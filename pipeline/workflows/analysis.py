@@ -163,7 +163,7 @@ def subtitle_lines(lib: Library, media_id: int) -> tuple[int | None, list[Line],
     if track_id is None:
         return None, [], []
     lines = [Line(start=r["start"], end=r["end"], text=r["text"], speaker_cue=r["speaker_cue"],
-                  tags=json.loads(r["tags"] or "[]"), index=i) for i, r in enumerate(rows)]
+                  tags=json.loads(r["tags"] or "[]"), index=i, turn=bool(r["turn"])) for i, r in enumerate(rows)]
     return track_id, lines, [r["id"] for r in rows]
 
 
