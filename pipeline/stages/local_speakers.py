@@ -113,13 +113,11 @@ def local_embeddings(audio16k: np.ndarray, binary, p: LocalSpeakerParams, *, pro
 
 def _fill_missing_centroids(centroids: np.ndarray, emb: np.ndarray, hard: np.ndarray) -> np.ndarray:
     """Centroids with any NaN are replaced by the mean of that cluster's finite local embeddings."""
+    finite = np.isfinite(emb).all(axis=2)
     for g in range(len(centroids)):
-        if np.isfinite(centroids[g]).all():
-            continue
-        members = emb[hard == g]
-        members = members[np.isfinite(members).all(axis=1)]
-        finite = emb[np.isfinite(emb).all(axis=2)]
-        centroids[g] = (members if len(members) else finite).mean(axis=0)
+        if not np.isfinite(centroids[g]).all():
+            members = emb[(hard == g) & finite]
+            centroids[g] = (members if len(members) else emb[finite]).mean(axis=0)
     return centroids
 
 
@@ -142,11 +140,11 @@ def diarize(audio16k: np.ndarray, p: LocalSpeakerParams, *, lo: int = 1, hi: int
     emb = local_embeddings(audio16k, binary, p, progress=lambda f, m="": progress(0.5 + 0.45 * f, m), cancel=cancel)
     if cancel is not None:
         cancel.check()
+    if not np.isfinite(emb).all(axis=2).any():
+        return [], {}
     progress(0.95, "grouping voices")
     clustering = AgglomerativeClustering(metric="cosine", constrained_assignment=True)
     clustering.instantiate({"threshold": p.threshold, "method": "centroid", "min_cluster_size": p.min_cluster_size})
-    if not np.isfinite(emb).all(axis=2).any():
-        return [], {}
     with warnings.catch_warnings():  # a file with too few clean embeddings gives pyannote an empty mean
         warnings.simplefilter("ignore", RuntimeWarning)
         hard, _, centroids = clustering(embeddings=emb, segmentations=binary, num_clusters=fixed, min_clusters=lo,
@@ -167,6 +165,7 @@ def diarize(audio16k: np.ndarray, p: LocalSpeakerParams, *, lo: int = 1, hi: int
     turns = [(max(0.0, float(s.start)), min(duration, float(s.end)), str(label))
              for s, _, label in annotation.itertracks(yield_label=True)]
     turns = [t for t in turns if t[1] - t[0] > 1e-3]
+    used = {label for *_, label in turns}
     embeddings = {str(g): np.asarray(centroids[g], np.float32) / max(float(np.linalg.norm(centroids[g])), 1e-9)
-                  for g in range(len(centroids)) if str(g) in {t[2] for t in turns}}
+                  for g in range(len(centroids)) if str(g) in used}
     return turns, embeddings
