@@ -235,9 +235,13 @@ def test_barge_in_stops_the_reply_within_150_ms_and_the_words_are_heard(tmp_path
         underruns = int(np.sum(~blocks.any(axis=1) & (np.arange(len(blocks)) > np.argmax(blocks.any(axis=1)))))
         starved = (f"; CPU starved: the deciding frame was handled {1000 * b['lag']:.0f} ms late and the reply had "
                    f"{underruns} silent 10 ms gaps" if b["lag"] > 0.05 or underruns else "")
-        quiet_at = quiet_after(spk, barge_at)
-        assert quiet_at > barge_at, f"the speakers were already quiet when the user spoke{starved}"
-        gap = quiet_at - barge_at
+        # the engine may silence the reply on the onset's first frames, so the speakers can fall quiet a block or
+        # two (the two recorded streams' skew) before the onset the mic track shows; quiet 30 ms earlier or more
+        # means a pause of the reply's own, not the barge-in
+        quiet_at = quiet_after(spk, barge_at - 0.2)
+        assert quiet_at >= barge_at - 0.03, (f"the speakers were already quiet {1000 * (barge_at - quiet_at):.0f} ms "
+                                             f"before the user spoke{starved}")
+        gap = max(0.0, quiet_at - barge_at)
         print(f"\nbarge-in: speakers quiet {gap * 1000:.0f} ms after the user's speech onset (engine: onset frame at "
               f"{b['t_onset']:.3f}, silenced {1000 * (b['t_stopped'] - b['t_onset']):.0f} ms later; the deciding frame was "
               f"handled {1000 * b['lag']:.0f} ms after it was complete)")
