@@ -241,6 +241,30 @@ def test_touching_pairs_and_the_speech_over_speech_at_their_junction():
     assert ut.overlap_span(np.ones(50), 0.5, frame, 3.03) is None
 
 
+def test_an_interruption_a_short_pause_apart_is_found_by_the_overlapped_speech_model():
+    """Two speakers' lines 0.14 s apart (further than touching): where the model hears two voices at the junction
+    (pyannote's sample: speaker91 talks on to 28.5 s under speaker90 from 27.85 s) both lines move out to the
+    speech over speech and are overlapped; where it hears one voice nothing moves."""
+    from pipeline import media
+    from pipeline.stages import overlap
+    from pipeline.workflows.utterances import AudioAccess, _overlap_edges
+    from tests.data_paths import pyannote_sample
+
+    if not overlap.available():
+        pytest.skip("needs pyannote.audio and the whisperX wheel (pip install -e '.[all]')")
+    audio = media.load_audio(pyannote_sample()[0])
+    io = AudioAccess(read=lambda a, b: audio[int(a * 16000):int(b * 16000)], duration=len(audio) / 16000,
+                     asr=lambda: None, script=lambda: None)
+    lines = [_line(21.78, 27.78, "a"), _line(27.92, 30.0, "b")]
+    assert ut.touching_pairs(lines, ["A", "B"]) == []
+    pairs = ut.touching_pairs(lines, ["A", "B"], gap=ut.NEAR_GAP)
+    out, moved = _overlap_edges(io, lines, pairs)
+    assert pairs == [0] and moved == {0, 1}
+    assert abs(out[0].end - 28.5) <= 0.2 and abs(out[1].start - 27.85) <= 0.2, [(ln.start, ln.end) for ln in out]
+    calm = [_line(7.55, 8.35, "a"), _line(8.49, 9.8, "b")]  # the reference's overlap here is 30 ms: one voice
+    assert _overlap_edges(io, calm, [0]) == (calm, set())
+
+
 def test_an_overlapped_window_keeps_its_written_text_over_clear_asr():
     """ASR of two voices at once hears the louder one: it never replaces the screenplay line of an overlapped
     utterance (it still does for a clean one)."""

@@ -13,7 +13,9 @@ pipeline.workflows.utterances):
   early — but never into the neighbouring utterance, and never cut inside the words; where two speakers' speech
   runs into each other without a pause (:func:`touching_turns`) both utterances are marked overlapped, and where
   an overlapped-speech model finds the two voices at once (:func:`overlap_span`) the interrupted line runs on to
-  the end of it and the interrupter starts at its beginning (an interruption cuts in over the line's last words).
+  the end of it and the interrupter starts at its beginning (an interruption cuts in over the line's last words);
+  two speakers a short pause apart (``NEAR_GAP``) are checked by that model too (a subtitle cue that ends at the
+  interrupter's start leaves the interrupted line's last words out), and are overlapped where it hears both.
 - :func:`choose_text`: among the screenplay line(s), the subtitle text and the ASR words of the window, the text
   that matches the audio: each written candidate is scored against the window's ASR transcript
   (:func:`text_score`); the best wins when it scores at least ``MIN_TEXT_SCORE`` — a subtitle then gets the
@@ -209,11 +211,15 @@ def speech_edges(line: Line, regions: list[Region], prev_end: float | None, next
 TOUCH_GAP = 2 * NEIGHBOUR_GAP + 0.01  # seconds: edges this close after moving out to the speech are one stretch
 
 
-def touching_pairs(lines: list[Line], who: list[str | None]) -> list[int]:
+NEAR_GAP = 0.25  # seconds: two speakers' utterances this close may still overlap (a missed interruption's words)
+
+
+def touching_pairs(lines: list[Line], who: list[str | None], *, gap: float = TOUCH_GAP) -> list[int]:
     """``k`` for each pair of utterances (``k``, ``k + 1``; in time order, edges already moved out to the speech)
-    of two named speakers whose speech runs into each other without a pause."""
+    of two named speakers whose speech runs into each other without a pause (no more than ``gap`` seconds
+    apart)."""
     return [k for k in range(len(lines) - 1)
-            if who[k] and who[k + 1] and who[k] != who[k + 1] and lines[k + 1].start - lines[k].end <= TOUCH_GAP]
+            if who[k] and who[k + 1] and who[k] != who[k + 1] and lines[k + 1].start - lines[k].end <= gap]
 
 
 def touching_turns(lines: list[Line], who: list[str | None]) -> set[int]:

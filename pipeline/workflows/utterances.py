@@ -71,16 +71,17 @@ def _edges(io: "AudioAccess", lines: list[Line]) -> list[Line]:
 OVERLAP_WINDOW = 5.0  # seconds of audio around a junction given to the overlapped-speech model (its chunk)
 
 
-def _overlap_edges(io: "AudioAccess", lines: list[Line], pairs: list[int]) -> list[Line]:
-    """Lines with each touching pair (``k``, ``k + 1``) moved to the speech over speech between them
-    (pipeline.text.utterances.overlap_span): the first runs on to its end, the second starts at its beginning
-    (not before the middle of the first).
+def _overlap_edges(io: "AudioAccess", lines: list[Line], pairs: list[int]) -> tuple[list[Line], set[int]]:
+    """Lines with each pair (``k``, ``k + 1``) that holds speech over speech at its junction
+    (pipeline.text.utterances.overlap_span) moved to it: the first runs on to its end, the second starts at its
+    beginning (not before the middle of the first); plus the indices of the lines so moved.
     Unchanged where the overlapped-speech model is not installed."""
     from pipeline.stages import overlap
     from pipeline.text.utterances import overlap_span
 
+    moved: set[int] = set()
     if not pairs or not overlap.available():
-        return lines
+        return lines, moved
     out = list(lines)
     for k in pairs:
         a, b = out[k], out[k + 1]
@@ -94,7 +95,8 @@ def _overlap_edges(io: "AudioAccess", lines: list[Line], pairs: list[int]) -> li
         end = round(max(a.end, min(span[1], b.end)), 3)
         start = round(min(b.start, max(span[0], (a.start + a.end) / 2)), 3)
         out[k], out[k + 1] = replace(a, end=end), replace(b, start=start)
-    return out
+        moved |= {k, k + 1}
+    return out, moved
 
 
 @dataclass
@@ -136,7 +138,10 @@ def utterances(ctx: StageContext, opts, io: AudioAccess) -> dict:
     edged = _edges(io, joined)
     who = [attributions[g[0]].character or (speakers[g[0]] if speakers else None) for g in groups]
     touching = ut.touching_turns(edged, who)
-    edged = _overlap_edges(io, edged, ut.touching_pairs(edged, who))
+    # a pair a short pause apart may be an interruption whose first words the second line's edge left out: the
+    # overlapped-speech model decides, and where it hears two voices the pair is overlapped too
+    edged, moved = _overlap_edges(io, edged, ut.touching_pairs(edged, who, gap=ut.NEAR_GAP))
+    touching |= moved
     asr_stage = ctx.results.get("asr") or {}
     warnings: list[str] = []
     if origin == "asr":
