@@ -253,13 +253,14 @@ def test_an_interruption_a_short_pause_apart_is_found_by_the_overlapped_speech_m
     if not overlap.available():
         pytest.skip("needs pyannote.audio and the whisperX wheel (pip install -e '.[all]')")
     audio = media.load_audio(pyannote_sample()[0])
-    io = AudioAccess(read=lambda a, b: audio[int(a * 16000):int(b * 16000)], duration=len(audio) / 16000,
+    rate = media.ANALYSIS_RATE
+    io = AudioAccess(read=lambda a, b: audio[int(a * rate):int(b * rate)], duration=len(audio) / rate,
                      asr=lambda: None, script=lambda: None)
     lines = [_line(21.78, 27.78, "a"), _line(27.92, 30.0, "b")]
     assert ut.touching_pairs(lines, ["A", "B"]) == []
     pairs = ut.touching_pairs(lines, ["A", "B"], gap=ut.NEAR_GAP)
-    out, moved = _overlap_edges(io, lines, pairs)
-    assert pairs == [0] and moved == {0, 1}
+    out, overlapped = _overlap_edges(io, lines, pairs)
+    assert pairs == [0] and overlapped == {0, 1}
     assert abs(out[0].end - 28.5) <= 0.2 and abs(out[1].start - 27.85) <= 0.2, [(ln.start, ln.end) for ln in out]
     calm = [_line(7.55, 8.35, "a"), _line(8.49, 9.8, "b")]  # the reference's overlap here is 30 ms: one voice
     assert _overlap_edges(io, calm, [0]) == (calm, set())

@@ -216,8 +216,8 @@ NEAR_GAP = 0.25  # seconds: two speakers' utterances this close may still overla
 
 def touching_pairs(lines: list[Line], who: list[str | None], *, gap: float = TOUCH_GAP) -> list[int]:
     """``k`` for each pair of utterances (``k``, ``k + 1``; in time order, edges already moved out to the speech)
-    of two named speakers whose speech runs into each other without a pause (no more than ``gap`` seconds
-    apart)."""
+    of two named speakers no more than ``gap`` seconds apart: by default (``TOUCH_GAP``) speech that runs into
+    each other without a pause; with ``NEAR_GAP`` also an interruption a short pause apart."""
     return [k for k in range(len(lines) - 1)
             if who[k] and who[k + 1] and who[k] != who[k + 1] and lines[k + 1].start - lines[k].end <= gap]
 

@@ -74,14 +74,14 @@ OVERLAP_WINDOW = 5.0  # seconds of audio around a junction given to the overlapp
 def _overlap_edges(io: "AudioAccess", lines: list[Line], pairs: list[int]) -> tuple[list[Line], set[int]]:
     """Lines with each pair (``k``, ``k + 1``) that holds speech over speech at its junction
     (pipeline.text.utterances.overlap_span) moved to it: the first runs on to its end, the second starts at its
-    beginning (not before the middle of the first); plus the indices of the lines so moved.
+    beginning (not before the middle of the first); plus the indices of the lines found overlapped.
     Unchanged where the overlapped-speech model is not installed."""
     from pipeline.stages import overlap
     from pipeline.text.utterances import overlap_span
 
-    moved: set[int] = set()
+    overlapped: set[int] = set()
     if not pairs or not overlap.available():
-        return lines, moved
+        return lines, overlapped
     out = list(lines)
     for k in pairs:
         a, b = out[k], out[k + 1]
@@ -95,8 +95,8 @@ def _overlap_edges(io: "AudioAccess", lines: list[Line], pairs: list[int]) -> tu
         end = round(max(a.end, min(span[1], b.end)), 3)
         start = round(min(b.start, max(span[0], (a.start + a.end) / 2)), 3)
         out[k], out[k + 1] = replace(a, end=end), replace(b, start=start)
-        moved |= {k, k + 1}
-    return out, moved
+        overlapped |= {k, k + 1}
+    return out, overlapped
 
 
 @dataclass
@@ -140,8 +140,8 @@ def utterances(ctx: StageContext, opts, io: AudioAccess) -> dict:
     touching = ut.touching_turns(edged, who)
     # a pair a short pause apart may be an interruption whose first words the second line's edge left out: the
     # overlapped-speech model decides, and where it hears two voices the pair is overlapped too
-    edged, moved = _overlap_edges(io, edged, ut.touching_pairs(edged, who, gap=ut.NEAR_GAP))
-    touching |= moved
+    edged, overlapped = _overlap_edges(io, edged, ut.touching_pairs(edged, who, gap=ut.NEAR_GAP))
+    touching |= overlapped
     asr_stage = ctx.results.get("asr") or {}
     warnings: list[str] = []
     if origin == "asr":
