@@ -412,3 +412,46 @@ def test_fixture_movie_sdh_cues_and_real_diarization():
         pc = _per_character([name_key(c) for c in names(res)], sdh_truth)
         print(f"movie.sdh.srt {label}: {len(sdh)} lines; " + ", ".join(f"{c} P {p:.2f} R {r:.2f}" for c, (p, r) in pc.items()))
         assert all(p >= 0.95 and r >= 0.9 for p, r in pc.values())
+
+
+def test_a_line_a_mixed_cluster_named_is_re_decided_by_its_own_voice():
+    """The cluster majority names a line after the cluster's main voice; the line's own voiceprint moves it to
+    another character of the scene whose voice is clearly nearer, never to one who is not in the scene, and a line
+    that sounds like nobody in the scene is left unnamed."""
+    from pipeline.text.attribution import own_voice_lines, recheck_by_own_voice
+    from pipeline.types import Attribution
+
+    rng = np.random.default_rng(3)
+    voice = {c: rng.standard_normal(16) for c in "ABC"}
+
+    def near(c, noise=0.3):
+        v = voice[c] / np.linalg.norm(voice[c]) + noise * rng.standard_normal(16) / 4
+        return v / np.linalg.norm(v)
+
+    lines, atts, emb = [], [], {}
+
+    def add(t, dur, who, source, e):
+        lines.append(Line(start=t, end=t + dur, text="words"))
+        atts.append(Attribution(len(atts), who, 0.9 if source != "voice" else 0.7, source))
+        emb[len(lines) - 1] = e
+
+    for k in range(4):  # the scene (0-20 s): A and B named by the screenplay; C only much later
+        add(2.0 * k, 1.5, "A", "script", near("A"))
+        add(2.0 * k + 8, 1.5, "B", "script", near("B"))
+        add(200.0 + 2 * k, 1.5, "C", "script", near("C"))
+    add(20.0, 0.6, "A", "voice", near("B"))  # B's ad-lib in A's cluster
+    add(21.0, 0.6, "A", "voice", near("C"))  # sounds like C, who is not in the scene: not C, and like nobody here
+    stranger = rng.standard_normal(16)
+    add(22.0, 2.0, "A", "voice", stranger / np.linalg.norm(stranger))  # nobody known, long: unnamed
+    add(25.0, 0.6, "A", "voice", near("A"))  # A's own
+    refs, checked = own_voice_lines(lines, atts)
+    assert set(refs) == {"A", "B", "C"} and all(len(v) == 4 for v in refs.values())
+    assert checked == [12, 13, 14, 15]
+    out, changed = recheck_by_own_voice(lines, atts, refs, checked, emb)
+    assert [a.character for a in out[12:]] == ["B", None, None, "A"]
+    assert changed == 3 and out[12].source == "voice" and out[12].confidence <= 0.5 and out[14].source == "none"
+    assert out[:12] == atts[:12]  # the screenplay's names are not touched
+    assert recheck_by_own_voice(lines, atts, refs, checked, {}) == (atts, 0)  # no voiceprints: nothing changes
+    # the screenplay line it loosely matched (a vote the cluster outweighed) makes its character a candidate too
+    out, _ = recheck_by_own_voice(lines, atts, refs, checked, emb, {13: "C"})
+    assert out[13].character == "C"

@@ -279,5 +279,8 @@ def test_fixture_movie_shifted_srt_with_transcript():
         print(f"{len(words)} ASR words, speech {'yes' if speech else 'no'}: {res.describe()}; "
               f"start error median {np.median(err) * 1000:.0f} ms, max {err.max() * 1000:.0f} ms")
         assert res.method.startswith("asr") and res.reliable
-        assert res.framerate_label() == "23.976→25 fps"
+        # over these 73 s 23.976→25 and 24→25 differ by 54 ms at the far end, about what tiny.en's word times are
+        # off by: which of the two the anchors fit best changes with the machine (one measured ×0.95978, nearer
+        # 24→25); the times the sync gives are what must be right
+        assert res.framerate_label() in ("23.976→25 fps", "24→25 fps")
         assert np.mean(err < (0.15 if speech is None else 0.1)) >= 0.95

@@ -309,6 +309,43 @@ def test_speech_no_cue_covers_is_found():
     assert uncovered_speech([], cues) == []
 
 
+def test_the_second_part_of_a_dash_cue_too_short_for_its_words_moves_to_the_free_speech_after_it():
+    """A dialogue-dash cue squeezed to 0.3 s between the two halves of a line it interrupts (six words: no one
+    says that in 0.3 s): its second speaker's part is spoken after the line's second half, in speech no cue
+    covers, and moves there; a dash cue with room for its words, or without free speech after it, stays."""
+    from dataclasses import replace
+
+    from pipeline.text.sync import place_crowded_turns
+    from pipeline.types import Region
+
+    lines = [_line(318.83, 320.39, "Nobody leaves this room until we"), _line(320.43, 320.63, "Keep your voice down."),
+             replace(_line(320.63, 320.73, "Oh, great."), turn=True), _line(320.77, 321.69, "find the boat."),
+             _line(323.29, 325.33, "Tell me exactly what happened at the church")]
+    speech = [Region(318.84, 321.75), Region(322.22, 326.27)]
+    out, moved = place_crowded_turns(lines, speech)
+    assert moved == 1
+    assert [ln.text for ln in out] == ["Nobody leaves this room until we", "Keep your voice down.", "find the boat.",
+                                       "Oh, great.", "Tell me exactly what happened at the church"]
+    assert out[3].turn and (out[3].start, out[3].end) == (322.22, 323.24)  # up to the next cue's speech
+    assert place_crowded_turns(lines, [Region(318.84, 321.75)]) == (lines, 0)  # nowhere to go
+    roomy = [_line(10.0, 11.3, "Keep your voice down."), replace(_line(11.3, 12.0, "Oh, great."), turn=True)]
+    assert place_crowded_turns(roomy, [Region(10.0, 11.9), Region(12.5, 13.4)]) == (roomy, 0)
+
+
+def test_a_line_split_around_an_interruptions_cue_keeps_its_halves_texts():
+    """Cue 1 holds the first half of a screenplay line, cue 3 the rest, a dash cue of the interrupter between:
+    cue 1 is not a condensed cue and does not get the whole screenplay line (its rest would be aligned twice)."""
+    script = ["Nobody leaves this room until we find the boat.", "Keep your voice down."]
+    lines = [_line(318.83, 320.39, "Nobody leaves this room until we"), _line(320.43, 320.63, "Keep your voice down."),
+             _line(320.63, 320.73, "Oh, great."), _line(320.77, 321.69, "find the boat.")]
+    out, _ = ut.fuller_from_script(lines, [0, 1, None, None], script)
+    assert [ln.text for ln in out] == [ln.text for ln in lines]
+    # alone (the rest nowhere near), the cue is a condensed one and gets the screenplay's words
+    assert ut.fuller_from_script(lines[:1], [0], script)[0][0].text == script[0]
+    far = [lines[0], _line(330.0, 331.0, "find the boat.")]
+    assert ut.fuller_from_script(far, [0, None], script)[0][0].text == script[0]
+
+
 @pytest.mark.slow  # ~60 s: the whole chain on the three-voice fixture
 def test_a_scene_the_subtitles_lack_is_transcribed_and_named_by_the_screenplay(movie, tmp_path):
     """Subtitles of another edit: one scene's cues are missing. Its speech is transcribed into lines of their own

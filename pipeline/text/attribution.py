@@ -19,6 +19,9 @@ signals for the same name do not add up (the strongest one counts), line-level o
    loose match) that disagrees — a flipped line gets a lower confidence.
 6. a weak script match on its own; otherwise no name (source "none").
 
+After the vote, :func:`recheck_by_own_voice` checks each line named only by its cluster's majority against the
+voices of the characters named around it (a cluster may hold two people: an ad-lib of the other one).
+
 A script whose overall alignment score is below ``min_script_score`` is not used at all and a warning says so
 (``check_script_match`` raises instead). ``AttributionResult.overlaps`` holds lines that are not one clean voice:
 lines overlapping diarization turns of two or more clusters (the second for ≥ 0.3 s and ≥ 25 % of the line),
@@ -566,3 +569,73 @@ def _script_display(name: str) -> str:
     n = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", name)
     n = re.sub(r"\b(CONT'?D|V\.O\.|O\.S\.|O\.C\.)(?=\s|$)", " ", n, flags=re.I)
     return re.sub(r"\s+", " ", n).strip(" :-\t\n") or name.strip()
+
+
+OWN_VOICE_REFERENCES = 8  # longest clean lines per character whose voices make its reference
+OWN_VOICE_MIN_REFERENCE = 1.0  # seconds a reference line holds at least
+OWN_VOICE_SCENE = 30.0  # seconds: characters named this close to a line are the ones who may say it
+OWN_VOICE_MARGIN = 0.03  # cosine by which another present character's voice must be nearer to rename a line
+OWN_VOICE_LONG = 1.5  # seconds from which a line's voiceprint is a sure one:
+OWN_VOICE_FLOOR = 0.8  # a line that long is left unnamed when no present character's voice comes this near
+OWN_VOICE_FLOOR_SHORT = 0.62  # (resemblyzer cosine; a shorter line's own voice is a rougher one)
+
+
+def own_voice_lines(lines: list[Line], attributions: list[Attribution], overlaps: set[int] | None = None,
+                    ) -> tuple[dict[str, list[int]], list[int]]:
+    """What :func:`recheck_by_own_voice` needs embedded: per character, the longest clean lines the screenplay,
+    an SDH name cue or the user named (the character's reference voice); and the lines named only by their
+    diarization cluster's majority ("voice"), to be checked against them."""
+    overlaps = overlaps or set()
+    refs: dict[str, list[int]] = {}
+    for i, (ln, a) in enumerate(zip(lines, attributions)):
+        if (a.character and a.source not in ("voice", "none") and a.confidence >= 0.5 and i not in overlaps
+                and ln.end - ln.start >= OWN_VOICE_MIN_REFERENCE):
+            refs.setdefault(a.character, []).append(i)
+    refs = {c: sorted(idx, key=lambda i: lines[i].start - lines[i].end)[:OWN_VOICE_REFERENCES]
+            for c, idx in refs.items() if len(idx) >= 3}
+    return refs, [i for i, a in enumerate(attributions) if a.source == "voice" and a.character]
+
+
+def recheck_by_own_voice(lines: list[Line], attributions: list[Attribution], refs: dict[str, list[int]],
+                         checked: list[int], embeddings: dict[int, np.ndarray],
+                         script_names: dict[int, str] | None = None) -> tuple[list[Attribution], int]:
+    """Attributions with each line named by its cluster's majority re-decided by the line's own voice: a cluster
+    can hold two people, so a line goes to another character present in the scene (named within
+    ``OWN_VOICE_SCENE`` seconds) whose reference voice is ``OWN_VOICE_MARGIN`` nearer than the cluster's name, and a
+    line sounding like none of them (under ``OWN_VOICE_FLOOR``, or ``OWN_VOICE_FLOOR_SHORT`` for a line shorter
+    than ``OWN_VOICE_LONG``) is left unnamed. ``embeddings``: unit voiceprints by line index (a line without one stays); ``script_names``: the
+    character of the screenplay line a line loosely matched (one more candidate). Second: lines changed."""
+    def unit(v: np.ndarray) -> np.ndarray:
+        return v / max(float(np.linalg.norm(v)), 1e-9)
+
+    refs_v = {c: unit(np.mean([embeddings[i] for i in idx if i in embeddings], axis=0))
+              for c, idx in refs.items() if sum(i in embeddings for i in idx) >= 3}
+    out = list(attributions)
+    changed = 0
+    for i in checked:
+        a, e = attributions[i], embeddings.get(i)
+        if e is None or a.character not in refs_v:
+            continue
+        t = lines[i].start
+        present = {b.character for k, b in enumerate(attributions) if b.character and b.source not in ("voice", "none")
+                   and abs(lines[k].start - t) <= OWN_VOICE_SCENE} | {a.character}
+        if script_names and script_names.get(i):
+            present.add(script_names[i])
+        sims = {c: float(np.dot(e, v)) for c, v in refs_v.items() if c in present}
+        best = max(sims, key=sims.get)
+        floor = OWN_VOICE_FLOOR if lines[i].end - lines[i].start >= OWN_VOICE_LONG else OWN_VOICE_FLOOR_SHORT
+        if sims[best] < floor:
+            out[i] = Attribution(a.line_index, None, 0.0, "none")
+        elif best != a.character and sims[best] - sims[a.character] >= OWN_VOICE_MARGIN:
+            out[i] = Attribution(a.line_index, best, round(min(a.confidence, 0.5), 3), "voice")
+        else:
+            continue
+        changed += 1
+    return out, changed
+
+
+def script_names_of(alignment: ScriptAlignment | None, script: Script | None) -> dict[int, str]:
+    """Per line index, the (shown) name of the screenplay line the alignment matched it to, however loosely."""
+    if alignment is None or script is None:
+        return {}
+    return {i: _script_display(script.lines[j].character) for i, j in enumerate(alignment.matches) if j is not None}

@@ -678,3 +678,35 @@ def uncovered_speech(regions: list[Region], lines: list[Line], *, margin: float 
         else:
             out.append((a, b, b - a))
     return [(round(s, 3), round(e, 3)) for s, e, held in out if held >= min_speech]
+
+
+CROWDED_WORD = 0.15  # seconds a word takes at the least: a cue shorter than that for its words is mistimed
+TURN_REACH = 2.0  # seconds after a crowded cue within which its second speaker's part may be spoken
+TURN_MIN_SPEECH = 0.25  # seconds of speech no other line covers that can hold such a part
+
+
+def place_crowded_turns(lines: list[Line], regions: list[Region], *, reach: float = TURN_REACH,
+                        min_speech: float = TURN_MIN_SPEECH) -> tuple[list[Line], int]:
+    """Lines (in time order) with the later parts of each dialogue-dash cue too short for its words (``Line.turn``
+    after the first part; under ``CROWDED_WORD`` seconds a word) moved to the first speech after the cue that no
+    other line covers, within ``reach`` seconds: the subtitler squeezed the cue between others and the second
+    speaker answers after it. A part stays where no such speech is. Second: how many parts moved."""
+    moved: dict[int, tuple[float, float]] = {}
+    i = 0
+    while i < len(lines):
+        k = i + 1
+        while k < len(lines) and lines[k].turn and not lines[i].turn:
+            k += 1
+        words = sum(len(ln.text.split()) for ln in lines[i:k])
+        cue_end = max(ln.end for ln in lines[i:k])
+        if k - i > 1 and cue_end - lines[i].start < CROWDED_WORD * words:
+            others = [ln for n, ln in enumerate(lines) if not i < n < k]
+            free = [(a, b) for a, b in uncovered_speech(regions, others, margin=0.05, join=0.1, min_speech=min_speech)
+                    if cue_end <= a <= cue_end + reach]
+            for n, (a, b) in zip(range(i + 1, k), free):
+                moved[n] = (a, b)
+        i = k
+    if not moved:
+        return lines, 0
+    out = [replace(ln, start=moved[n][0], end=moved[n][1], words=[]) if n in moved else ln for n, ln in enumerate(lines)]
+    return sorted(out, key=lambda ln: (ln.start, ln.end)), len(moved)

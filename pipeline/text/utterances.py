@@ -168,7 +168,8 @@ def fuller_from_script(lines: list[Line], matches: list[int | None], script_line
             mine, theirs = words_of(sub), words_of(script_lines[j])
             held = LCSseq.similarity(mine, theirs) / max(1, len(mine))
             extra = len(theirs) - len(mine)
-            if mine and held >= 0.8 and (k - i > 1 or 0 < extra) and extra <= max(MAX_SCRIPT_EXTRA, 0.6 * len(mine)):
+            if (mine and held >= 0.8 and (k - i > 1 or 0 < extra) and extra <= max(MAX_SCRIPT_EXTRA, 0.6 * len(mine))
+                    and not (k - i == 1 and _rest_nearby(lines, i, mine, theirs, max_gap))):
                 out.append(replace(join_lines(group), text=script_lines[j].strip(), words=[]))
                 written.append(sub)
                 i = k
@@ -177,6 +178,27 @@ def fuller_from_script(lines: list[Line], matches: list[int | None], script_line
         written.append(lines[i].text)
         i += 1
     return out, written
+
+
+def _rest_nearby(lines: list[Line], i: int, mine: list[str], theirs: list[str], max_gap: float, *, reach: int = 3) -> bool:
+    """Whether the screenplay words (``theirs``) that line ``i``'s (``mine``) lack are another cue's text up to
+    ``reach`` cues away and ``max_gap`` seconds from it: the line was split around an interruption's cue (the cues
+    of another screenplay line between its halves), not condensed, and keeps its own text."""
+    from difflib import SequenceMatcher
+
+    from rapidfuzz.distance import LCSseq
+
+    kept = {b + n for _, b, size in SequenceMatcher(None, mine, theirs, autojunk=False).get_matching_blocks()
+            for n in range(size)}
+    rest = [w for n, w in enumerate(theirs) if n not in kept]
+    ln = lines[i]
+    for m in [*range(max(0, i - reach), i), *range(i + 1, min(len(lines), i + 1 + reach))]:
+        other = words_of(lines[m].text)
+        apart = lines[m].start - ln.end if m > i else ln.start - lines[m].end
+        if (len(other) >= 2 and apart <= max_gap and LCSseq.similarity(other, rest) >= 0.8 * len(other)
+                and len(other) >= 0.5 * len(rest)):
+            return True
+    return False
 
 
 def join_lines(lines: list[Line]) -> Line:

@@ -343,6 +343,10 @@ def stage_align(opts: AnalysisOptions) -> Stage:
         aligner = _backend(ctx, "align")
         mid = _media_id(ctx)
         written = None
+        from pipeline.text.sync import place_crowded_turns
+
+        regions = [Region(a, b) for a, b in (ctx.results.get("vad") or {}).get("regions", [])]
+        lines, turns_moved = place_crowded_turns(lines, regions)
         if opts.verbatim:  # the screenplay's fuller text where it holds the subtitle's (split and condensed cues)
             lines, written = script_fuller_lines(lines, load_script(ctx.library, opts))
         duration = analysis_duration(ctx.library, mid)
@@ -357,7 +361,7 @@ def stage_align(opts: AnalysisOptions) -> Stage:
             aligned.extend(shift_line(ln, t0) for ln in part)
             del audio
         return {"skipped": False, "backend": aligner.name, "lines": [ln.to_dict() for ln in aligned],
-                "subtitle_texts": written}
+                "subtitle_texts": written, "turns_moved": turns_moved}
 
     return Stage("align", run, weight=3.0, label="aligning words")
 
@@ -522,14 +526,53 @@ def stage_attribute(opts: AnalysisOptions) -> Stage:
         script = load_script(lib, opts)
         result = attribute(lines, script=script, diarization=dia, line_speakers=line_speakers,
                            voiceprint_names=vp_names or None)
+        renamed = 0
+        if dia:
+            result.attributions, renamed = own_voice_check(lib, _media_id(ctx), lines, result, script)
+            if renamed:
+                ctx.progress(1.0, f"{renamed} line{'s' if renamed != 1 else ''} a speaker cluster named re-decided by "
+                                  "their own voice")
         for w in result.warnings:
             ctx.progress(1.0, w)
         return {"origin": origin, "lines": [ln.to_dict() for ln in lines], "line_speakers": line_speakers,
                 "voiceprints": vp_names, "attributions": [asdict(a) for a in result.attributions],
                 "overlaps": sorted(getattr(result, "overlaps", []) or []), "warnings": result.warnings,
-                "script_score": getattr(result, "script_score", None), "script_used": getattr(result, "script_used", False)}
+                "script_score": getattr(result, "script_score", None), "script_used": getattr(result, "script_used", False),
+                "own_voice_renamed": renamed}
 
     return Stage("attribute", run, weight=0.5, label="naming characters")
+
+
+OWN_VOICE_PAD = 0.2  # seconds around a line too short for a voiceprint
+
+
+def own_voice_check(lib: Library, media_id: int, lines: list[Line], result, script=None) -> tuple[list, int]:
+    """``result``'s attributions with the lines its clusters' majorities named re-decided by each line's own voice
+    (pipeline.text.attribution.recheck_by_own_voice), and how many changed; unchanged where the voiceprint model
+    is missing."""
+    from pipeline.errors import BadInputError, ModelMissingError
+    from pipeline.stages import voiceprint as vp
+    from pipeline.text.attribution import own_voice_lines, recheck_by_own_voice, script_names_of
+
+    refs, checked = own_voice_lines(lines, result.attributions, set(getattr(result, "overlaps", []) or []))
+    if not refs or not checked:
+        return result.attributions, 0
+    wanted = sorted({i for idx in refs.values() for i in idx} | set(checked))
+    embeddings: dict[int, np.ndarray] = {}
+    try:
+        for i in wanted:
+            ln = lines[i]
+            for pad in (0.0, OWN_VOICE_PAD):
+                try:
+                    embeddings[i] = vp.embed(analysis_span(lib, media_id, max(0.0, ln.start - pad), ln.end + pad),
+                                             media_io.ANALYSIS_RATE)
+                    break
+                except BadInputError:
+                    continue
+    except (ModelMissingError, ImportError):
+        return result.attributions, 0
+    names = script_names_of(getattr(result, "alignment", None), script)
+    return recheck_by_own_voice(lines, result.attributions, refs, checked, embeddings, names)
 
 
 def load_script(lib: Library, opts: AnalysisOptions):
