@@ -34,12 +34,13 @@ is transcribed; 2026-12-03 in brackets:
 2026-12-07 (later), after a dash cue too short for its words has its second part moved to the free speech after it,
 a cue whose rest lies in a cue nearby keeps its text (not the whole screenplay line), and a line only its
 cluster's majority named is re-decided by its own voiceprint among the characters around it:
-  release+script  125 s  WER 0.5 % (1.3)  edges 6 / 200 ms (6 / 240)  193 lines, 0 split (194, 1)
+  release+script  120 s  WER 0.5 % (1.3)  edges 6 / 200 ms (6 / 240)  193 lines, 0 split (194, 1)
                          P = R = 1.00 for all eleven (SAM P 0.95, MAYA 0.98/0.98, DANIEL R 0.94)
                          ready 53, single-speaker 53 (52, 52)
-  sdh             110 s  WER 4.1 % (5.7)  edges 6 / 138 ms (6 / 175)  ready 40, single-speaker 38 = 95 % (44, 36)
-                         MAYA P 0.93 R 0.84 (0.79/0.83), RUTH 1.00/0.89 (0.89/0.89), SAM 0.82/0.74 (0.75/0.79)
-  shifted+script  107 s  WER 0.9 %  edges 6 / 135 ms  ready 53, single-speaker 53
+  sdh             118 s  WER 4.1 % (5.7)  edges 6 / 138 ms (6 / 175)  ready 40, single-speaker 38 = 95 % (44, 36)
+                         MAYA P 0.93 R 0.87 (0.79/0.83), RUTH 1.00/0.89 (0.89/0.89), SAM 0.82/0.74 (0.75/0.79),
+                         THEO 0.93/0.93 (0.81/0.93); VICTOR, DANIEL, HALE, COURIER still never named (no label)
+  shifted+script  126 s  WER 0.9 %  edges 6 / 135 ms  ready 53, single-speaker 53
                          P = 1.00 for all, R = 1.00 but MAYA 0.98 (SAM P 0.90, DANIEL R 0.94, NORA R 0.94)
 """
 

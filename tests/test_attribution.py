@@ -452,6 +452,10 @@ def test_a_line_a_mixed_cluster_named_is_re_decided_by_its_own_voice():
     assert changed == 3 and out[12].source == "voice" and out[12].confidence <= 0.5 and out[14].source == "none"
     assert out[:12] == atts[:12]  # the screenplay's names are not touched
     assert recheck_by_own_voice(lines, atts, refs, checked, {}) == (atts, 0)  # no voiceprints: nothing changes
+    # a character named twice (an SDH labels a speaker now and then) has a reference voice; once is not enough
+    few = [Line(start=300.0 + k, end=301.2 + k, text="words") for k in range(3)]
+    few_atts = [Attribution(k, name, 0.9, "sdh") for k, name in enumerate(["D", "D", "E"])]
+    assert set(own_voice_lines(few, few_atts)[0]) == {"D"}
     # the screenplay line it loosely matched (a vote the cluster outweighed) makes its character a candidate too
     out, _ = recheck_by_own_voice(lines, atts, refs, checked, emb, {13: "C"})
     assert out[13].character == "C"

@@ -573,6 +573,7 @@ def _script_display(name: str) -> str:
 
 OWN_VOICE_REFERENCES = 8  # longest clean lines per character whose voices make its reference
 OWN_VOICE_MIN_REFERENCE = 1.0  # seconds a reference line holds at least
+OWN_VOICE_MIN_REFERENCES = 2  # reference lines a character needs (an SDH names a speaker a few times only)
 OWN_VOICE_SCENE = 30.0  # seconds: characters named this close to a line are the ones who may say it
 OWN_VOICE_MARGIN = 0.03  # cosine by which another present character's voice must be nearer to rename a line
 OWN_VOICE_LONG = 1.5  # seconds from which a line's voiceprint is a sure one:
@@ -592,7 +593,7 @@ def own_voice_lines(lines: list[Line], attributions: list[Attribution], overlaps
                 and ln.end - ln.start >= OWN_VOICE_MIN_REFERENCE):
             refs.setdefault(a.character, []).append(i)
     refs = {c: sorted(idx, key=lambda i: lines[i].start - lines[i].end)[:OWN_VOICE_REFERENCES]
-            for c, idx in refs.items() if len(idx) >= 3}
+            for c, idx in refs.items() if len(idx) >= OWN_VOICE_MIN_REFERENCES}
     return refs, [i for i, a in enumerate(attributions) if a.source == "voice" and a.character]
 
 
@@ -609,7 +610,7 @@ def recheck_by_own_voice(lines: list[Line], attributions: list[Attribution], ref
         return v / max(float(np.linalg.norm(v)), 1e-9)
 
     refs_v = {c: unit(np.mean([embeddings[i] for i in idx if i in embeddings], axis=0))
-              for c, idx in refs.items() if sum(i in embeddings for i in idx) >= 3}
+              for c, idx in refs.items() if sum(i in embeddings for i in idx) >= OWN_VOICE_MIN_REFERENCES}
     out = list(attributions)
     changed = 0
     for i in checked:
