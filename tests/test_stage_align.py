@@ -254,3 +254,18 @@ def test_a_joint_alignment_that_slipped_at_speech_over_speech_is_found():
     assert al.plausible(cues[1], late[1], al.pad) and al.slipped(cues, late)
     paused = [[Word(442.36, 443.5, "brother.")], [Word(443.9, 444.4, "me.")], good[2]]  # late after a pause: fine
     assert not al.slipped(cues, paused)
+
+
+def test_the_same_lines_on_the_same_audio_align_the_same_however_often(story):
+    """Alignment depends on its input only: a decoder shared from call to call carried state (its dither generator,
+    its feature history) and moved words by 10 ms from the second call on, enough to flip a borderline text choice
+    later in the chain."""
+    audio, spans = story
+    al = get_backend("align", "pocketsphinx")
+    lines = _lines(spans, shift=0.2)
+    first = [(w.start, w.end) for ln in al.align(audio, RATE, lines) for w in ln.words]
+    other = [Line(start=0.3, end=2.0, text="Something else entirely, said first.")]
+    al.align(audio, RATE, other)
+    for _ in range(2):
+        assert [(w.start, w.end) for ln in al.align(audio, RATE, lines) for w in ln.words] == first
+    assert len(first) >= 20

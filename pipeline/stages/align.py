@@ -260,18 +260,17 @@ class PocketsphinxAlign(AlignBackend):
     requires = ("pocketsphinx",)
     install_hint = "pip install pocketsphinx"
     _lock = threading.Lock()
-    _decoder = None
     _FILLERS = ("<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]")
 
     @classmethod
     def decoder(cls):
-        """The shared Decoder (acoustic model + dictionary, no language model): loads in ~0.2 s."""
-        if cls._decoder is None:
-            from pocketsphinx import Decoder
+        """A new Decoder (acoustic model + dictionary, no language model; loads in ~0.2 s), one per align call: a
+        decoder keeps state from utterance to utterance, so a shared one would give words that depend on what the
+        process aligned before. No dither (its generator runs on too); noise_floor() adds fixed faint noise instead,
+        the cure of digital silence."""
+        from pocketsphinx import Decoder
 
-            # dither with a fixed seed: reproducible; see noise_floor() for the real cure of digital silence
-            cls._decoder = Decoder(lm=None, loglevel="FATAL", dither=True, seed=1)
-        return cls._decoder
+        return Decoder(lm=None, loglevel="FATAL", dither=False)
 
     def dict_words(self, dec, norm: str) -> list[str]:
         """Dictionary entries spelling a normalized word; adds a guessed pronunciation for unknown words."""
