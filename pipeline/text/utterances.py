@@ -387,9 +387,23 @@ def choose_text(subtitle: str | None, script: str | None, asr_words: list[Word] 
             if filled != text:
                 return TextChoice(filled, "subtitle+asr", round(text_score(filled, asr), 3))
         return TextChoice(text, source, raw)
-    if origin == "asr" or (confidence >= min_asr and not overlapped):
+    if origin == "asr" or (confidence >= min_asr and not overlapped and not repeats_itself(asr)):
         return TextChoice(asr, "asr", raw, check=origin != "asr")
     return TextChoice(text, source, raw, check=True)  # ASR heard nothing clearly either: keep the written text
+
+
+LOOP_REPEATS = 4  # the same word (or pair of words) this many times running: Whisper caught in a loop
+
+
+def repeats_itself(text: str, times: int = LOOP_REPEATS) -> bool:
+    """Whether ``text`` holds a word or a pair of words said ``times`` times running ("no, no, no, no"): a
+    transcript caught in a loop (Whisper on a hard window), never a candidate over the written text."""
+    w = words_of(text)
+    for n in (1, 2):
+        for i in range(len(w) - n * times + 1):
+            if all(w[i + k * n: i + (k + 1) * n] == w[i: i + n] for k in range(1, times)):
+                return True
+    return False
 
 
 def script_text(indices: list[int | None], script_lines: list[str], shared: set[int] | frozenset = frozenset()
