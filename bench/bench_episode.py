@@ -42,6 +42,15 @@ cluster's majority named is re-decided by its own voiceprint among the character
                          THEO 0.93/0.93 (0.81/0.93); VICTOR, DANIEL, HALE, COURIER still never named (no label)
   shifted+script  126 s  WER 0.9 %  edges 6 / 135 ms  ready 53, single-speaker 53
                          P = 1.00 for all, R = 1.00 but MAYA 0.98 (SAM P 0.90, DANIEL R 0.94, NORA R 0.94)
+
+2026-12-07 (third session), after a diarization cluster holding two voices is split by its lines' own voiceprints
+(the offline clusters had MAYA with NORA, DANIEL with HALE and COURIER) and the speaker-count bound grows with the
+speech (8 -> 13 here; the offline eigengap still picks 8):
+  release+script  120 s  unchanged: WER 0.5 %, edges 6 / 200 ms, P = R = 1.00 for all, ready 53 = single 53
+  sdh             116 s  WER 2.8 % (4.1)  edges 6 / 138 ms  ready 41, single-speaker 38 = 93 % (40, 38)
+                         MAYA P 1.00 R 0.87 (0.93/0.87), NORA 0.79/0.69 (1.00/0.12), others unchanged;
+                         DANIEL, HALE, COURIER are clusters of their own now (unnamed: the SDH never labels them)
+  shifted+script  135 s  unchanged: WER 0.9 %, edges 6 / 135 ms, P = 1.00 for all, R 1.00 but MAYA 0.98
 """
 
 from __future__ import annotations

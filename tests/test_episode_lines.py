@@ -41,3 +41,44 @@ def test_release_subtitles_with_the_screenplay_give_whole_lines_named_right(epis
     assert m["sources"]["script"] >= 0.7 * len(segs)  # the screenplay's words, where they were spoken
     # interrupted lines are marked overlapped, so what a dataset would take holds one voice, the right one
     assert ready["ready"] >= 5 and ready["single"] == ready["right"] >= 0.98 * ready["ready"]
+
+
+def test_a_cluster_holding_two_voices_is_split_by_the_lines_own_voiceprints(episode):
+    """Window clustering merged MAYA with NORA on the 8-minute episode; the lines' own voiceprints (read from the
+    mixed soundtrack, music and effects included) tell them apart: a cluster holding both comes back as two, each
+    line with its own voice, while a cluster of one voice stays whole."""
+    import numpy as np
+
+    from pipeline import media
+    from pipeline.stages import voiceprint as vp
+    from pipeline.text.attribution import split_mixed_clusters
+
+    audio = media.load_audio(episode.movie, 16000)
+    picked = [ln for ln in episode.lines if ln.character in ("MAYA", "NORA")]
+    assert sum(ln.character == "MAYA" for ln in picked) >= 3 and sum(ln.character == "NORA" for ln in picked) >= 3
+
+    def voiceprint(ln):
+        pad = 0.0 if ln.end - ln.start >= 1.0 else 0.2
+        return vp.embed(audio[int((ln.start - pad) * 16000):int((ln.end + pad) * 16000)], 16000)
+
+    emb = {i: voiceprint(ln) for i, ln in enumerate(picked)}
+    clean = {i for i, ln in enumerate(picked) if ln.end - ln.start >= 1.0 and not ln.overlap}
+    out, centroids = split_mixed_clusters(["SPEAKER_04"] * len(picked), emb, clean)
+    by_label: dict[str, set[str]] = {}
+    for ln, label in zip(picked, out):
+        by_label.setdefault(label, set()).add(ln.character)
+    print({k: sorted(v) for k, v in by_label.items()})
+    assert sorted(by_label) == ["SPEAKER_04", "SPEAKER_05"]  # the larger voice keeps the label, the next number
+    assert all(len(v) == 1 for v in by_label.values())
+    assert set(centroids) == {"SPEAKER_04", "SPEAKER_05"}
+    assert all(abs(np.linalg.norm(c) - 1) < 1e-5 for c in centroids.values())
+    # one voice only (MAYA's lines and their halves, enough to be weighed): nothing to split
+    same = []
+    for ln in picked:
+        if ln.character == "MAYA":
+            mid = (ln.start + ln.end) / 2
+            same += [voiceprint(ln)] + [vp.embed(audio[int(a * 16000):int(b * 16000)], 16000)
+                                        for a, b in ((ln.start, mid), (mid, ln.end)) if b - a >= 0.8]
+    assert len(same) >= 8
+    one = dict(enumerate(same))
+    assert split_mixed_clusters(["SPEAKER_00"] * len(one), one, set(one)) == (["SPEAKER_00"] * len(one), {})

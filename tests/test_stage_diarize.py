@@ -227,3 +227,31 @@ def test_pyannote_pipeline_on_sample():
     audio = media.load_audio(wav)
     d = PyannoteDiarizer().diarize(audio, 16000)
     assert der(d.turns, read_rttm(rttm)["sample"], (0.0, 30.0)) <= 0.15
+
+
+def test_long_media_may_hold_more_than_eight_voices():
+    """The speaker-count bound grows with the speech (pipeline.stages.diarize.max_speakers_for): eleven voices of
+    40 s each are eleven clusters, where the fixed bound of 8 folded them into eight; a minute of a meeting keeps 8."""
+    from pipeline.stages.diarize import MAX_SPEAKERS, MOST_SPEAKERS, max_speakers_for
+
+    assert max_speakers_for([Region(0.0, 60.0)]) == MAX_SPEAKERS
+    assert max_speakers_for([Region(0.0, 7200.0)]) == MOST_SPEAKERS
+    rng = np.random.default_rng(0)
+    voices = rng.normal(size=(11, 256))
+    regions = [Region(i * 45.0, i * 45.0 + 40.0) for i in range(11)]
+    dia = ResemblyzerDiarizer(hop=1.0)  # 440 windows instead of 1760: the same clustering, a quarter of the work
+    starts = dia.window_starts(regions, 11 * 45.0)
+    who = np.array([int(s // 45.0) for s in starts])
+    x = voices[who] + rng.normal(scale=0.8, size=(len(starts), 256))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    bound = max_speakers_for(regions)
+    assert bound >= 11
+    d = dia.diarize_embedded(11 * 45.0, regions, starts, x, max_speakers=bound)
+    assert len(d.speakers()) == 11
+    # each voice's region is one speaker, and no two voices share one
+    owner = {}
+    for t in d.turns:
+        owner.setdefault(t.speaker, set()).add(int(t.start // 45.0))
+    assert sorted(len(v) for v in owner.values()) == [1] * 11
+    capped = dia.diarize_embedded(11 * 45.0, regions, starts, x, max_speakers=MAX_SPEAKERS)
+    assert len(capped.speakers()) <= MAX_SPEAKERS

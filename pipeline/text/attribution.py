@@ -571,6 +571,60 @@ def _script_display(name: str) -> str:
     return re.sub(r"\s+", " ", n).strip(" :-\t\n") or name.strip()
 
 
+SPLIT_DISTANCE = 0.25  # average-linkage cosine distance (Resemblyzer) from which one cluster's lines are two voices
+SPLIT_MIN_LINES = 3  # clean lines a voice needs to become a speaker of its own
+SPLIT_MIN_SECONDS = 1.0  # a clean line this long (and not overlapped) has a voiceprint sure enough to group by
+SPLIT_MAX_SIMILARITY = 0.83  # a group whose centroid is nearer the cluster's main voice than this is that voice
+# (episode fixture: two people 0.74-0.81 apart; one person's lines in groups of their own 0.85-0.86)
+
+
+def split_mixed_clusters(line_speakers: list[str | None], embeddings: dict[int, np.ndarray],
+                         clean: set[int]) -> tuple[list[str | None], dict[str, np.ndarray]]:
+    """Speaker labels per line with each diarization cluster that holds two or more voices split by the lines' own
+    voiceprints, and the unit centroid of every label changed or added.
+
+    Window-level clustering merges voices that line-level voiceprints tell apart (the episode fixture: MAYA with
+    NORA, DANIEL with HALE). A cluster's ``clean`` lines (indices: long, not overlapped) with a voiceprint in
+    ``embeddings`` (unit vectors by line index) are grouped by average linkage at ``SPLIT_DISTANCE``; each group of
+    at least ``SPLIT_MIN_LINES`` lines whose centroid lies under ``SPLIT_MAX_SIMILARITY`` to the largest group's is
+    a voice of its own; the largest keeps the cluster's label and the others get new ones. Every line of the
+    cluster with a voiceprint then goes to the nearest voice; lines without stay."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    out = list(line_speakers)
+    centroids: dict[str, np.ndarray] = {}
+    labels = sorted({s for s in line_speakers if s})
+    numbers = [int(m.group(1)) for s in labels if (m := re.fullmatch(r"SPEAKER_(\d+)", s))]
+    next_number = max(numbers, default=-1) + 1
+    for label in labels:
+        members = [i for i, s in enumerate(line_speakers) if s == label and i in embeddings]
+        sure = [i for i in members if i in clean]
+        if len(sure) < 2 * SPLIT_MIN_LINES:
+            continue
+        groups = fcluster(linkage(np.stack([embeddings[i] for i in sure]), "average", metric="cosine"),
+                          SPLIT_DISTANCE, "distance")
+        voices = sorted(([i for i, g in zip(sure, groups) if g == k] for k in set(groups)), key=len, reverse=True)
+        voices = [v for v in voices if len(v) >= SPLIT_MIN_LINES]
+        main = _unit(np.mean([embeddings[i] for i in voices[0]], axis=0)) if voices else None
+        voices = voices[:1] + [v for v in voices[1:]
+                               if float(main @ _unit(np.mean([embeddings[i] for i in v], axis=0))) < SPLIT_MAX_SIMILARITY]
+        if len(voices) < 2:
+            continue
+        names = [label]
+        for _ in voices[1:]:
+            names.append(f"SPEAKER_{next_number:02d}")
+            next_number += 1
+        cents = np.stack([_unit(np.mean([embeddings[i] for i in v], axis=0)) for v in voices])
+        for i in members:
+            out[i] = names[int(np.argmax(cents @ embeddings[i]))]
+        centroids.update({n: _unit(np.mean([embeddings[i] for i in members if out[i] == n], axis=0)) for n in names})
+    return out, centroids
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-9)
+
+
 OWN_VOICE_REFERENCES = 8  # longest clean lines per character whose voices make its reference
 OWN_VOICE_MIN_REFERENCE = 1.0  # seconds a reference line holds at least
 OWN_VOICE_MIN_REFERENCES = 2  # reference lines a character needs (an SDH names a speaker a few times only)
@@ -606,10 +660,7 @@ def recheck_by_own_voice(lines: list[Line], attributions: list[Attribution], ref
     line sounding like none of them (under ``OWN_VOICE_FLOOR``, or ``OWN_VOICE_FLOOR_SHORT`` for a line shorter
     than ``OWN_VOICE_LONG``) is left unnamed. ``embeddings``: unit voiceprints by line index (a line without one stays); ``script_names``: the
     character of the screenplay line a line loosely matched (one more candidate). Second: lines changed."""
-    def unit(v: np.ndarray) -> np.ndarray:
-        return v / max(float(np.linalg.norm(v)), 1e-9)
-
-    refs_v = {c: unit(np.mean([embeddings[i] for i in idx if i in embeddings], axis=0))
+    refs_v = {c: _unit(np.mean([embeddings[i] for i in idx if i in embeddings], axis=0))
               for c, idx in refs.items() if sum(i in embeddings for i in idx) >= OWN_VOICE_MIN_REFERENCES}
     out = list(attributions)
     changed = 0

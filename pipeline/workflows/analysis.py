@@ -414,7 +414,8 @@ def windowed_diarization(dia, lib: Library, media_id: int, *, progress=lambda f,
     streaming = hasattr(dia, "diarize_embedded")
     if not streaming and duration <= 3 * ANALYSIS_WINDOW:  # whole-view backends (pyannote) take 30 min at once
         audio = analysis_span(lib, media_id, 0.0, duration)
-        return dia.diarize(audio, rate, regions=None, progress=progress, cancel=cancel)
+        return dia.diarize(audio, rate, regions=None, max_speakers=dz.max_speakers_for([Region(0.0, duration)]),
+                           progress=progress, cancel=cancel)
     progress(0.0, "finding speech")
     vad = get_backend("vad", threshold=dz.VAD_THRESHOLD)
     regions, rms = windowed_speech_regions(vad, lib, media_id, pad=dz.VAD_PAD, progress=_scaled(progress, 0.0, 0.1),
@@ -440,7 +441,8 @@ def windowed_diarization(dia, lib: Library, media_id: int, *, progress=lambda f,
                                          progress=_scaled(rest, 0.9 * i / len(pieces), 0.9 * (i + 1) / len(pieces))))
         del audio
     x = np.concatenate(embeddings) if embeddings else np.zeros((0, 256), np.float32)
-    return dia.diarize_embedded(duration, regions, starts, x, progress=rest, cancel=cancel)
+    return dia.diarize_embedded(duration, regions, starts, x, max_speakers=dz.max_speakers_for(regions), progress=rest,
+                                cancel=cancel)
 
 
 def _start_groups(starts: np.ndarray, win: float, span: float | None = None) -> list[np.ndarray]:
@@ -471,7 +473,9 @@ def _diarize_by_window(dia, lib: Library, media_id: int, duration: float, region
     embs: dict[str, np.ndarray] = {}
     for i, (w0, w1) in enumerate(windows):
         audio = analysis_span(lib, media_id, w0, w1)
+        inside = [Region(max(r.start, w0), min(r.end, w1)) for r in regions if r.end > w0 and r.start < w1]
         part = dia.diarize(audio, media_io.ANALYSIS_RATE, regions=None, cancel=cancel,
+                           max_speakers=dz.max_speakers_for(inside),
                            progress=_scaled(progress, i / len(windows), (i + 1) / len(windows)))
         del audio
         turns += [Turn(t.start + w0, t.end + w0, f"{i}:{t.speaker}") for t in part.turns]
@@ -514,12 +518,19 @@ def stage_attribute(opts: AnalysisOptions) -> Stage:
         lines, origin = final_lines(ctx)
         dia = diarization_of(ctx)
         line_speakers = [cluster_for_line(ln, dia) for ln in lines] if dia else None
+        voices: dict[int, np.ndarray] = {}  # line voiceprints, shared by the cluster split and the own-voice check
+        split: dict[str, np.ndarray] = {}
+        if dia and line_speakers:
+            line_speakers, split = split_by_line_voice(lib, _media_id(ctx), lines, line_speakers, voices)
+            if split:
+                ctx.progress(1.0, f"{len(split)} speaker clusters holding more than one voice split by the lines' "
+                                  "own voices")
         from pipeline.library import voiceprints as vplib
 
         known = vplib.known(lib.db, media_id=_media_id(ctx))
         vp_names: dict[str, tuple[str, float]] = {}
         if dia and known:
-            for label, emb in dia.embeddings.items():
+            for label, emb in {**dia.embeddings, **split}.items():
                 name, score = vp.match(np.asarray(emb, dtype=np.float32), known)
                 if name:
                     vp_names[label] = (name, float(score))
@@ -528,7 +539,7 @@ def stage_attribute(opts: AnalysisOptions) -> Stage:
                            voiceprint_names=vp_names or None)
         renamed = 0
         if dia:
-            result.attributions, renamed = own_voice_check(lib, _media_id(ctx), lines, result, script)
+            result.attributions, renamed = own_voice_check(lib, _media_id(ctx), lines, result, script, voices)
             if renamed:
                 ctx.progress(1.0, f"{renamed} line{'s' if renamed != 1 else ''} a speaker cluster named re-decided by "
                                   "their own voice")
@@ -538,7 +549,8 @@ def stage_attribute(opts: AnalysisOptions) -> Stage:
                 "voiceprints": vp_names, "attributions": [asdict(a) for a in result.attributions],
                 "overlaps": sorted(getattr(result, "overlaps", []) or []), "warnings": result.warnings,
                 "script_score": getattr(result, "script_score", None), "script_used": getattr(result, "script_used", False),
-                "own_voice_renamed": renamed}
+                "own_voice_renamed": renamed,
+                "cluster_embeddings": {k: [float(x) for x in v] for k, v in split.items()}}
 
     return Stage("attribute", run, weight=0.5, label="naming characters")
 
@@ -546,29 +558,56 @@ def stage_attribute(opts: AnalysisOptions) -> Stage:
 OWN_VOICE_PAD = 0.2  # seconds around a line too short for a voiceprint
 
 
-def own_voice_check(lib: Library, media_id: int, lines: list[Line], result, script=None) -> tuple[list, int]:
+def line_voiceprints(lib: Library, media_id: int, lines: list[Line], wanted, into: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """``into`` with the unit voiceprint of each ``wanted`` line index it lacks (a line too short for one is read
+    with OWN_VOICE_PAD seconds around it); raises ModelMissingError/ImportError without the speaker encoder."""
+    from pipeline.errors import BadInputError
+    from pipeline.stages import voiceprint as vp
+
+    for i in wanted:
+        if i in into:
+            continue
+        ln = lines[i]
+        for pad in (0.0, OWN_VOICE_PAD):
+            try:
+                into[i] = vp.embed(analysis_span(lib, media_id, max(0.0, ln.start - pad), ln.end + pad),
+                                   media_io.ANALYSIS_RATE)
+                break
+            except BadInputError:
+                continue
+    return into
+
+
+def split_by_line_voice(lib: Library, media_id: int, lines: list[Line], line_speakers: list[str | None],
+                        voices: dict[int, np.ndarray]) -> tuple[list[str | None], dict[str, np.ndarray]]:
+    """``line_speakers`` with the clusters that hold several voices split by the lines' own voiceprints
+    (pipeline.text.attribution.split_mixed_clusters), and the centroids of the labels changed or added; unchanged
+    where the voiceprint model is missing. ``voices`` gains the voiceprints read."""
+    from pipeline.errors import ModelMissingError
+    from pipeline.text.attribution import SPLIT_MIN_SECONDS, split_mixed_clusters, two_speaker_cue
+
+    try:
+        line_voiceprints(lib, media_id, lines, [i for i, s in enumerate(line_speakers) if s], voices)
+    except (ModelMissingError, ImportError):
+        return line_speakers, {}
+    clean = {i for i, ln in enumerate(lines) if ln.end - ln.start >= SPLIT_MIN_SECONDS and not two_speaker_cue(ln.text)}
+    return split_mixed_clusters(line_speakers, voices, clean)
+
+
+def own_voice_check(lib: Library, media_id: int, lines: list[Line], result, script=None,
+                    voices: dict[int, np.ndarray] | None = None) -> tuple[list, int]:
     """``result``'s attributions with the lines its clusters' majorities named re-decided by each line's own voice
     (pipeline.text.attribution.recheck_by_own_voice), and how many changed; unchanged where the voiceprint model
-    is missing."""
-    from pipeline.errors import BadInputError, ModelMissingError
-    from pipeline.stages import voiceprint as vp
+    is missing. ``voices``: line voiceprints already read (by line index)."""
+    from pipeline.errors import ModelMissingError
     from pipeline.text.attribution import own_voice_lines, recheck_by_own_voice, script_names_of
 
     refs, checked = own_voice_lines(lines, result.attributions, set(getattr(result, "overlaps", []) or []))
     if not refs or not checked:
         return result.attributions, 0
     wanted = sorted({i for idx in refs.values() for i in idx} | set(checked))
-    embeddings: dict[int, np.ndarray] = {}
     try:
-        for i in wanted:
-            ln = lines[i]
-            for pad in (0.0, OWN_VOICE_PAD):
-                try:
-                    embeddings[i] = vp.embed(analysis_span(lib, media_id, max(0.0, ln.start - pad), ln.end + pad),
-                                             media_io.ANALYSIS_RATE)
-                    break
-                except BadInputError:
-                    continue
+        embeddings = line_voiceprints(lib, media_id, lines, wanted, dict(voices or {}))
     except (ModelMissingError, ImportError):
         return result.attributions, 0
     names = script_names_of(getattr(result, "alignment", None), script)
@@ -597,7 +636,8 @@ def stage_save() -> Stage:
         sync = ctx.results.get("sync") or {}
         dia = ctx.results.get("diarize") or {}
         checked = sync.get("sync") if (sync.get("sync") or {}).get("method", "none") != "none" else None
-        lost = save_analysis(lib, mid, lines, att, sync=checked, embeddings=dia.get("embeddings") or {})
+        lost = save_analysis(lib, mid, lines, att, sync=checked,
+                             embeddings={**(dia.get("embeddings") or {}), **(att.get("cluster_embeddings") or {})})
         names = sorted(label_rows.character_names(lib.db, mid))
         from pipeline.workflows.voiceprints import enrol_auto
 
