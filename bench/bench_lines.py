@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def run(scenario: str, movie, tmp: Path, verbatim: bool, subtitles: str | Path | None = None) -> dict:
-    """Ingest + analyse ``movie`` as ``scenario`` says (``subtitles``: this file instead); its measures, and its
-    segment rows under "rows"."""
+    """Ingest + analyse ``movie`` as ``scenario`` says (``subtitles``: this file instead); its measures, its
+    segment rows under "rows", and the Service and media id ("service", "media_id")."""
     from pipeline.service import Service
     from pipeline.workflows.analysis import AnalysisOptions
     from tests.fixtures.movie import write_srt
@@ -57,7 +57,8 @@ def run(scenario: str, movie, tmp: Path, verbatim: bool, subtitles: str | Path |
         for s in segs:
             print(f"  {s['start']:7.2f} {s['end']:7.2f} {s['character'] or s['speaker'] or '-':6} {s.get('text_source')}"
                   f" {s.get('text_score')} {'CHECK ' if s.get('check_text') else ''}{s['text']}")
-    return {**measure(segs, movie.lines, movie.characters), "rows": segs}
+    return {**measure(segs, movie.lines, movie.characters), "rows": segs, "service": svc,
+            "media_id": out.result["media_id"]}
 
 
 VERBOSE = False

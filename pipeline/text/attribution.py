@@ -575,7 +575,7 @@ SPLIT_DISTANCE = 0.25  # average-linkage cosine distance (Resemblyzer) from whic
 SPLIT_MIN_LINES = 3  # clean lines a voice needs to become a speaker of its own
 SPLIT_MIN_SECONDS = 1.0  # a clean line this long (and not overlapped) has a voiceprint sure enough to group by
 SPLIT_MAX_SIMILARITY = 0.83  # a group whose centroid is nearer the cluster's main voice than this is that voice
-# (episode fixture: two people 0.74-0.81 apart; one person's lines in groups of their own 0.85-0.86)
+# (episode fixture: two people 0.74-0.81 apart; groups of one person's lines and half-lines 0.85-0.86)
 
 
 def split_mixed_clusters(line_speakers: list[str | None], embeddings: dict[int, np.ndarray],
@@ -603,21 +603,24 @@ def split_mixed_clusters(line_speakers: list[str | None], embeddings: dict[int, 
             continue
         groups = fcluster(linkage(np.stack([embeddings[i] for i in sure]), "average", metric="cosine"),
                           SPLIT_DISTANCE, "distance")
-        voices = sorted(([i for i, g in zip(sure, groups) if g == k] for k in set(groups)), key=len, reverse=True)
-        voices = [v for v in voices if len(v) >= SPLIT_MIN_LINES]
-        main = _unit(np.mean([embeddings[i] for i in voices[0]], axis=0)) if voices else None
-        voices = voices[:1] + [v for v in voices[1:]
-                               if float(main @ _unit(np.mean([embeddings[i] for i in v], axis=0))) < SPLIT_MAX_SIMILARITY]
+        voices = [v for v in sorted(([i for i, g in zip(sure, groups) if g == k] for k in sorted(set(groups))),
+                                    key=len, reverse=True) if len(v) >= SPLIT_MIN_LINES]
         if len(voices) < 2:
             continue
+        cents = [_unit(np.mean([embeddings[i] for i in v], axis=0)) for v in voices]
+        keep = [0] + [k for k in range(1, len(voices)) if float(cents[0] @ cents[k]) < SPLIT_MAX_SIMILARITY]
+        if len(keep) < 2:
+            continue
+        voices = [voices[k] for k in keep]
         names = [label]
         for _ in voices[1:]:
             names.append(f"SPEAKER_{next_number:02d}")
             next_number += 1
-        cents = np.stack([_unit(np.mean([embeddings[i] for i in v], axis=0)) for v in voices])
+        at = np.stack([cents[k] for k in keep])
         for i in members:
-            out[i] = names[int(np.argmax(cents @ embeddings[i]))]
-        centroids.update({n: _unit(np.mean([embeddings[i] for i in members if out[i] == n], axis=0)) for n in names})
+            out[i] = names[int(np.argmax(at @ embeddings[i]))]
+        centroids.update({n: _unit(np.mean([embeddings[i] for i in members if out[i] == n], axis=0)) for n in names
+                          if any(out[i] == n for i in members)})
     return out, centroids
 
 
