@@ -522,9 +522,10 @@ def stage_attribute(opts: AnalysisOptions) -> Stage:
         split: dict[str, np.ndarray] = {}
         if dia and line_speakers:
             line_speakers, split = split_by_line_voice(lib, _media_id(ctx), lines, line_speakers, voices)
-            if split:
-                ctx.progress(1.0, f"{len(split)} speaker clusters holding more than one voice split by the lines' "
-                                  "own voices")
+            kept = [k for k in split if k in dia.embeddings]
+            if kept:
+                ctx.progress(1.0, f"{len(kept)} speaker cluster{'s' if len(kept) != 1 else ''} holding more than one "
+                                  f"voice split into {len(split)} by the lines' own voices")
         from pipeline.library import voiceprints as vplib
 
         known = vplib.known(lib.db, media_id=_media_id(ctx))
@@ -550,6 +551,7 @@ def stage_attribute(opts: AnalysisOptions) -> Stage:
                 "overlaps": sorted(getattr(result, "overlaps", []) or []), "warnings": result.warnings,
                 "script_score": getattr(result, "script_score", None), "script_used": getattr(result, "script_used", False),
                 "own_voice_renamed": renamed,
+                "clusters_split": sum(k in dia.embeddings for k in split) if dia else 0,
                 "cluster_embeddings": {k: [float(x) for x in v] for k, v in split.items()}}
 
     return Stage("attribute", run, weight=0.5, label="naming characters")
