@@ -56,6 +56,19 @@ speech (8 -> 13 here; the offline eigengap still picks 8):
                          (1.00/0.08); THEO 0.92/0.86 (0.93/0.93: his SDH-named line in ELLIOT's cluster takes the
                          cluster's name); ready 56, single-speaker 52 = 93 %
   shifted+script  135 s  unchanged: WER 0.9 %, edges 6 / 135 ms, P = 1.00 for all, R 1.00 but MAYA 0.98
+
+2026-12-07 (fourth session), after a line clearly nearer another cluster's voice moves to it, and of two lines of
+one speaker running over each other the one with less time of its own (another voice's interruption) is overlapped
+and left unnamed:
+  release+script  132 s  unchanged: WER 0.5 %, edges 6 / 200 ms, P = R = 1.00 for all, ready 53 = single 53
+  sdh             132 s  WER 2.2 % (2.8)  edges 6 / 137 ms  ready 39, single-speaker 39 = 100 % (41, 38 = 93 %)
+                         MAYA 1.00/0.95 (1.00/0.87), RUTH 1.00/0.95 (1.00/0.89), SAM 1.00/0.84 (0.82/0.74),
+                         NORA 0.93/0.81 (0.79/0.69), THEO 1.00/1.00 (0.93/0.93), ELLIOT 1.00/0.75 (1.00/0.08),
+                         NARRATOR 1.00/1.00 (0.80/1.00); VICTOR, DANIEL, HALE, COURIER unnamed (no SDH label)
+  sdh + the user naming 4 unnamed speakers once (ELLIOT is named by the SDH now): VICTOR 1.00/1.00, DANIEL
+                         1.00/0.71, HALE 1.00/0.80, COURIER 0.31/1.00 (0.62: the short lines of voices the
+                         encoder hears nearest COURIER's small cluster move there, DANIEL's most); ready 52 = single 52
+  shifted+script  148 s  unchanged: WER 0.9 %, edges 6 / 135 ms, P = 1.00 for all, R 1.00 but MAYA 0.98
 """
 
 from __future__ import annotations

@@ -221,6 +221,19 @@ def test_speech_running_into_another_speakers_marks_both_overlapped():
     assert ut.touching_turns([_line(1.0, 3.0, "a"), _line(3.3, 4.0, "b")], ["ANNA", "BEN"]) == set()  # a pause
 
 
+def test_two_lines_of_one_voice_running_over_each_other_are_an_interruption_by_another():
+    """One voice cannot say two lines at once: lines given to one speaker that run over each other by more than
+    SELF_OVERLAP are speech over speech, and the one with less time of its own is the interruption."""
+    lines = [_line(29.3, 33.9, "What did Elliot say? Look, that is not what you told me."),
+             _line(33.2, 34.0, "Give me that."),  # another voice over its last 0.7 s
+             _line(35.0, 36.0, "Fine."), _line(35.9, 37.0, "Let's go.")]  # 0.1 s: sloppy cue timing, not two voices
+    assert ut.one_voice_overlaps(lines, ["NORA", "NORA", "SAM", "SAM"]) == [(0, 1)]
+    assert ut.one_voice_overlaps(lines, ["NORA", "SAM", "SAM", "SAM"]) == []  # two speakers: touching_turns' case
+    assert ut.one_voice_overlaps(lines, [None, None, None, None]) == []  # nobody given: nothing to say
+    early = [_line(10.0, 10.8, "Wait,"), _line(10.3, 14.0, "I never said I would come back for the boat.")]
+    assert ut.one_voice_overlaps(early, ["SPEAKER_03", "SPEAKER_03"]) == [(1, 0)]  # the short one is the other voice
+
+
 def test_two_screenplay_lines_after_a_breath_stay_two_utterances():
     """A short pause joins two sentences of one speaker, unless the screenplay holds them as two lines."""
     two = [_line(51.35, 52.94, "I am sorry, family only."), _line(53.18, 55.77, "Whoever did this knew exactly")]

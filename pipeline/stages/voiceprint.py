@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import BadInputError
 from ..once import load_once
+from ..vectors import unit
 from .base import StageBackend, register
 
 RATE = 16000
@@ -124,12 +125,6 @@ def embed_windows(mel: np.ndarray, starts: list[int] | np.ndarray, length: int, 
             if progress is not None:
                 progress(min(1.0, (b + batch) / n), "embedding voices")
     return out
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float32)
-    n = float(np.linalg.norm(v))
-    return v / n if n > 0 else v
 
 
 def embed(audio: np.ndarray, rate: int) -> np.ndarray:

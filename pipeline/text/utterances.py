@@ -16,6 +16,8 @@ pipeline.workflows.utterances):
   the end of it and the interrupter starts at its beginning (an interruption cuts in over the line's last words);
   two speakers a short pause apart (``NEAR_GAP``) are checked by that model too (a subtitle cue that ends at the
   interrupter's start leaves the interrupted line's last words out), and are overlapped where it hears both.
+  Two utterances given to one speaker that run over each other (:func:`one_voice_overlaps`) are overlapped too,
+  and the one with less time of its own is an interruption by another voice, not that speaker's line.
 - :func:`choose_text`: among the screenplay line(s), the subtitle text and the ASR words of the window, the text
   that matches the audio: each written candidate is scored against the window's ASR transcript
   (:func:`text_score`); the best wins when it scores at least ``MIN_TEXT_SCORE`` — a subtitle then gets the
@@ -249,6 +251,25 @@ def touching_turns(lines: list[Line], who: list[str | None]) -> set[int]:
     interruption or speech over speech, where the cut between them lies inside somebody's words; both sides are
     overlapped speech, not clean single-voice clips."""
     return {i for k in touching_pairs(lines, who) for i in (k, k + 1)}
+
+
+SELF_OVERLAP = 0.25  # seconds: one voice's two utterances never run over each other by more than this
+
+
+def one_voice_overlaps(lines: list[Line], who: list[str | None], *,
+                       most: float = SELF_OVERLAP) -> list[tuple[int, int]]:
+    """(kept, interrupter) for each pair of consecutive utterances given to one speaker whose spans run over each
+    other by more than ``most`` seconds: one voice cannot say two lines at once, so the two are speech over speech
+    and the one with less time of its own (``interrupter``) is somebody else's interruption that the speaker
+    clustering gave to the louder voice around it."""
+    out = []
+    for k in range(len(lines) - 1):
+        a, b = lines[k], lines[k + 1]
+        over = a.end - b.start
+        if who[k] and who[k] == who[k + 1] and over > most:
+            own_a, own_b = (a.end - a.start) - over, (b.end - b.start) - over
+            out.append((k, k + 1) if own_a >= own_b else (k + 1, k))
+    return out
 
 
 OVERLAP_COUNT = 1.5  # mean local-speaker count (pipeline.stages.overlap) from which a frame holds two voices

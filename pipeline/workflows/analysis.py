@@ -520,12 +520,18 @@ def stage_attribute(opts: AnalysisOptions) -> Stage:
         line_speakers = [cluster_for_line(ln, dia) for ln in lines] if dia else None
         voices: dict[int, np.ndarray] = {}  # line voiceprints, shared by the cluster split and the own-voice check
         split: dict[str, np.ndarray] = {}
+        moved = 0
+        kept: list[str] = []  # the clusters split (their labels stay, on their main voice)
         if dia and line_speakers:
-            line_speakers, split = split_by_line_voice(lib, _media_id(ctx), lines, line_speakers, voices)
+            line_speakers, split, moved = split_by_line_voice(lib, _media_id(ctx), lines, line_speakers, voices,
+                                                              dia.embeddings)
             kept = [k for k in split if k in dia.embeddings]
             if kept:
                 ctx.progress(1.0, f"{len(kept)} speaker cluster{'s' if len(kept) != 1 else ''} holding more than one "
                                   f"voice split into {len(split)} by the lines' own voices")
+            if moved:
+                ctx.progress(1.0, f"{moved} line{'s' if moved != 1 else ''} moved to the speaker whose voice "
+                                  f"{'they are' if moved != 1 else 'it is'} nearest")
         from pipeline.library import voiceprints as vplib
 
         known = vplib.known(lib.db, media_id=_media_id(ctx))
@@ -551,7 +557,7 @@ def stage_attribute(opts: AnalysisOptions) -> Stage:
                 "overlaps": sorted(getattr(result, "overlaps", []) or []), "warnings": result.warnings,
                 "script_score": getattr(result, "script_score", None), "script_used": getattr(result, "script_used", False),
                 "own_voice_renamed": renamed,
-                "clusters_split": sum(k in dia.embeddings for k in split) if dia else 0,
+                "clusters_split": len(kept), "lines_moved": moved,
                 "cluster_embeddings": {k: [float(x) for x in v] for k, v in split.items()}}
 
     return Stage("attribute", run, weight=0.5, label="naming characters")
@@ -581,19 +587,28 @@ def line_voiceprints(lib: Library, media_id: int, lines: list[Line], wanted, int
 
 
 def split_by_line_voice(lib: Library, media_id: int, lines: list[Line], line_speakers: list[str | None],
-                        voices: dict[int, np.ndarray]) -> tuple[list[str | None], dict[str, np.ndarray]]:
+                        voices: dict[int, np.ndarray], centroids: dict[str, list[float]],
+                        ) -> tuple[list[str | None], dict[str, np.ndarray], int]:
     """``line_speakers`` with the clusters that hold several voices split by the lines' own voiceprints
-    (pipeline.text.attribution.split_mixed_clusters), and the centroids of the labels changed or added; unchanged
-    where the voiceprint model is missing. ``voices`` gains the voiceprints read."""
+    (pipeline.text.attribution.split_mixed_clusters) and then each line moved to the cluster whose voice (of
+    ``centroids``, the diarization's, and the new ones) is clearly nearest its own (move_to_nearest_voice); the
+    centroids of the labels changed or added; and how many lines moved. Unchanged where the voiceprint model is
+    missing. ``voices`` gains the voiceprints read."""
     from pipeline.errors import ModelMissingError
-    from pipeline.text.attribution import SPLIT_MIN_SECONDS, split_mixed_clusters, two_speaker_cue
+    from pipeline.text.attribution import (SPLIT_MIN_SECONDS, move_to_nearest_voice, split_mixed_clusters,
+                                           two_speaker_cue)
 
     try:
         line_voiceprints(lib, media_id, lines, [i for i, s in enumerate(line_speakers) if s], voices)
     except (ModelMissingError, ImportError):
-        return line_speakers, {}
+        return line_speakers, {}, 0
     clean = {i for i, ln in enumerate(lines) if ln.end - ln.start >= SPLIT_MIN_SECONDS and not two_speaker_cue(ln.text)}
-    return split_mixed_clusters(line_speakers, voices, clean)
+    speakers, split = split_mixed_clusters(line_speakers, voices, clean)
+    mixed = {i for i, ln in enumerate(lines) if two_speaker_cue(ln.text)}  # two voices: neither's own
+    all_voices = {**{k: np.asarray(v, dtype=np.float32) for k, v in centroids.items()}, **split}
+    moved_speakers, moved = move_to_nearest_voice(speakers, {i: v for i, v in voices.items() if i not in mixed},
+                                                  all_voices)
+    return moved_speakers, split, moved
 
 
 def own_voice_check(lib: Library, media_id: int, lines: list[Line], result, script=None,

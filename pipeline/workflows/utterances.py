@@ -68,6 +68,7 @@ def _edges(io: "AudioAccess", lines: list[Line]) -> list[Line]:
     return out
 
 
+HEARD_SOURCES = ("voice", "voiceprint", "none")  # attributions that come from the speaker clustering, not a name
 OVERLAP_WINDOW = 5.0  # seconds of audio around a junction given to the overlapped-speech model (its chunk)
 
 
@@ -138,6 +139,9 @@ def utterances(ctx: StageContext, opts, io: AudioAccess) -> dict:
     edged = _edges(io, joined)
     who = [attributions[g[0]].character or (speakers[g[0]] if speakers else None) for g in groups]
     touching = ut.touching_turns(edged, who)
+    one_voice = ut.one_voice_overlaps(edged, who)
+    touching |= {k for pair in one_voice for k in pair}
+    interrupters = {b for _, b in one_voice}
     # a pair a short pause apart may be an interruption whose first words the second line's edge left out: the
     # overlapped-speech model decides, and where it hears two voices the pair is overlapped too
     edged, overlapped = _overlap_edges(io, edged, ut.touching_pairs(edged, who, gap=ut.NEAR_GAP))
@@ -172,14 +176,22 @@ def utterances(ctx: StageContext, opts, io: AudioAccess) -> dict:
         choices.append({"source": ch.source, "score": ch.score, "check": ch.check})
     new_index = {i: k for k, g in enumerate(groups) for i in g}
     merged_atts = []
+    line_speakers = [speakers[g[0]] for g in groups] if speakers else speakers
+    unnamed = 0
     for k, g in enumerate(groups):
-        a = attributions[g[0]]
-        merged_atts.append(asdict(replace(a, line_index=k, confidence=min(attributions[i].confidence for i in g))))
+        a = replace(attributions[g[0]], line_index=k, confidence=min(attributions[i].confidence for i in g))
+        if k in interrupters and a.source in HEARD_SOURCES:  # another voice's interruption: not this speaker's line
+            a, unnamed = replace(a, character=None, confidence=0.0, source="none"), unnamed + 1
+            if line_speakers:
+                line_speakers[k] = None
+        merged_atts.append(asdict(a))
     n_joined = sum(len(g) - 1 for g in groups)
     n_check = sum(c["check"] for c in choices)
-    ctx.progress(1.0, f"{n_joined} split line{'s' if n_joined != 1 else ''} joined, {n_check} to check")
+    ctx.progress(1.0, f"{n_joined} split line{'s' if n_joined != 1 else ''} joined, {n_check} to check"
+                 + (f", {unnamed} interruption{'s' if unnamed != 1 else ''} by another voice left unnamed"
+                    if unnamed else ""))
     return {**att, "lines": [ln.to_dict() for ln in out_lines], "attributions": merged_atts,
-            "line_speakers": [speakers[g[0]] for g in groups] if speakers else speakers,
+            "line_speakers": line_speakers, "interruptions_unnamed": unnamed,
             "overlaps": sorted({new_index[i] for i in overlaps if i in new_index} | touching),
             "line_index": [lines[g[0]].index for g in groups], "text_choice": choices,
             "joined": n_joined, "warnings": list(att.get("warnings") or []) + warnings}
