@@ -304,13 +304,15 @@ class Service:
         return sp
 
     def label_speaker(self, media_id: int, speaker: str, name: str, *, enroll: bool = True) -> dict:
-        """Name a speaker cluster: every line of that cluster gets the character (user labels win);
-        the cluster's voice is enrolled as a voiceprint so the name is recognised in later recordings."""
+        """Name a speaker cluster: every line of that cluster gets the character (user labels win), but for lines
+        the user gave someone else and lines an SDH label or the screenplay names after another character than the
+        one the cluster mostly is ("kept": how many; the clustering merged their voice in); the cluster's voice is
+        enrolled as a voiceprint so the name is recognised in later recordings."""
         sp = self._speaker(media_id, speaker)
         with self._edit(media_id, {"op": "label", "speaker": sp["label"], "name": name},
                         ("speaker_id = ?", [sp["id"]])) as db:
             cid = self._character_id(db, media_id, name)
-            labels.name_speaker(db, sp["id"], name, cid)
+            kept = labels.name_speaker(db, sp["id"], name, cid)
             if enroll and sp["embedding"]:
                 from .library import voiceprints as vplib
 
@@ -318,18 +320,19 @@ class Service:
                 vplib.add(db, name, np.frombuffer(sp["embedding"], dtype=np.float32), "named", media_id=media_id,
                           speaker=sp["label"], seconds=round(float(secs), 2))
             self._drop_unused_characters(db, media_id)
-        return {"speaker": sp["label"], "name": name}
+        return {"speaker": sp["label"], "name": name, "kept": kept}
 
     def merge_speakers(self, media_id: int, source: str, target: str) -> dict:
-        """Move every line of speaker `source` into speaker `target` (same character when target has one)."""
+        """Move every line of speaker `source` into speaker `target` (same character when target has one, as
+        label_speaker gives it; "kept": lines keeping a name of their own)."""
         a, b = self._speaker(media_id, source), self._speaker(media_id, target)
         if a["id"] == b["id"]:
             raise BadInputError("cannot merge a speaker into itself")
         with self._edit(media_id, {"op": "merge", "from": a["label"], "into": b["label"]},
                         ("speaker_id IN (?, ?)", [a["id"], b["id"]])) as db:
-            labels.merge_speakers(db, a["id"], b["id"])
+            kept = labels.merge_speakers(db, a["id"], b["id"])
             self._drop_unused_characters(db, media_id)
-        return {"merged": a["label"], "into": b["label"]}
+        return {"merged": a["label"], "into": b["label"], "kept": kept}
 
     def reassign_line(self, segment_id: int, character: str) -> dict:
         """Give one line to a character (a user label for that line only)."""

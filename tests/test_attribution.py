@@ -420,6 +420,7 @@ def test_a_line_a_mixed_cluster_named_is_re_decided_by_its_own_voice():
     that sounds like nobody in the scene is left unnamed."""
     from pipeline.text.attribution import own_voice_lines, recheck_by_own_voice
     from pipeline.types import Attribution
+    from pipeline.vectors import unit
 
     rng = np.random.default_rng(3)
     voice = {c: rng.standard_normal(16) for c in "ABC"}
@@ -452,10 +453,30 @@ def test_a_line_a_mixed_cluster_named_is_re_decided_by_its_own_voice():
     assert changed == 3 and out[12].source == "voice" and out[12].confidence <= 0.5 and out[14].source == "none"
     assert out[:12] == atts[:12]  # the screenplay's names are not touched
     assert recheck_by_own_voice(lines, atts, refs, checked, {}) == (atts, 0)  # no voiceprints: nothing changes
-    # a character named twice (an SDH labels a speaker now and then) has a reference voice; once is not enough
-    few = [Line(start=300.0 + k, end=301.2 + k, text="words") for k in range(3)]
-    few_atts = [Attribution(k, name, 0.9, "sdh") for k, name in enumerate(["D", "D", "E"])]
-    assert set(own_voice_lines(few, few_atts)[0]) == {"D"}
+    # a character an SDH labels once has one reference line (a line too short to be sure of is none) ...
+    few = [Line(start=300.0 + k, end=301.2 + k - 0.6 * (k == 2), text="words") for k in range(4)]
+    few_atts = [Attribution(k, name, 0.9, "sdh") for k, name in enumerate(["D", "D", "F", "E"])]
+    assert own_voice_lines(few, few_atts)[0] == {"D": [0, 1], "E": [3]}
+    # ... and its name stays only on the lines sounding like that line where the line sounds unlike the cluster's
+    # voice (the clustering merged several voices); in a cluster of its own voice, the cluster's name stands
+    g, h, k = (rng.standard_normal(16) for _ in range(3))
+    once, once_atts, once_emb = [Line(start=400.0, end=402.0, text="words")], [Attribution(0, "G", 0.9, "sdh")], {}
+    once_emb[0] = unit(g)
+    for n, v in enumerate([g + 0.3 * rng.standard_normal(16), h, k], start=1):
+        once.append(Line(start=402.0 + 2 * n, end=404.0 + 2 * n, text="words"))
+        once_atts.append(Attribution(n, "G", 0.7, "voice"))
+        once_emb[n] = unit(v)
+    once_refs, once_checked = own_voice_lines(once, once_atts)
+    assert once_refs == {"G": [0]} and once_checked == [1, 2, 3]
+
+    def recheck_once(cluster_voice):
+        out, _ = recheck_by_own_voice(once, once_atts, once_refs, once_checked, once_emb,
+                                      line_clusters=["S"] * 4, cluster_voices={"S": cluster_voice})
+        return [a.character for a in out]
+
+    assert recheck_once(h + k) == ["G", "G", None, None]  # a cluster of other voices: only G's own line keeps G
+    assert recheck_once(g) == ["G"] * 4  # G's own cluster: one label is no reason to doubt it
+    assert recheck_by_own_voice(once, once_atts, once_refs, once_checked, once_emb)[0] == once_atts  # no clusters
     # the screenplay line it loosely matched (a vote the cluster outweighed) makes its character a candidate too
     out, _ = recheck_by_own_voice(lines, atts, refs, checked, emb, {13: "C"})
     assert out[13].character == "C"

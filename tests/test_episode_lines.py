@@ -47,9 +47,13 @@ def test_release_subtitles_with_the_screenplay_give_whole_lines_named_right(epis
 def test_sdh_subtitles_alone_never_give_one_voice_two_lines_at_once(episode, tmp_path):
     """No screenplay: names come from the SDH's NAME: labels and the speaker clusters. Two lines given to one
     speaker never run over each other (one voice cannot say both: the one with less time of its own is another
-    voice's interruption, overlapped and unnamed unless a label names one of the two), and every line an SDH label names is
-    that character's. Prints the per-character figures (100 s with eleven voices is too little for the offline
-    clustering: 5 clusters; the 8-minute episode in bench/bench_episode.py is the measure)."""
+    voice's interruption, overlapped and unnamed unless a label names one of the two), and every line an SDH label
+    names is that character's, also after the user names the cluster of other voices holding it (100 s with
+    eleven voices is too little for the offline clustering: 5 clusters). Prints the per-character figures (THEO's
+    one label in a cluster of three other voices: P 0.11 -> 0.50); the 8-minute episode in bench/bench_episode.py
+    is the measure."""
+    from collections import Counter
+
     from pipeline.text.utterances import SELF_OVERLAP
 
     svc = Service(home=tmp_path / "home")
@@ -71,6 +75,32 @@ def test_sdh_subtitles_alone_never_give_one_voice_two_lines_at_once(episode, tmp
             over += 1
             assert a["overlap"] and b["overlap"], (a, b)  # speech over speech: neither is a clean clip
     assert over >= 2  # the episode's interruptions (measured 4)
+    print("dataset-ready", dataset_ready(segs, episode.lines))
+
+    # the user names a merged cluster after its longest line's voice: the line an SDH label gives a character the
+    # cluster is not mostly (THEO's, in a cluster of other voices left unnamed) keeps its name
+    mid = out.result["media_id"]
+
+    def longest_of(speaker):
+        return max((s for s in segs if s["speaker"] == speaker), key=lambda s: s["end"] - s["start"])
+
+    def mostly(speaker):
+        return Counter(s["character"] for s in segs if s["speaker"] == speaker).most_common(1)[0][0]
+
+    merged = [lab for lab in labelled if lab["speaker"] and mostly(lab["speaker"]) != lab["character"]
+              and spoken_by(longest_of(lab["speaker"])) != lab["character"]]
+    assert merged, "no cluster of other voices holds an SDH-labelled line"
+    label = merged[0]
+    speaker, longest = label["speaker"], longest_of(label["speaker"])
+    res = svc.label_speaker(mid, speaker, spoken_by(longest).title(), enroll=False)
+    named = {s["id"]: s for s in svc.segments(mid)}
+    assert res["kept"] >= 1 and named[label["id"]]["character"] == label["character"]
+    assert named[label["id"]]["attribution_source"] == "sdh"
+    assert all(named[s["id"]]["character"] == spoken_by(longest).title() for s in segs
+               if s["speaker"] == speaker and s["attribution_source"] != "sdh")
+    svc.undo(mid)
+    assert [(s["id"], s["character"]) for s in sorted(svc.segments(mid), key=lambda s: s["start"])] == \
+        [(s["id"], s["character"]) for s in segs]
 
 
 def test_a_cluster_holding_two_voices_is_split_by_the_lines_own_voiceprints(episode):

@@ -57,6 +57,8 @@ def cmd_label(a) -> int:
     else:
         return undo_last_edit(svc, a.item)
     out_json(res)
+    if res.get("kept"):
+        err(f"{res['kept']} line(s) kept the name an SDH label or the screenplay gives them (label reassign to change)")
     return 0
 
 

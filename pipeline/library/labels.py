@@ -64,22 +64,50 @@ def find_speaker(db, media_id: int, label: str) -> dict | None:
     return rows[0] if rows else None
 
 
-def name_speaker(db, speaker_id: int, name: str, character_id: int) -> None:
-    """The user names a cluster: its lines get the character, except lines the user gave someone else."""
-    db.execute("UPDATE speakers SET name = ?, name_source = 'user' WHERE id = ?", [name, speaker_id])
+LABELLED_SOURCES = ("sdh", "script")  # a line named by a label of its own: an SDH NAME: cue, its screenplay line
+
+
+def _lines_keeping_their_name(db, speaker_id: int, character_id: int) -> list[int]:
+    """Ids of the cluster's lines a label of their own names after another character than both the name given
+    (``character_id``, any case) and the character most of the cluster's lines have (unnamed counting as one):
+    there the speaker clustering merged another voice, and the line's own label is the surer."""
+    main = db.execute("SELECT character_id FROM segments WHERE speaker_id = ? GROUP BY character_id"
+                      " ORDER BY count(*) DESC LIMIT 1", [speaker_id]).fetchone()
+    marks = ", ".join("?" * len(LABELLED_SOURCES))
+    return [r[0] for r in db.execute(
+        "SELECT s.id FROM segments s JOIN characters c ON c.id = s.character_id"
+        f" WHERE s.speaker_id = ? AND s.attribution_source IN ({marks}) AND s.character_id IS NOT ?"
+        " AND lower(c.name) != (SELECT lower(name) FROM characters WHERE id = ?)",
+        [speaker_id, *LABELLED_SOURCES, main[0] if main else None, character_id])]
+
+
+def _name_cluster_lines(db, speaker_id: int, character_id: int) -> int:
+    """Give the cluster's lines the character as the user's name, but for the lines the user gave someone else
+    (user-line) and those :func:`_lines_keeping_their_name` finds; returns how many of the latter."""
+    kept = _lines_keeping_their_name(db, speaker_id, character_id)
     db.execute("UPDATE segments SET character_id = ?, attribution_source = 'user', confidence = 1.0"
-               " WHERE speaker_id = ? AND coalesce(attribution_source, '') != 'user-line'", [character_id, speaker_id])
+               " WHERE speaker_id = ? AND coalesce(attribution_source, '') != 'user-line'"
+               f" AND id NOT IN ({', '.join('?' * len(kept))})", [character_id, speaker_id, *kept])
+    return len(kept)
 
 
-def merge_speakers(db, source_id: int, target_id: int) -> None:
-    """Every line of ``source_id`` goes to ``target_id`` (with the target's main character, if any); source goes."""
+def name_speaker(db, speaker_id: int, name: str, character_id: int) -> int:
+    """The user names a cluster: its lines get the character, except lines the user gave someone else and lines
+    an SDH label or the screenplay names after a character the cluster is not mostly (its other voice); returns
+    how many of the latter kept their name."""
+    db.execute("UPDATE speakers SET name = ?, name_source = 'user' WHERE id = ?", [name, speaker_id])
+    return _name_cluster_lines(db, speaker_id, character_id)
+
+
+def merge_speakers(db, source_id: int, target_id: int) -> int:
+    """Every line of ``source_id`` goes to ``target_id`` (with the target's main character, if any, as
+    :func:`name_speaker` gives it); source goes. Returns how many lines kept a name of their own."""
     char = list(db.query("SELECT character_id, count(*) n FROM segments WHERE speaker_id = ? AND character_id IS NOT NULL"
                          " GROUP BY character_id ORDER BY n DESC LIMIT 1", [target_id]))
     db.execute("UPDATE segments SET speaker_id = ? WHERE speaker_id = ?", [target_id, source_id])
-    if char:
-        db.execute("UPDATE segments SET character_id = ?, attribution_source = 'user' WHERE speaker_id = ?"
-                   " AND coalesce(attribution_source,'') != 'user-line'", [char[0]["character_id"], target_id])
+    kept = _name_cluster_lines(db, target_id, char[0]["character_id"]) if char else 0
     db.execute("DELETE FROM speakers WHERE id = ?", [source_id])
+    return kept
 
 
 def assign_line(db, segment_id: int, character_id: int) -> None:

@@ -655,6 +655,9 @@ def move_to_nearest_voice(line_speakers: list[str | None], embeddings: dict[int,
 OWN_VOICE_REFERENCES = 8  # longest clean lines per character whose voices make its reference
 OWN_VOICE_MIN_REFERENCE = 1.0  # seconds a reference line holds at least
 OWN_VOICE_MIN_REFERENCES = 2  # reference lines a character needs (an SDH names a speaker a few times only)
+OWN_VOICE_LABEL_IN_CLUSTER = 0.75  # a character labelled once is checked where its one line sounds this unlike the
+# cluster it names (resemblyzer cosine to the cluster's voice: 0.81-0.98 for labels of their cluster's voice on the
+# fixtures; 0.66 for the 1.5-min SDH episode's THEO in a cluster of HALE, VICTOR and DANIEL)
 OWN_VOICE_SCENE = 30.0  # seconds: characters named this close to a line are the ones who may say it
 OWN_VOICE_MARGIN = 0.03  # cosine by which another present character's voice must be nearer to rename a line
 OWN_VOICE_LONG = 1.5  # seconds from which a line's voiceprint is a sure one:
@@ -673,34 +676,47 @@ def own_voice_lines(lines: list[Line], attributions: list[Attribution], overlaps
         if (a.character and a.source not in ("voice", "none") and a.confidence >= 0.5 and i not in overlaps
                 and ln.end - ln.start >= OWN_VOICE_MIN_REFERENCE):
             refs.setdefault(a.character, []).append(i)
-    refs = {c: sorted(idx, key=lambda i: lines[i].start - lines[i].end)[:OWN_VOICE_REFERENCES]
-            for c, idx in refs.items() if len(idx) >= OWN_VOICE_MIN_REFERENCES}
+    refs = {c: sorted(idx, key=lambda i: lines[i].start - lines[i].end)[:OWN_VOICE_REFERENCES] for c, idx in refs.items()}
     return refs, [i for i, a in enumerate(attributions) if a.source == "voice" and a.character]
 
 
 def recheck_by_own_voice(lines: list[Line], attributions: list[Attribution], refs: dict[str, list[int]],
                          checked: list[int], embeddings: dict[int, np.ndarray],
-                         script_names: dict[int, str] | None = None) -> tuple[list[Attribution], int]:
+                         script_names: dict[int, str] | None = None, *,
+                         line_clusters: list[str | None] | None = None,
+                         cluster_voices: dict[str, np.ndarray] | None = None) -> tuple[list[Attribution], int]:
     """Attributions with each line named by its cluster's majority re-decided by the line's own voice: a cluster
     can hold two people, so a line goes to another character present in the scene (named within
     ``OWN_VOICE_SCENE`` seconds) whose reference voice is ``OWN_VOICE_MARGIN`` nearer than the cluster's name, and a
     line sounding like none of them (under ``OWN_VOICE_FLOOR``, or ``OWN_VOICE_FLOOR_SHORT`` for a line shorter
     than ``OWN_VOICE_LONG``) is left unnamed. ``embeddings``: unit voiceprints by line index (a line without one stays); ``script_names``: the
-    character of the screenplay line a line loosely matched (one more candidate). Second: lines changed."""
-    refs_v = {c: unit(np.mean([embeddings[i] for i in idx if i in embeddings], axis=0))
-              for c, idx in refs.items() if sum(i in embeddings for i in idx) >= OWN_VOICE_MIN_REFERENCES}
+    character of the screenplay line a line loosely matched (one more candidate). A character with one reference
+    line only (an SDH labels it once) is checked so only where that line sounds unlike the voice of the line's
+    cluster (``line_clusters``: label per line; ``cluster_voices``: centroid per label; cosine under
+    ``OWN_VOICE_LABEL_IN_CLUSTER``): the clustering merged voices there. Second: lines changed."""
+    embedded = {c: [i for i in idx if i in embeddings] for c, idx in refs.items()}
+    refs_v = {c: unit(np.mean([embeddings[i] for i in idx], axis=0))
+              for c, idx in embedded.items() if len(idx) >= OWN_VOICE_MIN_REFERENCES}
+    once = {c: embeddings[idx[0]] for c, idx in embedded.items() if len(idx) == 1}
     out = list(attributions)
     changed = 0
     for i in checked:
         a, e = attributions[i], embeddings.get(i)
-        if e is None or a.character not in refs_v:
+        if e is None:
             continue
+        voices = refs_v
+        if a.character not in refs_v:
+            cluster = line_clusters[i] if line_clusters else None
+            if (a.character not in once or cluster not in (cluster_voices or {})
+                    or float(np.dot(once[a.character], unit(cluster_voices[cluster]))) >= OWN_VOICE_LABEL_IN_CLUSTER):
+                continue
+            voices = {**refs_v, a.character: once[a.character]}
         t = lines[i].start
         present = {b.character for k, b in enumerate(attributions) if b.character and b.source not in ("voice", "none")
                    and abs(lines[k].start - t) <= OWN_VOICE_SCENE} | {a.character}
         if script_names and script_names.get(i):
             present.add(script_names[i])
-        sims = {c: float(np.dot(e, v)) for c, v in refs_v.items() if c in present}
+        sims = {c: float(np.dot(e, v)) for c, v in voices.items() if c in present}
         best = max(sims, key=sims.get)
         floor = OWN_VOICE_FLOOR if lines[i].end - lines[i].start >= OWN_VOICE_LONG else OWN_VOICE_FLOOR_SHORT
         if sims[best] < floor:

@@ -546,7 +546,9 @@ def stage_attribute(opts: AnalysisOptions) -> Stage:
                            voiceprint_names=vp_names or None)
         renamed = 0
         if dia:
-            result.attributions, renamed = own_voice_check(lib, _media_id(ctx), lines, result, script, voices)
+            result.attributions, renamed = own_voice_check(lib, _media_id(ctx), lines, result, script, voices,
+                                                           line_clusters=line_speakers,
+                                                           cluster_voices={**dia.embeddings, **split})
             if renamed:
                 ctx.progress(1.0, f"{renamed} line{'s' if renamed != 1 else ''} a speaker cluster named re-decided by "
                                   "their own voice")
@@ -602,20 +604,21 @@ def split_by_line_voice(lib: Library, media_id: int, lines: list[Line], line_spe
         line_voiceprints(lib, media_id, lines, [i for i, s in enumerate(line_speakers) if s], voices)
     except (ModelMissingError, ImportError):
         return line_speakers, {}, 0
-    clean = {i for i, ln in enumerate(lines) if ln.end - ln.start >= SPLIT_MIN_SECONDS and not two_speaker_cue(ln.text)}
-    speakers, split = split_mixed_clusters(line_speakers, voices, clean)
     mixed = {i for i, ln in enumerate(lines) if two_speaker_cue(ln.text)}  # two voices: neither's own
-    all_voices = {**{k: np.asarray(v, dtype=np.float32) for k, v in centroids.items()}, **split}
+    clean = {i for i, ln in enumerate(lines) if ln.end - ln.start >= SPLIT_MIN_SECONDS and i not in mixed}
+    speakers, split = split_mixed_clusters(line_speakers, voices, clean)
     moved_speakers, moved = move_to_nearest_voice(speakers, {i: v for i, v in voices.items() if i not in mixed},
-                                                  all_voices)
+                                                  {**centroids, **split})
     return moved_speakers, split, moved
 
 
 def own_voice_check(lib: Library, media_id: int, lines: list[Line], result, script=None,
-                    voices: dict[int, np.ndarray] | None = None) -> tuple[list, int]:
+                    voices: dict[int, np.ndarray] | None = None, *, line_clusters: list[str | None] | None = None,
+                    cluster_voices: dict | None = None) -> tuple[list, int]:
     """``result``'s attributions with the lines its clusters' majorities named re-decided by each line's own voice
     (pipeline.text.attribution.recheck_by_own_voice), and how many changed; unchanged where the voiceprint model
-    is missing. ``voices``: line voiceprints already read (by line index)."""
+    is missing. ``voices``: line voiceprints already read (by line index); ``line_clusters``/``cluster_voices``:
+    each line's speaker label and each label's centroid (for the characters labelled once)."""
     from pipeline.errors import ModelMissingError
     from pipeline.text.attribution import own_voice_lines, recheck_by_own_voice, script_names_of
 
@@ -628,7 +631,8 @@ def own_voice_check(lib: Library, media_id: int, lines: list[Line], result, scri
     except (ModelMissingError, ImportError):
         return result.attributions, 0
     names = script_names_of(getattr(result, "alignment", None), script)
-    return recheck_by_own_voice(lines, result.attributions, refs, checked, embeddings, names)
+    return recheck_by_own_voice(lines, result.attributions, refs, checked, embeddings, names,
+                                line_clusters=line_clusters, cluster_voices=cluster_voices)
 
 
 def load_script(lib: Library, opts: AnalysisOptions):
@@ -720,11 +724,12 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
                 "name_source": "user" if user else ("voiceprint" if vp_name else None), "match_score": score,
                 "embedding": np.asarray(emb, dtype=np.float32).tobytes() if emb else None})
         char_ids: dict[str, int] = {}
+        mostly = _mostly_named(rows)
         for i, r in enumerate(rows):
             ln, a, o = r["line"], r["att"], old[pairs[i]] if i in pairs else None
             if o is not None and o["attribution_source"] in USER_SOURCES and o["character"]:
                 name, source, conf = o["character"], o["attribution_source"], 1.0
-            elif r["label"] in user_names:
+            elif r["label"] in user_names and not _keeps_own_name(a, user_names[r["label"]], mostly.get(r["label"])):
                 name, source, conf = user_names[r["label"]], "user", 1.0
             else:
                 name, source, conf = a["character"], a["source"], a["confidence"]
@@ -743,6 +748,26 @@ def save_analysis(lib: Library, media_id: int, lines: list[Line], att: dict, *, 
                 line_rows.restore_clip(db, seg_id, o["trim_start"], o["trim_end"], o["status"])
         edit_rows.close_open(db, media_id, "the item was analysed again")
     return lost
+
+
+def _mostly_named(rows: list[dict]) -> dict[str, str | None]:
+    """Per speaker label, the character most of its new lines have (None: mostly unnamed)."""
+    from collections import Counter
+
+    names: dict[str, Counter] = {}
+    for r in rows:
+        if r["label"]:
+            names.setdefault(r["label"], Counter())[r["att"]["character"]] += 1
+    return {label: c.most_common(1)[0][0] for label, c in names.items()}
+
+
+def _keeps_own_name(attribution: dict, cluster_name: str, mostly: str | None) -> bool:
+    """Whether a new line keeps its own name against the name the user gave its cluster, as
+    pipeline.library.labels.name_speaker decides: an SDH label or the screenplay names it after a character other
+    than that name and than the one the cluster's lines mostly have (``mostly``)."""
+    own = attribution.get("character")
+    return bool(attribution.get("source") in label_rows.LABELLED_SOURCES and own and own != mostly
+                and own.lower() != cluster_name.lower())
 
 
 def _split_again(rows: list[dict], old: list[dict]) -> list[dict]:

@@ -3,6 +3,12 @@
 // say what the subtitle sync found.
 import { $, api, colorFor, el, fmt, play, registerView } from "./app.js";
 
+let speakersNote = "";  // what the last naming or merge left as it was, shown once under the speakers
+
+function keptNote(res) {
+  speakersNote = res && res.kept ? `${res.kept} line${res.kept === 1 ? "" : "s"} kept the name an SDH label or the screenplay gives ${res.kept === 1 ? "it" : "them"} (Reassign to change)` : "";
+}
+
 async function render() {
   const id = $("#tr-item").value;
   if (!id) return;
@@ -11,12 +17,13 @@ async function render() {
   $("#speakers").replaceChildren(...speakers.map((s) => {
     const input = el("input", { value: s.name || s.character || "", placeholder: "name", size: 10, "data-speaker": s.speaker });
     const merge = el("select", {}, el("option", { value: "" }, "merge into…"), ...labels.filter((l) => l !== s.speaker).map((l) => el("option", { value: l }, l)));
-    merge.onchange = async () => { if (merge.value) { await api(`/api/media/${id}/speakers/merge`, { method: "POST", body: { source: s.speaker, target: merge.value } }); render(); } };
+    merge.onchange = async () => { if (merge.value) { keptNote(await api(`/api/media/${id}/speakers/merge`, { method: "POST", body: { source: s.speaker, target: merge.value } })); render(); } };
     return el("div", { class: "speaker", style: `border-color:${colorFor(s.speaker)}`, "data-speaker": s.speaker },
       el("strong", {}, s.speaker), " ", input, " ",
-      el("button", { class: "name-speaker", onclick: async () => { await api(`/api/media/${id}/speakers/${encodeURIComponent(s.speaker)}/label`, { method: "POST", body: { name: input.value } }); render(); } }, "Name"),
+      el("button", { class: "name-speaker", onclick: async () => { keptNote(await api(`/api/media/${id}/speakers/${encodeURIComponent(s.speaker)}/label`, { method: "POST", body: { name: input.value } })); render(); } }, "Name"),
       " ", merge, el("span", { class: "muted" }, ` ${s.segments.length} lines${s.match_score != null ? ` · voiceprint ${s.match_score.toFixed(2)}` : ""}`));
-  }));
+  }), ...(speakersNote ? [el("p", { class: "muted speakers-note" }, speakersNote)] : []));
+  speakersNote = "";
   encodingBanner(id);
   sourcesPanel(id);
   $("#transcript tbody").replaceChildren(...segments.map((s, i) => {
