@@ -72,7 +72,7 @@ def _lines_keeping_their_name(db, speaker_id: int, character_id: int) -> list[in
     (``character_id``, any case) and the character most of the cluster's lines have (unnamed counting as one):
     there the speaker clustering merged another voice, and the line's own label is the surer."""
     main = db.execute("SELECT character_id FROM segments WHERE speaker_id = ? GROUP BY character_id"
-                      " ORDER BY count(*) DESC LIMIT 1", [speaker_id]).fetchone()
+                      " ORDER BY count(*) DESC, min(id) LIMIT 1", [speaker_id]).fetchone()  # a tie: the earlier
     marks = ", ".join("?" * len(LABELLED_SOURCES))
     return [r[0] for r in db.execute(
         "SELECT s.id FROM segments s JOIN characters c ON c.id = s.character_id"

@@ -691,7 +691,7 @@ def recheck_by_own_voice(lines: list[Line], attributions: list[Attribution], ref
     line sounding like none of them (under ``OWN_VOICE_FLOOR``, or ``OWN_VOICE_FLOOR_SHORT`` for a line shorter
     than ``OWN_VOICE_LONG``) is left unnamed. ``embeddings``: unit voiceprints by line index (a line without one stays); ``script_names``: the
     character of the screenplay line a line loosely matched (one more candidate). A character with one reference
-    line only (an SDH labels it once) is checked so only where that line sounds unlike the voice of the line's
+    line only (an SDH labels it once) is checked only where that line sounds unlike the voice of the line's
     cluster (``line_clusters``: label per line; ``cluster_voices``: centroid per label; cosine under
     ``OWN_VOICE_LABEL_IN_CLUSTER``): the clustering merged voices there. Second: lines changed."""
     embedded = {c: [i for i in idx if i in embeddings] for c, idx in refs.items()}
