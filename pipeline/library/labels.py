@@ -67,18 +67,25 @@ def find_speaker(db, media_id: int, label: str) -> dict | None:
 LABELLED_SOURCES = ("sdh", "script")  # a line named by a label of its own: an SDH NAME: cue, its screenplay line
 
 
+def _main_character(db, speaker_id: int, *, named: bool) -> int | None:
+    """The character most of the cluster's lines have (a tie: the earlier line's); ``named``: among its named lines
+    only (None when there are none), else unnamed lines count as one more candidate (None)."""
+    row = db.execute("SELECT character_id FROM segments WHERE speaker_id = ?"
+                     + (" AND character_id IS NOT NULL" if named else "")
+                     + " GROUP BY character_id ORDER BY count(*) DESC, min(id) LIMIT 1", [speaker_id]).fetchone()
+    return row[0] if row else None
+
+
 def _lines_keeping_their_name(db, speaker_id: int, character_id: int) -> list[int]:
     """Ids of the cluster's lines a label of their own names after another character than both the name given
     (``character_id``, any case) and the character most of the cluster's lines have (unnamed counting as one):
     there the speaker clustering merged another voice, and the line's own label is the surer."""
-    main = db.execute("SELECT character_id FROM segments WHERE speaker_id = ? GROUP BY character_id"
-                      " ORDER BY count(*) DESC, min(id) LIMIT 1", [speaker_id]).fetchone()  # a tie: the earlier
     marks = ", ".join("?" * len(LABELLED_SOURCES))
     return [r[0] for r in db.execute(
         "SELECT s.id FROM segments s JOIN characters c ON c.id = s.character_id"
         f" WHERE s.speaker_id = ? AND s.attribution_source IN ({marks}) AND s.character_id IS NOT ?"
         " AND lower(c.name) != (SELECT lower(name) FROM characters WHERE id = ?)",
-        [speaker_id, *LABELLED_SOURCES, main[0] if main else None, character_id])]
+        [speaker_id, *LABELLED_SOURCES, _main_character(db, speaker_id, named=False), character_id])]
 
 
 def _name_cluster_lines(db, speaker_id: int, character_id: int) -> int:
@@ -102,10 +109,9 @@ def name_speaker(db, speaker_id: int, name: str, character_id: int) -> int:
 def merge_speakers(db, source_id: int, target_id: int) -> int:
     """Every line of ``source_id`` goes to ``target_id`` (with the target's main character, if any, as
     :func:`name_speaker` gives it); source goes. Returns how many lines kept a name of their own."""
-    char = list(db.query("SELECT character_id, count(*) n FROM segments WHERE speaker_id = ? AND character_id IS NOT NULL"
-                         " GROUP BY character_id ORDER BY n DESC LIMIT 1", [target_id]))
+    char = _main_character(db, target_id, named=True)
     db.execute("UPDATE segments SET speaker_id = ? WHERE speaker_id = ?", [target_id, source_id])
-    kept = _name_cluster_lines(db, target_id, char[0]["character_id"]) if char else 0
+    kept = _name_cluster_lines(db, target_id, char) if char is not None else 0
     db.execute("DELETE FROM speakers WHERE id = ?", [source_id])
     return kept
 

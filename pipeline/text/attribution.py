@@ -698,6 +698,7 @@ def recheck_by_own_voice(lines: list[Line], attributions: list[Attribution], ref
     refs_v = {c: unit(np.mean([embeddings[i] for i in idx], axis=0))
               for c, idx in embedded.items() if len(idx) >= OWN_VOICE_MIN_REFERENCES}
     once = {c: embeddings[idx[0]] for c, idx in embedded.items() if len(idx) == 1}
+    cluster_units = {k: unit(v) for k, v in (cluster_voices or {}).items()} if once else {}
     out = list(attributions)
     changed = 0
     for i in checked:
@@ -707,8 +708,8 @@ def recheck_by_own_voice(lines: list[Line], attributions: list[Attribution], ref
         voices = refs_v
         if a.character not in refs_v:
             cluster = line_clusters[i] if line_clusters else None
-            if (a.character not in once or cluster not in (cluster_voices or {})
-                    or float(np.dot(once[a.character], unit(cluster_voices[cluster]))) >= OWN_VOICE_LABEL_IN_CLUSTER):
+            if (a.character not in once or cluster not in cluster_units
+                    or float(np.dot(once[a.character], cluster_units[cluster])) >= OWN_VOICE_LABEL_IN_CLUSTER):
                 continue
             voices = {**refs_v, a.character: once[a.character]}
         t = lines[i].start

@@ -536,8 +536,9 @@ def stage_attribute(opts: AnalysisOptions) -> Stage:
 
         known = vplib.known(lib.db, media_id=_media_id(ctx))
         vp_names: dict[str, tuple[str, float]] = {}
+        cluster_voices = {**dia.embeddings, **split} if dia else {}  # every speaker label's centroid
         if dia and known:
-            for label, emb in {**dia.embeddings, **split}.items():
+            for label, emb in cluster_voices.items():
                 name, score = vp.match(np.asarray(emb, dtype=np.float32), known)
                 if name:
                     vp_names[label] = (name, float(score))
@@ -547,8 +548,7 @@ def stage_attribute(opts: AnalysisOptions) -> Stage:
         renamed = 0
         if dia:
             result.attributions, renamed = own_voice_check(lib, _media_id(ctx), lines, result, script, voices,
-                                                           line_clusters=line_speakers,
-                                                           cluster_voices={**dia.embeddings, **split})
+                                                           line_clusters=line_speakers, cluster_voices=cluster_voices)
             if renamed:
                 ctx.progress(1.0, f"{renamed} line{'s' if renamed != 1 else ''} a speaker cluster named re-decided by "
                                   "their own voice")
