@@ -143,7 +143,7 @@ async function render() {
   const pSel = el("select", { id: "persona-select" }, el("option", { value: "" }, "choose a character…"), ...personas.map((p) => el("option", { value: p.id }, p.name)));
   const itemSel = el("select", { id: "chat-item" }, ...media.map((m) => el("option", { value: m.id }, `${m.id}: ${m.title}`)));
   const charSel = el("select", { id: "chat-character" });
-  const loadChars = async () => { if (itemSel.value) { const keep = charSel.value; const cs = await api(`/api/media/${itemSel.value}/characters`); charSel.replaceChildren(...cs.map((c) => el("option", { value: c.name }, c.name))); if (keep && cs.some((c) => c.name === keep)) charSel.value = keep; } };
+  const loadChars = async () => { if (itemSel.value) { const cs = await api(`/api/media/${itemSel.value}/characters`); const keep = charSel.value; /* read after the fetch: a pick made meanwhile stays */ charSel.replaceChildren(...cs.map((c) => el("option", { value: c.name }, c.name))); if (keep && cs.some((c) => c.name === keep)) charSel.value = keep; } };
   itemSel.onchange = loadChars;
   const byId = async (id) => (await api("/api/chat/personas")).find((x) => String(x.id) === String(id));
   pSel.onchange = async () => { const p = await byId(pSel.value); if (p) openPersona(p); };
