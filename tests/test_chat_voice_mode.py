@@ -160,6 +160,49 @@ def test_a_film_playing_does_not_trigger_but_the_user_over_it_does(reply, user):
     assert any(isinstance(e, SpeechEnd) for e in events)
 
 
+def late_by(amount: float, corrected_at: float = 1e9, steps: int = 1, step_s: float = 0.032):
+    """A stream's clock error: ``amount`` seconds late, corrected to 0 in ``steps`` equal steps from ``corrected_at``
+    (how capture/voice_io.mic_frames' estimate settles once a read arrives early)."""
+    return lambda t: amount * (1 - min(steps, max(0, int((t - corrected_at) / step_s) + 1)) / steps) \
+        if t >= corrected_at else amount
+
+
+@pytest.mark.parametrize("ref_error,mic_error", [
+    (late_by(0.04), late_by(0.0)),  # the loopback's clock 40 ms late: the mic seems to hear it 5 ms early
+    (late_by(0.04, 1.0, steps=4, step_s=0.03), late_by(0.0)),  # … then corrected in 10 ms steps
+    (late_by(0.04), late_by(0.06, 1.5, steps=3)),  # the mic's clock corrected back by 60 ms mid-film
+], ids=["skewed", "reference-corrected", "mic-corrected"])
+def test_a_film_on_two_separately_timed_streams_never_starts_a_turn(reply, user, ref_error, mic_error):
+    """The echo reference (a loopback recorder) and the microphone are two streams whose capture times are estimated
+    apart (capture/voice_io.mic_frames): their clocks may be skewed by more than the acoustic delay and are corrected
+    while they run. Fed as live (the reference a little ahead, in 10 ms blocks), a film still never starts a turn
+    and the user speaking over it still does."""
+    delay, block, onset = 0.035, 160, 2.0
+    film = np.concatenate([ss.silence(0.3), reply])
+    mic = heard(film, delay=delay, gain=0.7)
+    with_user = mic.copy()
+    a = int(onset * RATE)
+    with_user[a:a + len(user)] += user[: len(with_user) - a]
+    for sound, user_speaks in ((mic, False), (with_user, True)):
+        ref, events = EchoReference(), []
+        vm = VoiceMode(lambda *a: None, lambda a, r: "", BufferPlayer(), reference=ref,
+                       on_event=lambda k, d: events.append((k, d)))
+        j = 0
+        for k in range(len(film) // block):
+            t = k * block / RATE
+            ref.push(film[k * block:(k + 1) * block], t + ref_error(t))
+            while (j + 1) * FRAME / RATE <= t + block / RATE - 0.02 and (j + 1) * FRAME <= len(sound):
+                tm = j * FRAME_S
+                vm.feed(sound[j * FRAME:(j + 1) * FRAME], tm + mic_error(tm))
+                j += 1
+        starts = [d["t"] for kind, d in events if kind == "speech_start"]
+        if not user_speaks:
+            assert starts == [], events
+        else:
+            assert starts and abs(starts[0] - (onset + mic_error(onset))) < 0.1, events
+    vm.close()
+
+
 def test_echo_gate_finds_the_delay_and_removes_most_of_the_echo(reply):
     ref = EchoReference(keep=30)  # the whole clip at once (a live player pushes 10-20 ms blocks)
     ref.push(reply, 10.0)
@@ -179,6 +222,16 @@ def test_reference_gaps_read_as_silence():
     w = ref.window(1.2, 3200)  # 1.0–1.2 s
     assert w[:1600].min() == 1.0 and not w[1600:].any()
     assert ref.active(1.3) and not ref.active(3.0)
+
+
+def test_a_stream_whose_clock_is_corrected_back_stays_contiguous():
+    ref = EchoReference(keep=30)
+    ref.push(np.full(1600, 1.0, dtype=np.float32), 1.0)  # 1.0–1.1 s by the first estimate …
+    ref.push(np.full(1600, 2.0, dtype=np.float32), 1.06)  # … the next block arrives early: the clock was 40 ms late
+    w = ref.window(1.22, 4160)  # re-timed: 0.96–1.06 s, then 1.06–1.16 s; nothing after
+    assert w[:1600].min() == 1.0 and w[1600:3200].min() == 2.0 and not w[3200:].any()
+    ref.push(np.full(160, 3.0, dtype=np.float32), 1.17)  # 10 ms late: jitter, it still follows on
+    assert ref.window(1.17, 160).min() == 3.0
 
 
 # -- the engine: turns, barge-in ------------------------------------------------------------------------

@@ -114,8 +114,10 @@ class EchoReference:
     """The recent playback (16 kHz mono) on one timeline: a ring buffer indexed by the time each sample was played.
 
     Fed by the player (our own voice) or by a loopback recorder of the output (everything played, films too).
-    A chunk that starts within SNAP of where the previous one ended continues it (callers' clocks jitter); gaps
-    read as silence. Reads and writes are slices, cheap enough for every 10 ms block and 32 ms frame."""
+    A chunk that starts less than SNAP after the previous one ended continues it (callers' clocks jitter); one that
+    starts earlier continues it too, and the timeline moves back to its time (a capture clock's estimate is corrected
+    back as the stream runs: the samples stay contiguous). A later chunk leaves a gap, which reads as silence.
+    Reads and writes are slices, cheap enough for every 10 ms block and 32 ms frame."""
 
     SNAP = 0.05
 
@@ -141,12 +143,14 @@ class EchoReference:
         with self._lock:
             if self._origin is None:
                 self._origin = t_start
-            a = self._end if abs(t_start - self.last_push) < self.SNAP else int(round((t_start - self._origin) * RATE))
-            a = max(a, self._end - self.size)
-            if a > self._end:  # nothing was played in between: silence
+            if t_start < self.last_push:  # the same stream, its clock corrected back: re-time what it played
+                self._origin = t_start - self._end / RATE
+            elif t_start - self.last_push >= self.SNAP:  # nothing was played in between: silence
+                a = int(round((t_start - self._origin) * RATE))
                 self._write(self._end, np.zeros(min(a - self._end, self.size), dtype=np.float32))
-            self._write(a, x)
-            self._end = max(self._end, a + len(x))
+                self._end = a
+            self._write(self._end, x)
+            self._end += len(x)
             self.last_push = self._origin + self._end / RATE
 
     def _write(self, a: int, x: np.ndarray) -> None:
@@ -181,9 +185,13 @@ class EchoResult:
 class EchoGate:
     """Single-path echo removal: delay + gain of the reference found by cross-correlation over the recent window."""
 
-    def __init__(self, reference: EchoReference | None, *, max_lag: float = 0.5, window: int = 8):
+    def __init__(self, reference: EchoReference | None, *, max_lag: float = 0.5, lead: float = 0.08,
+                 window: int = 8):
         self.reference = reference
         self.max_lag = int(max_lag * RATE)
+        # the microphone may seem to hear the playback up to `lead` early: the two streams' clocks are estimated
+        # apart and can be skewed by more than the acoustic delay (tens of ms against a few)
+        self.lead = int(lead * RATE)
         self.win = window * FRAME  # 256 ms of microphone audio to estimate with
         self._mic = np.zeros(self.win, dtype=np.float32)
         self._valid = 0  # samples of _mic that are one contiguous stream
@@ -201,17 +209,18 @@ class EchoGate:
             return EchoResult(frame, 0.0, None)
         win = self._valid
         m = self._mic[-win:].astype(np.float64)
-        ref = self.reference.window(t_end, win + self.max_lag).astype(np.float64)
+        lags = self.max_lag + self.lead + 1
+        ref = self.reference.window(t_end + self.lead / RATE, win + lags - 1).astype(np.float64)
         if not np.any(ref):
             return EchoResult(frame, 0.0, None)
         # cross-correlation of the mic window against every lag of the reference: c[k] = sum m[i] ref[k + i]
-        n = 1 << int(np.ceil(np.log2(len(ref) + win)))
-        c = np.fft.irfft(np.fft.rfft(ref, n) * np.conj(np.fft.rfft(m, n)), n)[: self.max_lag + 1]
+        n = 1 << int(np.ceil(np.log2(len(ref))))  # no wrap-around for the lags read: k + win <= len(ref)
+        c = np.fft.irfft(np.fft.rfft(ref, n) * np.conj(np.fft.rfft(m, n)), n)[:lags]
         csum = np.concatenate([[0.0], np.cumsum(ref ** 2)])
-        energy = csum[win: win + self.max_lag + 1] - csum[: self.max_lag + 1]  # ref energy per offset
+        energy = csum[win: win + lags] - csum[:lags]  # ref energy per offset
         mic_e = float(np.dot(m, m)) + 1e-12
         score = np.where(energy > 1e-9, c * np.abs(c) / (energy + 1e-12), 0.0)
-        k = int(np.argmax(score))  # offset into ref: lag = max_lag - k
+        k = int(np.argmax(score))  # offset into ref: lag = max_lag - k (negative: heard early)
         if score[k] <= 0:
             return EchoResult(frame, 0.0, (self.max_lag - k) / RATE)
         g = c[k] / energy[k]
@@ -406,6 +415,8 @@ class VoiceMode:
     ``on_event(kind, data)`` reports: listening, speech_start, speech_end, dropped, transcript, barge_in, reply,
     nothing_heard, error. Call :meth:`feed` for every microphone frame; :meth:`close` at the end."""
 
+    CLOCK_FIX = 0.25  # frames timed up to this much earlier than the stream's last one: its clock was corrected
+
     def __init__(self, respond: Respond, transcribe: Transcribe, player: InterruptiblePlayer, *,
                  vad: FrameVad | None = None, settings: VadSettings | None = None,
                  reference: EchoReference | None = None, on_event: Callable[[str, dict], None] | None = None,
@@ -440,11 +451,13 @@ class VoiceMode:
         x = np.asarray(audio, dtype=np.float32).reshape(-1)
         if t is None:
             t = self.clock() - len(x) / RATE
-        if abs(t - self._t_next) < 0.05:
+        if 0.0 <= t - self._t_next < 0.05:
             t = self._t_next  # the stream goes on: keep frame times contiguous despite clock jitter
-        else:
+        elif not -self.CLOCK_FIX < t - self._t_next < 0.0:  # a gap (or another stream): its history no longer fits
             self.gate.reset()
             self._pending = self._pending[:0]
+        # else the same stream, its capture clock corrected back (by tens of ms as it settles): the samples are still
+        # contiguous, so the echo gate keeps its window and the frames are re-timed from here on
         self._t_next = t + len(x) / RATE
         if len(self._pending):
             t -= len(self._pending) / RATE
