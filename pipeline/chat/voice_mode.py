@@ -440,6 +440,9 @@ class VoiceMode:
         self._spec: _Speculation | None = None
         self.speculations = {"started": 0, "used": 0}
         self.holds = {"paused": 0, "resumed": 0}  # tentative barge-in pauses, and those that were not the user
+        # seconds each recent frame took to handle: frames handled late while these stay far under FRAME_S were
+        # delivered late or the CPU went elsewhere, not a backlog of our own
+        self.frame_costs: collections.deque[float] = collections.deque(maxlen=4096)
 
     @property
     def busy(self) -> bool:
@@ -464,7 +467,9 @@ class VoiceMode:
             x = np.concatenate([self._pending, x])
         n = len(x) // FRAME
         for i in range(n):
+            began = self.clock()
             self._frame(x[i * FRAME:(i + 1) * FRAME], t + i * FRAME_S)
+            self.frame_costs.append(self.clock() - began)
         self._pending = x[n * FRAME:].copy()
 
     def _frame(self, frame: np.ndarray, t: float) -> None:
