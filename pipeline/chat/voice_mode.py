@@ -467,13 +467,13 @@ class VoiceMode:
             x = np.concatenate([self._pending, x])
         n = len(x) // FRAME
         for i in range(n):
-            began = self.clock()
-            self._frame(x[i * FRAME:(i + 1) * FRAME], t + i * FRAME_S)
+            t_frame, began = t + i * FRAME_S, self.clock()
+            self._lag = max(0.0, began - (t_frame + FRAME_S))  # how late this frame is handled after it was complete
+            self._frame(x[i * FRAME:(i + 1) * FRAME], t_frame)
             self.frame_costs.append(self.clock() - began)
         self._pending = x[n * FRAME:].copy()
 
     def _frame(self, frame: np.ndarray, t: float) -> None:
-        self._lag = max(0.0, self.clock() - (t + FRAME_S))  # how late this frame is handled after it was complete
         echo = self.gate.process(frame, t)
         prob = self.vad.prob(echo.residual)
         event = self.detector.feed(echo.residual, t, prob, echo.echo_share)
